@@ -1,0 +1,26 @@
+//! rumor provisions the secrets of a fleet of edge devices.
+//!
+//! A *spec* lists imports, generations and exports. The engine runs them in
+//! that order over an in-memory *workspace* of named files: imports fill it
+//! from a store (Vault KV v2 or the embedded age-encrypted local store),
+//! generators add what is missing, exporters write it back to the store and
+//! to disk. Secret bytes live in zeroizing buffers and touch persistent disk
+//! only where the user asks for it (`--stay --keep`, or a `copy` exporter).
+//!
+//! Compatibility promise: specs of the original Nushell rumor (2.x) run
+//! unchanged, and the Vault layout (`<path>/current` plus timestamped copies)
+//! is the same, so existing data keeps working.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod generate;
+pub mod nebula;
+pub mod sops;
+pub mod spec;
+pub mod store;
+pub mod workspace;
+pub mod x509;

@@ -1,0 +1,115 @@
+//! Stores keep the source of truth: Vault KV v2, or the embedded local store.
+//!
+//! Both speak the same logical layout. A path's first segment is the KV
+//! mount (`kv/ozds/x` is mount `kv`, path `ozds/x`); a secret is a flat map
+//! of string keys to string values; `<path>/current` holds the live set and
+//! `<path>/<YYYYmmddHHMMSS>` the history.
+
+use indexmap::IndexMap;
+use zeroize::Zeroizing;
+
+pub mod local;
+pub mod vault;
+
+/// The data of one secret: keys in their stored order, values wiped on drop.
+pub type Data = IndexMap<String, Zeroizing<String>>;
+
+/// A secret as read, with the version to use for check-and-set.
+pub struct Versioned {
+    /// The key/value pairs.
+    pub data: Data,
+    /// The KV v2 version (local store: its own counter).
+    pub version: u64,
+}
+
+/// Why a store operation failed. Messages name the store and path, never a
+/// token or a value.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server could not be reached (after retries).
+    #[error("cannot reach {store}: {reason}")]
+    Unreachable {
+        /// e.g. `Vault at http://127.0.0.1:8200`.
+        store: String,
+        /// e.g. `connection refused`.
+        reason: String,
+    },
+    /// The token or policy does not allow the operation.
+    #[error("{store} denied access to \"{path}\": {reason}")]
+    Denied {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+        /// What the server said, redacted.
+        reason: String,
+    },
+    /// The server is sealed.
+    #[error("{store} is sealed; unseal it (bao operator unseal) and run again")]
+    Sealed {
+        /// The store.
+        store: String,
+    },
+    /// Someone else wrote the secret since it was read.
+    #[error("\"{path}\" in {store} changed while this run was writing it (check-and-set failed); run again to converge")]
+    Conflict {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+    },
+    /// The path is not a valid `mount/path`.
+    #[error("\"{path}\" is not a store path of the form <mount>/<path>")]
+    BadPath {
+        /// The path as given.
+        path: String,
+    },
+    /// Anything else.
+    #[error("{store}, \"{path}\": {reason}")]
+    Other {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+        /// What went wrong, redacted.
+        reason: String,
+    },
+}
+
+/// A key/value secret store.
+pub trait Store: Send + Sync {
+    /// Says which store this is, for messages: `Vault at http://…`.
+    fn describe(&self) -> String;
+
+    /// Reads the secret at a logical path (`<mount>/<path>`), `None` when
+    /// it does not exist.
+    fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError>;
+
+    /// Writes the whole secret at a logical path. With `cas`, the write
+    /// only succeeds if the current version is that one (0: must not exist),
+    /// and otherwise fails with [`StoreError::Conflict`].
+    fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError>;
+}
+
+/// Splits `kv/ozds/x` into the mount `kv` and the path `ozds/x`, ignoring
+/// leading and trailing slashes as the original did.
+pub fn split_mount(path: &str) -> Result<(&str, &str), StoreError> {
+    let trimmed = path.trim_matches('/');
+    match trimmed.split_once('/') {
+        Some((mount, rest)) if !mount.is_empty() && !rest.is_empty() => Ok((mount, rest)),
+        _ => Err(StoreError::BadPath { path: path.to_owned() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts() {
+        assert_eq!(split_mount("kv/ozds/x").unwrap(), ("kv", "ozds/x"));
+        assert_eq!(split_mount("/secret/id/").unwrap(), ("secret", "id"));
+        assert!(split_mount("secret").is_err());
+        assert!(split_mount("").is_err());
+    }
+}
