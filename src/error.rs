@@ -1,1 +1,124 @@
-//! TODO
+//! The crate's top-level error and the exit codes, chosen in one place.
+
+use crate::spec::SpecError;
+use crate::store::StoreError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A spec, device file, template or setting is wrong.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// An entry of a spec failed; `label` is `generations[3] (nebula)`.
+    #[error("{label}: {message}")]
+    Entry {
+        /// Which entry.
+        label: String,
+        /// What went wrong.
+        message: String,
+        /// What kind of failure, for the exit code.
+        kind: Kind,
+    },
+    /// A store failed outside a spec entry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Some input is bad (a device name, a config file, a template).
+    #[error("{0}")]
+    Input(String),
+    /// Data failed an integrity check (a tampered SOPS file).
+    #[error("{0}")]
+    Integrity(String),
+    /// Reading or writing a local file failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// The run was interrupted by a signal.
+    #[error("interrupted; the workspace was removed and nothing more was written")]
+    Interrupted,
+}
+
+/// Broad classes of failure, each with its own exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input: spec, arguments, files.
+    Input,
+    /// The store could not be used.
+    Store,
+    /// Integrity: MAC mismatch, wrong key.
+    Integrity,
+    /// Local I/O.
+    Io,
+}
+
+impl Error {
+    /// The process exit code: 2 usage, 3 input, 4 store, 5 integrity,
+    /// 6 local I/O, 130 interrupted.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Spec(_) | Error::Input(_) => 3,
+            Error::Entry { kind, .. } => match kind {
+                Kind::Input => 3,
+                Kind::Store => 4,
+                Kind::Integrity => 5,
+                Kind::Io => 6,
+            },
+            Error::Store(_) => 4,
+            Error::Integrity(_) => 5,
+            Error::Io { .. } => 6,
+            Error::Interrupted => 130,
+        }
+    }
+
+    /// An I/O error on a path.
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> Error {
+        Error::Io { path: path.display().to_string(), reason: io_reason(e) }
+    }
+}
+
+/// An I/O error's reason in lowercase words, without the "(os error N)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_renders() {
+        let cases = [
+            (Error::Usage("usage: rumor run <spec>".into()), 2, "usage: rumor run <spec>"),
+            (Error::Input("bad device name \"../x\"".into()), 3, "bad device name"),
+            (
+                Error::Entry { label: "generations[3] (nebula)".into(), message: "missing argument \"ip\"".into(), kind: Kind::Input },
+                3,
+                "generations[3] (nebula): missing argument \"ip\"",
+            ),
+            (Error::Store(StoreError::BadPath { path: "x".into() }), 4, "\"x\" is not a store path"),
+            (Error::Integrity("MAC mismatch".into()), 5, "MAC mismatch"),
+            (Error::io(std::path::Path::new("/x"), &std::io::Error::from_raw_os_error(2)), 6, "/x: no such file or directory"),
+            (Error::Interrupted, 130, "interrupted"),
+        ];
+        for (error, code, text) in cases {
+            assert_eq!(error.exit_code(), code);
+            assert!(error.to_string().contains(text), "{error}");
+        }
+    }
+}

@@ -15,12 +15,17 @@
 
 pub mod cli;
 pub mod engine;
+pub mod device;
 pub mod error;
+pub mod fleet;
 pub mod fsutil;
 pub mod generate;
+pub mod image;
+pub mod identity;
 pub mod nebula;
 pub mod sops;
 pub mod spec;
 pub mod store;
+pub mod template;
 pub mod workspace;
 pub mod x509;

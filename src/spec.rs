@@ -1,1 +1,342 @@
-//! TODO
+//! Specs: the original rumor format, loaded from JSON, YAML or TOML.
+//!
+//! A spec is three ordered lists, `imports`, `generations` and `exports`,
+//! of entries `{importer|generator|exporter: <kind>, arguments: {...}}`.
+//! Maps keep their written order (env variables and SOPS secrets are
+//! emitted in it). Every spec is checked against the shipped JSON Schema
+//! before anything runs.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+/// The JSON Schema of the spec format, as `rumor schema` prints it.
+pub const SCHEMA: &str = include_str!("../schema.json");
+
+/// The three sections of a spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// `imports`
+    Imports,
+    /// `generations`
+    Generations,
+    /// `exports`
+    Exports,
+}
+
+impl Section {
+    /// The section's key in a spec.
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Imports => "imports",
+            Section::Generations => "generations",
+            Section::Exports => "exports",
+        }
+    }
+
+    /// The key naming an entry's kind in this section.
+    pub fn kind_key(self) -> &'static str {
+        match self {
+            Section::Imports => "importer",
+            Section::Generations => "generator",
+            Section::Exports => "exporter",
+        }
+    }
+}
+
+/// One entry of a section.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Which section it is in.
+    pub section: Section,
+    /// Its position there.
+    pub index: usize,
+    /// The importer, generator or exporter kind.
+    pub kind: String,
+    /// Its arguments, in written order.
+    pub arguments: Map<String, Value>,
+    /// The original accepted a `renew` key beside `arguments` and ignored
+    /// it; so do we, but we say so.
+    pub stray_renew: bool,
+}
+
+impl Entry {
+    /// `generations[3] (nebula)`, the prefix of every message about it.
+    pub fn label(&self) -> String {
+        format!("{}[{}] ({})", self.section.key(), self.index, self.kind)
+    }
+}
+
+/// A loaded spec.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    /// Run first, in order.
+    pub imports: Vec<Entry>,
+    /// Run second, in order.
+    pub generations: Vec<Entry>,
+    /// Run last, store exports before file exports.
+    pub exports: Vec<Entry>,
+}
+
+/// The text formats a spec may be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON
+    Json,
+    /// YAML
+    Yaml,
+    /// TOML
+    Toml,
+}
+
+impl Format {
+    /// The format named by `json`, `yaml`/`yml` or `toml`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+
+    /// The format of a file, by its extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        path.extension().and_then(|e| e.to_str()).and_then(Format::from_name)
+    }
+}
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The text does not parse.
+    #[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Syntax {
+        /// The file name, or `<stdin>`.
+        origin: String,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message.
+        message: String,
+    },
+    /// The document does not match the spec schema.
+    #[error("{origin}: {location}: {message}")]
+    Schema {
+        /// The file name, or `<stdin>`.
+        origin: String,
+        /// `generations[3] (nebula)` or the JSON path.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The extension names no known format.
+    #[error("{origin}: cannot tell the spec format from the file name; use a .json, .yaml or .toml extension")]
+    UnknownFormat {
+        /// The file name.
+        origin: String,
+    },
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses spec text in `format`; `origin` names it in messages.
+pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError> {
+    let syntax = |line, message: String| SpecError::Syntax { origin: origin.to_owned(), line, message };
+    let value: Value = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
+        Format::Yaml => serde_yaml_ng::from_str(text)
+            .map_err(|e| syntax(e.location().map(|l| l.line()), strip_position(&e.to_string())))?,
+        Format::Toml => toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            syntax(line, e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; "))
+        })?,
+    };
+    from_value(&value, origin)
+}
+
+/// Serde messages end with "at line 3 column 5"; the line is shown in
+/// front already.
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Loads a spec file, its format chosen by extension.
+pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    let origin = path.display().to_string();
+    let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat { origin: origin.clone() })?;
+    let text = std::fs::read(path).map_err(|e| SpecError::Syntax {
+        origin: origin.clone(),
+        line: None,
+        message: format!("cannot read: {}", crate::error::io_reason(&e)),
+    })?;
+    let text = String::from_utf8(text)
+        .map_err(|_| SpecError::Syntax { origin: origin.clone(), line: None, message: "is not UTF-8 text".into() })?;
+    parse(&text, format, &origin)
+}
+
+fn validator() -> Option<&'static jsonschema::Validator> {
+    static VALIDATOR: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    VALIDATOR
+        .get_or_init(|| serde_json::from_str(SCHEMA).ok().and_then(|schema| jsonschema::validator_for(&schema).ok()))
+        .as_ref()
+}
+
+/// Checks a parsed document against the schema and turns it into a spec.
+pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
+    let schema_error = |location: String, message: String| SpecError::Schema { origin: origin.to_owned(), location, message };
+    let root = value.as_object().ok_or_else(|| schema_error("top level".into(), "a spec must be a map with imports, generations and exports".into()))?;
+    let mut spec = Spec::default();
+    for section in [Section::Imports, Section::Generations, Section::Exports] {
+        let list = match root.get(section.key()) {
+            Some(Value::Array(list)) => list,
+            // The original's schema requires all three; a missing one is
+            // an empty list in practice, and saying so helps nobody.
+            None => continue,
+            Some(_) => return Err(schema_error(section.key().into(), "must be a list of entries".into())),
+        };
+        for (index, item) in list.iter().enumerate() {
+            let at = format!("{}[{index}]", section.key());
+            let map = item.as_object().ok_or_else(|| schema_error(at.clone(), "must be a map".into()))?;
+            let kind = match map.get(section.kind_key()) {
+                Some(Value::String(k)) => k.clone(),
+                Some(_) => return Err(schema_error(at, format!("\"{}\" must be a string", section.kind_key()))),
+                None => return Err(schema_error(at, format!("missing \"{}\"", section.kind_key()))),
+            };
+            let arguments = match map.get("arguments") {
+                Some(Value::Object(a)) => a.clone(),
+                None | Some(Value::Null) => Map::new(),
+                Some(_) => return Err(schema_error(format!("{at} ({kind})"), "\"arguments\" must be a map".into())),
+            };
+            for key in map.keys() {
+                if key != section.kind_key() && key != "arguments" && key != "renew" {
+                    return Err(schema_error(format!("{at} ({kind})"), format!("unknown field \"{key}\"; put arguments under \"arguments\"")));
+                }
+            }
+            let stray_renew = map.contains_key("renew");
+            spec.sections_mut(section).push(Entry { section, index, kind, arguments, stray_renew });
+        }
+    }
+    for key in root.keys() {
+        if !["imports", "generations", "exports", "$schema"].contains(&key.as_str()) {
+            return Err(schema_error("top level".into(), format!("unknown section \"{key}\"; a spec has imports, generations and exports")));
+        }
+    }
+    spec.check_kinds().map_err(|(location, message)| schema_error(location, message))?;
+    if let Some(validator) = validator() {
+        if let Some(error) = validator.iter_errors(value).next() {
+            let location = spec.locate(&error.instance_path.to_string());
+            return Err(schema_error(location, error.to_string()));
+        }
+    }
+    Ok(spec)
+}
+
+const IMPORTERS: &[&str] = &["copy", "vault", "vault-file"];
+const EXPORTERS: &[&str] = &["copy", "vault", "vault-file"];
+
+impl Spec {
+    fn sections_mut(&mut self, section: Section) -> &mut Vec<Entry> {
+        match section {
+            Section::Imports => &mut self.imports,
+            Section::Generations => &mut self.generations,
+            Section::Exports => &mut self.exports,
+        }
+    }
+
+    /// All entries, in running order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.imports.iter().chain(&self.generations).chain(&self.exports)
+    }
+
+    /// Unknown kinds get their own message, listing the known ones.
+    fn check_kinds(&self) -> Result<(), (String, String)> {
+        for entry in self.entries() {
+            let known: Vec<&str> = match entry.section {
+                Section::Imports => IMPORTERS.to_vec(),
+                Section::Exports => EXPORTERS.to_vec(),
+                Section::Generations => crate::generate::kinds().collect(),
+            };
+            if !known.contains(&entry.kind.as_str()) {
+                return Err((
+                    format!("{}[{}]", entry.section.key(), entry.index),
+                    format!("unknown {} \"{}\"; known: {}", entry.section.kind_key(), entry.kind, known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns a JSON pointer like `/generations/3/arguments/ip` into
+    /// `generations[3] (nebula), argument "ip"`.
+    fn locate(&self, pointer: &str) -> String {
+        let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+        let section = match parts.first() {
+            Some(&"imports") => &self.imports,
+            Some(&"generations") => &self.generations,
+            Some(&"exports") => &self.exports,
+            _ => return if pointer.is_empty() { "top level".into() } else { pointer.into() },
+        };
+        let Some(entry) = parts.get(1).and_then(|i| i.parse::<usize>().ok()).and_then(|i| section.get(i)) else {
+            return parts[0].to_owned();
+        };
+        match (parts.get(2), parts.get(3)) {
+            (Some(&"arguments"), Some(arg)) => format!("{}, argument \"{arg}\"", entry.label()),
+            _ => entry.label(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_agree() {
+        let toml = "[[generations]]\ngenerator = \"id\"\narguments.name = \"id\"\narguments.length = 4\n";
+        let yaml = "generations:\n  - generator: id\n    arguments: {name: id, length: 4}\n";
+        let json = r#"{"generations":[{"generator":"id","arguments":{"name":"id","length":4}}]}"#;
+        for (text, format) in [(toml, Format::Toml), (yaml, Format::Yaml), (json, Format::Json)] {
+            let spec = parse(text, format, "t").unwrap();
+            assert_eq!(spec.generations.len(), 1);
+            assert_eq!(spec.generations[0].kind, "id");
+            assert_eq!(spec.generations[0].arguments["length"], 4);
+        }
+    }
+
+    #[test]
+    fn order_of_maps_is_kept() {
+        let toml = "[[generations]]\ngenerator = \"env\"\n[generations.arguments]\nname = \"e\"\n[generations.arguments.variables]\nZ = \"1\"\nA = \"2\"\nM = \"3\"\n";
+        let spec = parse(toml, Format::Toml, "t").unwrap();
+        let keys: Vec<_> = spec.generations[0].arguments["variables"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["Z", "A", "M"]);
+    }
+
+    #[test]
+    fn errors_name_place() {
+        let e = parse("[[generations]]\ngenerator = \"id\"\narguments.name = \n", Format::Toml, "spec.toml").unwrap_err();
+        assert!(e.to_string().starts_with("spec.toml:3: "), "{e}");
+        let e = parse("[[generations]]\ngenerator = \"nope\"\n", Format::Toml, "spec.toml").unwrap_err();
+        assert!(e.to_string().contains("generations[0]: unknown generator \"nope\""), "{e}");
+        let e = parse("{\"imports\": [", Format::Json, "s.json").unwrap_err();
+        assert!(e.to_string().starts_with("s.json:1: "), "{e}");
+        let e = parse("- a\n- b\n", Format::Yaml, "s.yaml").unwrap_err();
+        assert!(e.to_string().contains("must be a map"), "{e}");
+    }
+
+    #[test]
+    fn stray_renew_is_accepted() {
+        let spec = parse("[[generations]]\ngenerator = \"id\"\narguments.name = \"id3\"\nrenew = true\n", Format::Toml, "t").unwrap();
+        assert!(spec.generations[0].stray_renew);
+    }
+
+    #[test]
+    fn schema_parses() {
+        assert!(validator().is_some(), "schema.json must be a valid JSON Schema");
+    }
+}

@@ -18,41 +18,48 @@ pub mod mkpasswd;
 pub mod moustache;
 pub mod nebula;
 pub mod openssl;
+pub mod pbkdf2;
 pub mod random;
 pub mod sops;
 pub mod ssh;
 pub mod structured;
+pub mod template;
 pub mod text;
+pub mod wifi;
 pub mod x509;
 
 pub use args::{ArgError, Args};
 
 /// Every generator kind, by the name a spec uses.
 pub static REGISTRY: &[(&str, &dyn Generator)] = &[
-    // ("copy", &copy::Copy),
-    // ("text", &text::Text),
-    // ("json", &structured::Json),
-    // ("yaml", &structured::Yaml),
-    // ("toml", &structured::Toml),
-    // ("id", &random::ID),
-    // ("key", &random::KEY),
-    // ("pin", &random::PIN),
-    // ("mkpasswd", &mkpasswd::Mkpasswd),
-    // ("age", &age::Age),
-    // ("ssh-keygen", &ssh::SshKeygen),
-    // ("env", &env::Env),
-    // ("moustache", &moustache::Moustache),
-    // ("sops", &sops::Sops),
-    // ("openssl-ca", &openssl::OpensslCa),
-    // ("openssl", &openssl::Openssl),
-    // ("openssl-dhparam", &dhparam::Dhparam),
-    // ("nebula-ca", &nebula::NebulaCa),
-    // ("nebula", &nebula::Nebula),
-    // ("cockroach-ca", &cockroach::CockroachCa),
-    // ("cockroach", &cockroach::CockroachNode),
-    // ("cockroach-client", &cockroach::CockroachClient),
-    // ("x509-ca", &x509::X509Ca),
-    // ("x509", &x509::X509),
+    ("copy", &copy::Copy),
+    ("text", &text::Text),
+    ("json", &structured::Json),
+    ("yaml", &structured::Yaml),
+    ("toml", &structured::Toml),
+    ("id", &random::ID),
+    ("key", &random::KEY),
+    ("pin", &random::PIN),
+    ("mkpasswd", &mkpasswd::Mkpasswd),
+    ("age", &age::Age),
+    ("ssh-keygen", &ssh::SshKeygen),
+    ("env", &env::Env),
+    ("moustache", &moustache::Moustache),
+    ("sops", &sops::Sops),
+    ("openssl-ca", &openssl::OpensslCa),
+    ("openssl", &openssl::Openssl),
+    ("openssl-dhparam", &dhparam::Dhparam),
+    ("nebula-ca", &nebula::NebulaCa),
+    ("nebula", &nebula::Nebula),
+    ("cockroach-ca", &cockroach::CockroachCa),
+    ("cockroach", &cockroach::CockroachNode),
+    ("cockroach-client", &cockroach::CockroachClient),
+    ("x509-ca", &x509::X509Ca),
+    ("x509", &x509::X509),
+    ("template", &template::Template),
+    ("pbkdf2", &pbkdf2::Pbkdf2),
+    ("wpa-psk", &wifi::WpaPsk),
+    ("wps-pin", &wifi::WpsPin),
 ];
 
 /// The generator called `kind`.
@@ -153,6 +160,19 @@ pub trait Generator: Sync {
     fn derived(&self) -> bool {
         false
     }
+
+    /// Outputs that are public (0644) when kept from an import, so a
+    /// materialised workspace gets the same modes as a fresh one.
+    fn public_outputs(&self, _args: &Args) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Workspace files this generation reads. When one of them changed in
+    /// this run (a rotated password), a device run remakes the outputs
+    /// even though they exist (the password's hash).
+    fn inputs(&self, _args: &Args) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<'a> Context<'a> {
@@ -165,7 +185,10 @@ impl<'a> Context<'a> {
 
     /// A variable's value: the content of the workspace file it names, or
     /// the literal itself when no such file exists (the original's rule).
-    pub fn resolve(&self, value: &'a str) -> &'a str {
+    pub fn resolve<'v>(&self, value: &'v str) -> &'v str
+    where
+        'a: 'v,
+    {
         if check_name(value).is_ok() {
             if let Some(text) = self.workspace.text(value) {
                 return text;

@@ -14,7 +14,9 @@ pub fn root() -> PathBuf {
 
 /// Whether this is a CI run, where a missing tool fails the test.
 pub fn ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Finds an external checker: the project venv first, then PATH, then sbin.
@@ -25,7 +27,11 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"].iter().map(PathBuf::from))
+        .chain(
+            ["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"]
+                .iter()
+                .map(PathBuf::from),
+        )
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
@@ -46,7 +52,11 @@ pub fn require(name: &str) -> Option<PathBuf> {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real OpenBao dev server on a free loopback port, stopped on drop.
@@ -79,7 +89,13 @@ impl Bao {
             .stderr(Stdio::null())
             .spawn()
             .expect("start bao");
-        let bao = Bao { child, addr: format!("http://127.0.0.1:{port}"), token, port, _dir: dir };
+        let bao = Bao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            token,
+            port,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some((200, _)) = http(port, "GET", "/v1/sys/health", None, None) {
@@ -112,12 +128,20 @@ impl Bao {
             return vec![];
         }
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["data"]["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect()
+        v["data"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Environment for a rumor process talking to this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![("VAULT_ADDR", self.addr.clone()), ("VAULT_TOKEN", self.token.clone())]
+        vec![
+            ("VAULT_ADDR", self.addr.clone()),
+            ("VAULT_TOKEN", self.token.clone()),
+        ]
     }
 
     /// Stops the server now.
@@ -134,9 +158,17 @@ impl Drop for Bao {
 }
 
 /// A minimal HTTP/1.1 client for the test bench (no client crate needed).
-pub fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Option<(u16, String)> {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let body = body.unwrap_or("");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if let Some(t) = token {
@@ -150,7 +182,14 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Opti
     let text = String::from_utf8_lossy(&raw).to_string();
     let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
     let (head, rest) = text.split_once("\r\n\r\n")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Some((status, body))
 }
 
@@ -172,7 +211,17 @@ fn dechunk(mut s: &str) -> String {
 pub fn rumor(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
     cmd.current_dir(dir);
-    for var in ["VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR", "BAO_TOKEN", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "RUMOR_IDENTITY", "VAULT_NAMESPACE", "VAULT_CACERT"] {
+    for var in [
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "BAO_ADDR",
+        "BAO_TOKEN",
+        "SOPS_AGE_KEY_FILE",
+        "SOPS_AGE_KEY",
+        "RUMOR_IDENTITY",
+        "VAULT_NAMESPACE",
+        "VAULT_CACERT",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("HOME", dir.join(".home"));
@@ -207,7 +256,11 @@ pub fn ok(cmd: &mut Command) -> String {
 #[track_caller]
 pub fn fails(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(!out.status.success(), "command unexpectedly succeeded: {:?}", cmd);
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded: {:?}",
+        cmd
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     stderr

@@ -1,2 +1,0 @@
-//! TODO
-pub fn main() -> i32 { 0 }

@@ -1,0 +1,581 @@
+//! Fleet commands: `init`, `new`, `renew`, `get`, `list`, `spec`, `check`.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::device::{self, Device};
+use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
+use crate::error::Error;
+use crate::fleet::{Fleet, Settings, Shared, StoreHandle, CONFIG};
+
+/// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
+/// current directory.
+#[derive(Args, Debug, Clone)]
+pub struct FleetArg {
+    /// The fleet directory (holding rumor.toml).
+    #[arg(short = 'C', long = "fleet", value_name = "DIR", env = "RUMOR_FLEET", global = true)]
+    pub fleet: Option<PathBuf>,
+}
+
+impl FleetArg {
+    fn dir(&self) -> Result<PathBuf, Error> {
+        match &self.fleet {
+            Some(d) => Ok(d.clone()),
+            None => super::current_dir(),
+        }
+    }
+}
+
+/// `rumor init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The fleet directory to create (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// Use Vault (the default when VAULT_ADDR is set).
+    #[arg(long, conflicts_with = "local")]
+    pub vault: bool,
+    /// Use the embedded local store even when VAULT_ADDR is set.
+    #[arg(long)]
+    pub local: bool,
+    /// The Vault KV v2 mount.
+    #[arg(long, value_name = "M", default_value = "secret")]
+    pub vault_mount: String,
+    /// The path prefix under the mount.
+    #[arg(long, value_name = "P", default_value = "rumor")]
+    pub vault_prefix: String,
+}
+
+/// `rumor new`.
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// Device ids: lowercase letters, digits and '-'.
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// The overlay IP of a new device (default: the next free one).
+    #[arg(long, value_name = "A.B.C.D")]
+    pub ip: Option<String>,
+    /// The display name of a new device.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Share this other device's Wi-Fi credentials.
+    #[arg(long, value_name = "OTHER")]
+    pub wifi: Option<String>,
+    /// Say what each entry did.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `rumor renew`.
+#[derive(Args, Debug)]
+pub struct RenewArgs {
+    /// Device ids.
+    #[arg(value_name = "DEVICE", required_unless_present = "all")]
+    pub devices: Vec<String>,
+    /// Every device of the fleet.
+    #[arg(long, conflicts_with = "devices")]
+    pub all: bool,
+    /// Rotate only this secret (a workspace name like wifi.pass), and what
+    /// depends on it. Repeatable. Default: what the profile marks renew.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
+    /// Also rotate certificates that expire within DAYS.
+    #[arg(long, value_name = "DAYS")]
+    pub expiring: Option<u32>,
+    /// Say what each entry did.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `rumor get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The device.
+    pub device: String,
+    /// The stored name, e.g. age.key or cloud.api-key.hash.
+    pub name: String,
+}
+
+/// `rumor list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rumor spec`.
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// The device.
+    pub device: String,
+}
+
+/// `rumor check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Devices to check (default: all).
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Certificates must stay valid for this many days.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The admin identities, needed to open the local store and device files.
+pub fn admin_identities(required: bool) -> Result<Vec<age::x25519::Identity>, Error> {
+    match crate::identity::admin_path() {
+        Some(path) if path.is_file() => crate::identity::read(&path),
+        Some(path) if required => Err(Error::Input(format!(
+            "no admin identity at {}; run `rumor init`, or set RUMOR_IDENTITY to your age identity file",
+            path.display()
+        ))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+struct Opened {
+    fleet: Fleet,
+    identities: Vec<age::x25519::Identity>,
+    handle: Arc<dyn StoreHandle>,
+}
+
+fn open(arg: &FleetArg) -> Result<Opened, Error> {
+    let fleet = Fleet::open(&arg.dir()?)?;
+    let local = fleet.settings.store.kind == "local";
+    let identities = admin_identities(local)?;
+    let handle = fleet.store(&identities)?;
+    Ok(Opened { fleet, identities, handle })
+}
+
+/// Runs one device's spec.
+fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool) -> Result<Outcome, Error> {
+    let device = device::load(&o.fleet, id)?;
+    if let Some(other) = &device.wifi {
+        device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
+    }
+    let (spec, _) = device::spec(&o.fleet, id, &device)?;
+    let options = Options {
+        mode: Mode::Device(rotation),
+        identities: o.identities.clone(),
+        now: time::OffsetDateTime::now_utc(),
+        base_dir: o.fleet.dir.clone(),
+        verbose,
+        dry_run,
+    };
+    let store = LazyStore::ready(Arc::new(Shared(o.handle.clone())));
+    engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
+}
+
+/// Runs `work` for each device on a bounded pool of threads; results come
+/// back in the input order whatever the scheduling.
+fn for_each<T: Send>(ids: &[String], work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(ids.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> = ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let tty = std::io::stderr().is_terminal() && ids.len() > 1;
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let result = work(id);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(result);
+                }
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if tty {
+                    eprint!("\r\x1b[Krumor: [{n}/{}] {id}", ids.len());
+                }
+            });
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    results
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
+        .collect()
+}
+
+fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>) -> Result<(), Error> {
+    let mut failed = Vec::new();
+    for (id, result) in ids.iter().zip(results) {
+        match result {
+            Ok(outcome) => {
+                let file = fleet.output(id);
+                let wrote = if outcome.files_written.is_empty() { format!("{file} unchanged") } else { format!("{file} written") };
+                let rotated = if outcome.changed.is_empty() { String::new() } else { format!(", {} changed", outcome.changed.len()) };
+                eprintln!("rumor: {id}: {} store writes{rotated}, {wrote}", outcome.store_writes.len() / 2);
+            }
+            Err(e) => {
+                eprintln!("rumor: {id}: {e}");
+                failed.push(id.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Input(format!("{} of {} devices failed: {}", failed.len(), ids.len(), failed.join(", "))))
+    }
+}
+
+/// `rumor init`.
+pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
+    let dir = match args.dir {
+        Some(d) => d,
+        None => arg.dir()?,
+    };
+    for sub in ["devices", "templates", "secrets"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), &e))?;
+    }
+    // The admin identity: made once, kept outside the fleet.
+    let identity_path = crate::identity::admin_path().ok_or_else(|| Error::Input("cannot tell where the admin identity goes; set RUMOR_IDENTITY or HOME".into()))?;
+    if !identity_path.is_file() {
+        let identity = age::x25519::Identity::generate();
+        if let Some(parent) = identity_path.parent() {
+            crate::fsutil::create_private_dir(parent).map_err(|e| Error::io(parent, &e))?;
+        }
+        use age::secrecy::ExposeSecret;
+        let text = Zeroizing::new(format!("# rumor fleet admin identity\n# public key: {}\n{}\n", identity.to_public(), identity.to_string().expose_secret()));
+        crate::fsutil::write_atomic(&identity_path, text.as_bytes(), 0o600).map_err(|e| Error::io(&identity_path, &e))?;
+        eprintln!("rumor: made the admin identity {} (back it up: it opens every secret)", identity_path.display());
+    }
+    let identities = crate::identity::read(&identity_path)?;
+    let recipient = identities[0].to_public().to_string();
+    let config = dir.join(CONFIG);
+    if !config.is_file() {
+        let mut settings = Settings::default();
+        let vault = args.vault || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
+        if vault {
+            settings.store.kind = "vault".into();
+        }
+        settings.store.mount = args.vault_mount.clone();
+        settings.store.prefix = args.vault_prefix.clone();
+        settings.admins.recipients = vec![recipient.clone()];
+        let text = format!(
+            "# rumor fleet settings; see the README for every field.\n{}",
+            toml::to_string(&settings).map_err(|e| Error::Input(format!("{}: {e}", config.display())))?
+        );
+        crate::fsutil::write_atomic(&config, text.as_bytes(), 0o644).map_err(|e| Error::io(&config, &e))?;
+        eprintln!("rumor: wrote {} ({} store)", config.display(), settings.store.kind);
+    }
+    for (name, text) in DEFAULT_TEMPLATES {
+        let path = dir.join("templates").join(name);
+        if !path.exists() {
+            crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+        }
+    }
+    add_first_admin(&config, &recipient)?;
+    let o = open(&FleetArg { fleet: Some(dir.clone()) })?;
+    if !o.fleet.settings.admins.recipients.contains(&recipient) {
+        eprintln!("rumor: warning: your identity's recipient {recipient} is not in admins.recipients of {}", config.display());
+    }
+    let _lock = o.handle.lock()?;
+    let spec = device::shared_spec(&o.fleet)?;
+    let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), ..Options::run(o.fleet.dir.clone()) };
+    let store = LazyStore::ready(Arc::new(Shared(o.handle.clone())));
+    let outcome = engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)?;
+    if outcome.store_writes.is_empty() {
+        eprintln!("rumor: the fleet CAs are in {} already", o.fleet.shared_path());
+    } else {
+        eprintln!("rumor: made the fleet CAs in {} ({})", o.fleet.shared_path(), o.handle.store().describe());
+    }
+    Ok(())
+}
+
+/// A fleet checked out without admins (like this repository's example)
+/// gets the caller's recipient, edited in place so comments survive.
+fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
+    let text = std::fs::read_to_string(config).map_err(|e| Error::io(config, &e))?;
+    let settings: Settings = match toml::from_str(&text) {
+        Ok(s) => s,
+        Err(_) => return Ok(()), // Fleet::open reports it properly.
+    };
+    if !settings.admins.recipients.is_empty() {
+        return Ok(());
+    }
+    let Some(line) = text.lines().find(|l| l.trim().replace(' ', "") == "recipients=[]") else { return Ok(()) };
+    let edited = text.replacen(line, &format!("recipients = [\"{recipient}\"]"), 1);
+    crate::fsutil::write_atomic(config, edited.as_bytes(), 0o644).map_err(|e| Error::io(config, &e))?;
+    eprintln!("rumor: added your recipient to admins.recipients in {}", config.display());
+    Ok(())
+}
+
+/// The built-in templates `rumor init` writes.
+pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("device.spec.toml.j2", include_str!("../../templates/device.spec.toml.j2")),
+    ("shared.spec.toml.j2", include_str!("../../templates/shared.spec.toml.j2")),
+    ("postgres-init.sql.j2", include_str!("../../templates/postgres-init.sql.j2")),
+    ("pidgeon.env.j2", include_str!("../../templates/pidgeon.env.j2")),
+    ("wifi.env.j2", include_str!("../../templates/wifi.env.j2")),
+];
+
+/// `rumor new`.
+pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
+    for id in &args.devices {
+        device::check_id(id)?;
+    }
+    if args.devices.len() > 1 && args.ip.is_some() {
+        return Err(Error::Usage("--ip sets one device's address; name one device with it".into()));
+    }
+    if let Some(w) = &args.wifi {
+        device::check_id(w)?;
+    }
+    let o = open(arg)?;
+    let _lock = o.handle.lock()?;
+    let mut allocated = BTreeSet::new();
+    for id in &args.devices {
+        let path = device::path(&o.fleet, id);
+        if path.exists() {
+            if args.ip.is_some() || args.name.is_some() || args.wifi.is_some() {
+                let current = device::load(&o.fleet, id)?;
+                if args.ip.as_deref().is_some_and(|ip| ip != current.ip) {
+                    return Err(Error::Input(format!("{id} exists with ip {}; edit {} to change it", current.ip, path.display())));
+                }
+            }
+            continue;
+        }
+        let ip = match &args.ip {
+            Some(ip) => ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?,
+            None => device::allocate(&o.fleet, &allocated)?,
+        };
+        allocated.insert(ip);
+        let device = Device { name: args.name.clone().unwrap_or_default(), ip: ip.to_string(), groups: vec!["pidgeon".into()], wifi: args.wifi.clone(), vars: Default::default() };
+        device::save(&o.fleet, id, &device)?;
+        // Validates the address against the overlay and the other fields.
+        if let Err(e) = device::load(&o.fleet, id) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        device::record_allocation(&o.fleet, ip, id)?;
+        eprintln!("rumor: {id}: created {} with ip {ip}", path.display());
+    }
+    let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false));
+    summarize(&o.fleet, &args.devices, results)
+}
+
+/// `rumor renew`.
+pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
+    let o = open(arg)?;
+    let ids = if args.all { device::ids(&o.fleet)? } else { args.devices.clone() };
+    for id in &ids {
+        device::check_id(id)?;
+    }
+    let _lock = o.handle.lock()?;
+    let results = for_each(&ids, |id| {
+        let mut names: BTreeSet<String> = args.secrets.iter().cloned().collect();
+        if let Some(days) = args.expiring {
+            names.extend(expiring(&o, id, days)?);
+        }
+        let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
+        provision(&o, id, rotation, args.verbose, false)
+    });
+    summarize(&o.fleet, &ids, results)
+}
+
+/// Certificates of a device that expire within `days`.
+fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
+    let Some(current) = o.handle.store().read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
+    let limit = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
+    let mut out = Vec::new();
+    for (name, value) in &current.data {
+        if let Some(when) = expiry(name, value) {
+            if when < limit {
+                out.push(name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When a stored certificate expires, for X.509 and Nebula certificates.
+fn expiry(name: &str, value: &str) -> Option<time::OffsetDateTime> {
+    if value.contains("-----BEGIN CERTIFICATE-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(value.as_bytes()).ok()?;
+        let cert = pem.parse_x509().ok()?;
+        return time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok();
+    }
+    if value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
+        return crate::nebula::Certificate::from_pem(value).ok().and_then(|c| time::OffsetDateTime::from_unix_timestamp(c.details.not_after).ok());
+    }
+    let _ = name;
+    None
+}
+
+/// `rumor get`.
+pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
+    device::check_id(&args.device)?;
+    let o = open(arg)?;
+    device::load(&o.fleet, &args.device)?;
+    let path = format!("{}/current", o.fleet.device_path(&args.device));
+    let current = o.handle.store().read(&path)?.ok_or_else(|| {
+        Error::Input(format!("{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`", args.device, o.handle.store().describe(), args.device))
+    })?;
+    let value = current.data.get(&args.name).ok_or_else(|| {
+        let names: Vec<&str> = current.data.keys().map(String::as_str).collect();
+        Error::Input(format!("{} has no \"{}\"; stored names: {}", args.device, args.name, names.join(", ")))
+    })?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(value.as_bytes()).and_then(|_| out.write_all(b"\n")).map_err(|e| Error::io(Path::new("<stdout>"), &e))
+}
+
+/// `rumor spec`.
+pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
+    device::check_id(&args.device)?;
+    let fleet = Fleet::open(&arg.dir()?)?;
+    let device = device::load(&fleet, &args.device)?;
+    let (_, text) = device::spec(&fleet, &args.device, &device)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `rumor list`.
+pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
+    let o = open(arg)?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut rows = Vec::new();
+    for id in device::ids(&o.fleet)? {
+        let device = device::load(&o.fleet, &id)?;
+        let oldest = oldest_secret(&o, &id)?;
+        let age_days = oldest.map(|t| (now - t).whole_days());
+        rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        println!("{:<24} {:<16} {}", "DEVICE", "IP", "OLDEST SECRET");
+        for row in &rows {
+            let age = match row["oldest_secret_days"].as_i64() {
+                Some(d) => format!("{d} days"),
+                None => "not provisioned".into(),
+            };
+            println!("{:<24} {:<16} {age}", row["device"].as_str().unwrap_or(""), row["ip"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+/// When the oldest current value of a device was first stored: walks the
+/// timestamped copies back from the newest while each value stays equal.
+fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
+    let base = o.fleet.device_path(id);
+    let Some(current) = o.handle.store().read(&format!("{base}/current"))? else { return Ok(None) };
+    let mut stamps: Vec<String> = o.handle.list(&base)?.into_iter().filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())).collect();
+    stamps.sort();
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    let mut since: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut alive: BTreeSet<&str> = current.data.keys().map(String::as_str).collect();
+    for stamp in stamps.iter().rev() {
+        if alive.is_empty() {
+            break;
+        }
+        let Some(old) = o.handle.store().read(&format!("{base}/{stamp}"))? else { continue };
+        alive.retain(|k| {
+            let same = old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
+            if same {
+                since.insert(k, stamp.clone());
+            }
+            same
+        });
+    }
+    let oldest = since.values().min().and_then(|s| time::PrimitiveDateTime::parse(s, &format).ok()).map(|t| t.assume_utc());
+    Ok(oldest)
+}
+
+/// `rumor check`.
+pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
+    let fleet = Fleet::open(&arg.dir()?)?;
+    let identities = admin_identities(true)?;
+    let handle = fleet.store(&identities)?;
+    let o = Opened { fleet, identities, handle };
+    let ids = if args.devices.is_empty() { device::ids(&o.fleet)? } else { args.devices.clone() };
+    let mut report = Vec::new();
+    let mut problems_total = 0;
+    for id in &ids {
+        let problems = check_device(&o, id, args.days);
+        problems_total += problems.len();
+        report.push(json!({ "device": id, "ok": problems.is_empty(), "problems": problems }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for row in &report {
+            for p in row["problems"].as_array().into_iter().flatten() {
+                println!("{}: {}", row["device"].as_str().unwrap_or(""), p.as_str().unwrap_or(""));
+            }
+        }
+        if problems_total == 0 {
+            eprintln!("rumor: {} devices ok", ids.len());
+        }
+    }
+    if problems_total > 0 {
+        return Err(Error::Integrity(format!("{problems_total} problems in {} devices", report.iter().filter(|r| r["ok"] == false).count())));
+    }
+    Ok(())
+}
+
+/// The pairs of the plaintext device YAML a run renders.
+fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
+    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return vec![] };
+    map.into_iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Zeroizing::new(v.as_str()?.to_owned()))))
+        .collect()
+}
+
+fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = device::check_id(id) {
+        return vec![e.to_string()];
+    }
+    let file = o.fleet.output(id);
+    let path = o.fleet.dir.join(&file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("{file}: {}; run `rumor new {id}`", crate::error::io_reason(&e))],
+    };
+    let decrypted = match crate::sops::decrypt(&text, &o.identities) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("{file}: does not decrypt with the admin identity: {e}")],
+    };
+    let Some(pairs) = decrypted.pairs() else { return vec![format!("{file}: is not a flat map of strings")] };
+    // What the store holds, rendered the way a run would render it.
+    match provision(o, id, Rotation::Nothing, false, true) {
+        Ok(outcome) => {
+            let expected = outcome.workspace.text("device.yaml").map(|t| t.to_owned()).unwrap_or_default();
+            let expected = plain_pairs(&expected);
+            for (key, value) in &pairs {
+                match expected.iter().find(|(k, _)| k == key) {
+                    Some((_, v)) if v.as_str() == value.as_str() => {}
+                    Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
+                    None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
+                }
+                if let Some(when) = expiry(key, value) {
+                    let left = (when - time::OffsetDateTime::now_utc()).whole_days();
+                    if left < days as i64 {
+                        problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
+                    }
+                }
+            }
+            for (k, _) in &expected {
+                if !pairs.iter().any(|(key, _)| key == k) {
+                    problems.push(format!("{file}: \"{k}\" is missing; run `rumor new {id}`"));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot render from the store: {e}")),
+    }
+    problems
+}

@@ -1,0 +1,157 @@
+//! The command line: argument parsing and dispatch.
+//!
+//! Output rules, for every command:
+//! - data (decrypted files, stored values, `--json`) goes to stdout;
+//! - diagnostics, warnings and progress go to stderr, prefixed `rumor:`;
+//! - progress bars and prompts appear only on a terminal;
+//! - `--json` output is a stable shape for scripts;
+//! - no secret value and no token is ever printed except as the requested
+//!   data of `decrypt` and `get`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+
+pub mod fleet;
+pub mod image;
+pub mod process;
+pub mod run;
+
+/// rumor: provision the secrets of a fleet of edge devices.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rumor",
+    version,
+    about = "Provision the secrets of a fleet of edge devices",
+    long_about = "Provision the secrets of a fleet of edge devices.\n\n\
+        A spec lists imports, generations and exports; rumor runs them over an \
+        in-memory workspace, keeps the results in Vault (or an embedded \
+        age-encrypted store) and writes SOPS files for the devices.\n\n\
+        `rumor <spec>` is short for `rumor run <spec>`.",
+    after_help = "Examples:\n  rumor run spec.toml            run a spec (Vault from VAULT_ADDR/VAULT_TOKEN)\n  \
+        nix eval --json .#spec | rumor stdin json --stay\n  \
+        rumor decrypt secrets/pidgeon-1.yaml --identity key.txt\n  \
+        rumor schema > schema.json"
+)]
+pub struct Cli {
+    /// The fleet directory, for fleet commands.
+    #[command(flatten)]
+    pub fleet: fleet::FleetArg,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a spec file (JSON, YAML or TOML, by extension).
+    Run(run::RunArgs),
+    /// Run a spec read from standard input.
+    Stdin(run::StdinArgs),
+    /// Print the JSON Schema of the spec format.
+    Schema,
+    /// Print the plaintext of a SOPS file.
+    Decrypt(run::DecryptArgs),
+    /// Create a fleet: rumor.toml, templates, the admin identity and the
+    /// fleet CAs in the store.
+    Init(fleet::InitArgs),
+    /// Provision devices: create devices/<id>.toml if missing, fetch or
+    /// generate every secret, write secrets/<id>.yaml. Rotates nothing.
+    New(fleet::NewArgs),
+    /// Rotate secrets: those the profile marks renew, or --secret NAME.
+    Renew(fleet::RenewArgs),
+    /// Print one stored value of a device (e.g. age.key).
+    Get(fleet::GetArgs),
+    /// List devices with their IP and the age of their oldest secret.
+    List(fleet::ListArgs),
+    /// Print a device's rendered spec.
+    Spec(fleet::SpecArgs),
+    /// Check device files: they decrypt, match the store, and no
+    /// certificate expires soon.
+    Check(fleet::CheckArgs),
+    /// Write a device's age key into its disk image (guestfish).
+    Inject(image::InjectArgs),
+    /// Cloud API key hashes.
+    #[command(name = "api-key", subcommand)]
+    ApiKey(image::ApiKeyCommand),
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "run", "stdin", "schema", "decrypt", "init", "new", "renew", "get", "list", "spec", "check", "inject", "api-key", "help",
+];
+
+/// `rumor <spec>` means `rumor run <spec>`: insert `run` when the first
+/// argument is neither a flag nor a subcommand.
+fn with_shorthand(mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if !first.starts_with('-') && !SUBCOMMANDS.contains(&first) {
+            args.insert(1, OsString::from("run"));
+        }
+    }
+    args
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    process::harden();
+    let args = with_shorthand(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rumor: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Stdin(args) => run::stdin(args),
+        Command::Schema => {
+            print!("{}", crate::spec::SCHEMA);
+            Ok(())
+        }
+        Command::Decrypt(args) => run::decrypt(args),
+        Command::Init(args) => fleet::init(&cli.fleet, args),
+        Command::New(args) => fleet::new(&cli.fleet, args),
+        Command::Renew(args) => fleet::renew(&cli.fleet, args),
+        Command::Get(args) => fleet::get(&cli.fleet, args),
+        Command::List(args) => fleet::list(&cli.fleet, args),
+        Command::Spec(args) => fleet::spec(&cli.fleet, args),
+        Command::Check(args) => fleet::check(&cli.fleet, args),
+        Command::Inject(args) => image::inject(&cli.fleet, args),
+        Command::ApiKey(command) => image::api_key(command),
+    }
+}
+
+/// The current directory, or an error saying so.
+pub fn current_dir() -> Result<PathBuf, Error> {
+    std::env::current_dir().map_err(|e| Error::Io { path: ".".into(), reason: crate::error::io_reason(&e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthand() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(with_shorthand(a(&["rumor", "spec.toml", "--stay"])), a(&["rumor", "run", "spec.toml", "--stay"]));
+        assert_eq!(with_shorthand(a(&["rumor", "run", "x"])), a(&["rumor", "run", "x"]));
+        assert_eq!(with_shorthand(a(&["rumor", "--help"])), a(&["rumor", "--help"]));
+        Cli::try_parse_from(a(&["rumor", "run", "s.toml", "--stay", "--keep"])).unwrap();
+    }
+}

@@ -1,0 +1,296 @@
+//! Devices: `devices/<id>.toml`, their names and overlay addresses, and the
+//! rendering of a device's rumor spec from `templates/device.spec.toml.j2`.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::fleet::Fleet;
+use crate::spec::{self, Format, Spec};
+
+/// The template a device's spec is rendered from.
+pub const SPEC_TEMPLATE: &str = "templates/device.spec.toml.j2";
+/// The template of the fleet-shared material's spec.
+pub const SHARED_TEMPLATE: &str = "templates/shared.spec.toml.j2";
+/// Addresses handed out, one per line, so none is handed out twice.
+pub const ALLOCATIONS: &str = "devices/.allocations";
+
+/// `devices/<id>.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Overlay IP address (without prefix).
+    pub ip: String,
+    /// Nebula groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Share this other device's Wi-Fi credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wifi: Option<String>,
+    /// Free variables for templates.
+    #[serde(default)]
+    pub vars: toml::Table,
+}
+
+/// Checks a device id: `[a-z0-9][a-z0-9-]*`, at most 63 characters. Ids
+/// become file names, store paths and certificate names, so nothing else
+/// (no path, no quote) may get through.
+pub fn check_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = id.chars().take(80).flat_map(char::escape_default).collect();
+        Err(Error::Input(format!(
+            "\"{shown}\" is not a device name; use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"
+        )))
+    }
+}
+
+/// Parses `10.8.0.0/16` into the network address and prefix length.
+pub fn parse_network(cidr: &str) -> Result<(Ipv4Addr, u8), String> {
+    let bad = || format!("\"{cidr}\" is not an IPv4 network like 10.8.0.0/16");
+    let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("\"{cidr}\" needs a prefix from /8 to /30"));
+    }
+    let mask = u32::MAX << (32 - prefix);
+    Ok((Ipv4Addr::from(u32::from(addr) & mask), prefix))
+}
+
+fn contains(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
+    let mask = u32::MAX << (32 - network.1);
+    u32::from(ip) & mask == u32::from(network.0)
+}
+
+/// The device file of `id` in a fleet.
+pub fn path(fleet: &Fleet, id: &str) -> PathBuf {
+    fleet.dir.join("devices").join(format!("{id}.toml"))
+}
+
+/// Reads a device.
+pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
+    check_id(id)?;
+    let path = path(fleet, id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Input(format!("unknown device \"{id}\": {} does not exist; create it with `rumor new {id}`", path.display())))
+        }
+        Err(e) => return Err(Error::io(&path, &e)),
+    };
+    let device: Device = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
+        Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
+    })?;
+    let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let ip: Ipv4Addr = device.ip.parse().map_err(|_| Error::Input(format!("{}: ip \"{}\" is not an IPv4 address", path.display(), device.ip)))?;
+    if !contains(network, ip) {
+        return Err(Error::Input(format!("{}: ip {ip} is outside the overlay network {}", path.display(), fleet.settings.network.nebula)));
+    }
+    if let Some(other) = &device.wifi {
+        check_id(other).map_err(|e| Error::Input(format!("{}: wifi: {e}", path.display())))?;
+        if other == id {
+            return Err(Error::Input(format!("{}: wifi names the device itself", path.display())));
+        }
+    }
+    for group in &device.groups {
+        if group.is_empty() || !group.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Error::Input(format!("{}: group \"{}\" must be letters, digits, '-', '_' or '.'", path.display(), group.escape_default())));
+        }
+    }
+    Ok(device)
+}
+
+/// All device ids, sorted.
+pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
+    let dir = fleet.dir.join("devices");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(&dir, &e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(id) = name.strip_suffix(".toml") {
+            if check_id(id).is_ok() {
+                out.push(id.to_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Addresses in use or ever handed out.
+fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
+    let mut taken = BTreeSet::new();
+    for id in ids(fleet)? {
+        if let Ok(device) = load(fleet, &id) {
+            if let Ok(ip) = device.ip.parse() {
+                taken.insert(ip);
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(fleet.dir.join(ALLOCATIONS)) {
+        for line in text.lines() {
+            if let Some(Ok(ip)) = line.split_whitespace().next().map(str::parse) {
+                taken.insert(ip);
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// The next free overlay address: above every address ever handed out, so
+/// a removed device's address is not given to a new one. `.1` is left for
+/// the lighthouse.
+pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
+    let (network, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let taken = taken(fleet)?;
+    let first = u32::from(network) + 2;
+    let last = u32::from(network) + (1u32 << (32 - prefix)) - 2;
+    let next = taken.iter().chain(also_taken).map(|ip| u32::from(*ip) + 1).max().unwrap_or(first).max(first);
+    if next > last {
+        return Err(Error::Input(format!("the overlay network {} is full; widen network.nebula in rumor.toml", fleet.settings.network.nebula)));
+    }
+    Ok(Ipv4Addr::from(next))
+}
+
+/// Records an allocation in `devices/.allocations`.
+pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
+    let path = fleet.dir.join(ALLOCATIONS);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&format!("{ip} {id}\n"));
+    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+    Ok(())
+}
+
+/// Writes a device file (0644: it holds no secret).
+pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
+    let path = path(fleet, id);
+    let text = toml::to_string(device).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    }
+    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+    Ok(())
+}
+
+/// The variables every fleet template sees.
+fn fleet_context(fleet: &Fleet) -> serde_json::Value {
+    let s = &fleet.settings;
+    let (network, prefix) = parse_network(&s.network.nebula).unwrap_or((Ipv4Addr::new(10, 8, 0, 0), 16));
+    let last = Ipv4Addr::from(u32::from(network) + (1u32 << (32 - prefix)) - 2);
+    json!({
+        "store": { "mount": s.store.mount, "prefix": s.store.prefix, "base": fleet.base(), "shared": fleet.shared_path() },
+        "admins": s.admins.recipients,
+        "network": { "cidr": s.network.nebula, "prefix": prefix, "first": Ipv4Addr::from(u32::from(network) + 1).to_string(), "last": last.to_string() },
+        "cloud": { "domain": s.cloud.domain },
+    })
+}
+
+fn render_spec(fleet: &Fleet, template: &str, context: serde_json::Value) -> Result<Spec, Error> {
+    let path = fleet.dir.join(template);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    let rendered = render_text(&text, template, &context)?;
+    let mut spec = spec::parse(&rendered, Format::Toml, &format!("{template} (rendered)"))?;
+    crate::engine::load_templates(&mut spec, &fleet.dir)?;
+    Ok(spec)
+}
+
+/// Renders a device's spec.
+pub fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), Error> {
+    let mut context = fleet_context(fleet);
+    let (_, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    context["device"] = json!({
+        "id": id,
+        "name": if device.name.is_empty() { id } else { device.name.as_str() },
+        "ip": device.ip,
+        "cidr": format!("{}/{prefix}", device.ip),
+        "groups": device.groups,
+        "wifi": device.wifi,
+        "vars": device.vars,
+        "path": fleet.device_path(id),
+        "wifi_path": device.wifi.as_ref().map(|w| fleet.device_path(w)),
+        "output": fleet.output(id),
+    });
+    let text = rendered_text(fleet, SPEC_TEMPLATE, &context)?;
+    Ok((render_spec(fleet, SPEC_TEMPLATE, context)?, text))
+}
+
+fn rendered_text(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Result<String, Error> {
+    let path = fleet.dir.join(template);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    render_text(&text, template, context)
+}
+
+/// Renders the shared material's spec.
+pub fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
+    render_spec(fleet, SHARED_TEMPLATE, fleet_context(fleet))
+}
+
+/// Renders a spec template. Besides the escaping filters of
+/// [`crate::template`], spec templates get `toml`, which writes any value as
+/// a TOML value (a JSON string is a valid TOML basic string), so a device
+/// field cannot break out of the spec.
+pub fn render_text(text: &str, name: &str, context: &serde_json::Value) -> Result<String, Error> {
+    let mut env = crate::template::environment();
+    env.add_filter("toml", |value: minijinja::Value| -> Result<String, minijinja::Error> {
+        let json = serde_json::to_value(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
+        if json.is_null() {
+            return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "cannot write an undefined or null value into TOML"));
+        }
+        serde_json::to_string(&json).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+    });
+    env.render_named_str(name, text, context).map_err(|e| template_error(name, &e))
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> Error {
+    let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+    let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+    Error::Input(format!("{name}{line}: {}{detail}", e.kind()))
+}
+
+/// Whether `dir` looks like a fleet.
+pub fn is_fleet(dir: &Path) -> bool {
+    dir.join(crate::fleet::CONFIG).is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for good in ["pidgeon-1", "a", "0abc", &"a".repeat(63)] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "A", "a/b", "../x", "a b", "a\"b", "a'b", &"a".repeat(64), "é"] {
+            let e = check_id(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a device name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(parse_network("10.8.1.7/16").unwrap(), (Ipv4Addr::new(10, 8, 0, 0), 16));
+        assert!(parse_network("10.8.0.0").is_err());
+        assert!(parse_network("10.8.0.0/31").is_err());
+        assert!(contains((Ipv4Addr::new(10, 8, 0, 0), 16), Ipv4Addr::new(10, 8, 200, 1)));
+        assert!(!contains((Ipv4Addr::new(10, 8, 0, 0), 16), Ipv4Addr::new(10, 9, 0, 1)));
+    }
+}

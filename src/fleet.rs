@@ -1,0 +1,322 @@
+//! A fleet: the directory holding `rumor.toml`, `devices/`, `templates/`
+//! and `secrets/`, and the store it is configured to use.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::store::local::LocalStore;
+use crate::store::vault::{Vault, VaultConfig};
+use crate::store::Store;
+
+/// The settings file's name.
+pub const CONFIG: &str = "rumor.toml";
+
+/// `rumor.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where secrets are kept.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Who can read everything.
+    #[serde(default)]
+    pub admins: Admins,
+    /// The Nebula overlay.
+    #[serde(default)]
+    pub network: Network,
+    /// The cloud service the meter daemon reports to.
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Where device files go.
+    #[serde(default)]
+    pub output: Output,
+    /// The image step.
+    #[serde(default)]
+    pub image: Image,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `local` (the embedded store) or `vault`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// Local store directory, relative to the fleet.
+    #[serde(default = "default_store_path")]
+    pub path: String,
+    /// Vault address; `VAULT_ADDR` wins when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The KV v2 mount.
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    /// The path prefix under the mount.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+/// `[admins]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admins {
+    /// age recipients that can open every device file and the local store.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The Nebula overlay network in CIDR form.
+    #[serde(default = "default_overlay")]
+    pub nebula: String,
+}
+
+/// `[cloud]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cloud {
+    /// The cloud service's domain.
+    #[serde(default = "default_domain")]
+    pub domain: String,
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// The device file path; `{device}` is replaced by the device id.
+    #[serde(default = "default_devices")]
+    pub devices: String,
+}
+
+/// `[image]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Where `rumor inject` writes the device's age key in the image.
+    #[serde(default = "default_key_path")]
+    pub key_path: String,
+}
+
+fn default_kind() -> String {
+    "local".into()
+}
+fn default_store_path() -> String {
+    "store".into()
+}
+fn default_mount() -> String {
+    "secret".into()
+}
+fn default_prefix() -> String {
+    "rumor".into()
+}
+fn default_overlay() -> String {
+    "10.8.0.0/16".into()
+}
+fn default_domain() -> String {
+    "cloud.example.com".into()
+}
+fn default_devices() -> String {
+    "secrets/{device}.yaml".into()
+}
+fn default_key_path() -> String {
+    "/root/host.scrt.key".into()
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { kind: default_kind(), path: default_store_path(), address: None, mount: default_mount(), prefix: default_prefix() }
+    }
+}
+impl Default for Network {
+    fn default() -> Self {
+        Network { nebula: default_overlay() }
+    }
+}
+impl Default for Cloud {
+    fn default() -> Self {
+        Cloud { domain: default_domain() }
+    }
+}
+impl Default for Output {
+    fn default() -> Self {
+        Output { devices: default_devices() }
+    }
+}
+impl Default for Image {
+    fn default() -> Self {
+        Image { key_path: default_key_path() }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            store: StoreSettings::default(),
+            admins: Admins::default(),
+            network: Network::default(),
+            cloud: Cloud::default(),
+            output: Output::default(),
+            image: Image::default(),
+        }
+    }
+}
+
+/// An opened fleet directory.
+pub struct Fleet {
+    /// The fleet directory.
+    pub dir: PathBuf,
+    /// Its settings.
+    pub settings: Settings,
+}
+
+impl Fleet {
+    /// Opens the fleet in `dir` (which must hold `rumor.toml`).
+    pub fn open(dir: &Path) -> Result<Fleet, Error> {
+        let path = dir.join(CONFIG);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Input(format!("{}: not found; run `rumor init` first, or -C/--fleet DIR to point at the fleet", path.display())))
+            }
+            Err(e) => return Err(Error::io(&path, &e)),
+        };
+        let settings: Settings = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
+            Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
+        })?;
+        let fleet = Fleet { dir: dir.to_path_buf(), settings };
+        fleet.check()?;
+        Ok(fleet)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let s = &self.settings;
+        let bad = |field: &str, why: String| Error::Input(format!("{}: {field} {why}", self.dir.join(CONFIG).display()));
+        if !["local", "vault"].contains(&s.store.kind.as_str()) {
+            return Err(bad("store.kind", format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind)));
+        }
+        for (field, value) in [("store.mount", &s.store.mount), ("store.prefix", &s.store.prefix)] {
+            let ok = !value.is_empty()
+                && value.split('/').all(|p| !p.is_empty() && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+            if !ok {
+                return Err(bad(field, format!("\"{value}\" must be path segments of letters, digits, '.', '_' and '-'")));
+            }
+        }
+        crate::device::parse_network(&s.network.nebula).map_err(|why| bad("network.nebula", why))?;
+        for r in &s.admins.recipients {
+            r.parse::<age::x25519::Recipient>().map_err(|_| bad("admins.recipients", format!("has \"{r}\", which is not an age recipient (age1…)")))?;
+        }
+        if !s.output.devices.contains("{device}") {
+            return Err(bad("output.devices", "must contain {device}".into()));
+        }
+        Ok(())
+    }
+
+    /// The admin recipients.
+    pub fn recipients(&self) -> Vec<age::x25519::Recipient> {
+        self.settings.admins.recipients.iter().filter_map(|r| r.parse().ok()).collect()
+    }
+
+    /// `<mount>/<prefix>`, the root of the fleet's store paths.
+    pub fn base(&self) -> String {
+        format!("{}/{}", self.settings.store.mount, self.settings.store.prefix)
+    }
+
+    /// The store path of a device.
+    pub fn device_path(&self, id: &str) -> String {
+        format!("{}/devices/{id}", self.base())
+    }
+
+    /// The store path of the fleet-shared material.
+    pub fn shared_path(&self) -> String {
+        format!("{}/shared", self.base())
+    }
+
+    /// The device file of a device, relative to the fleet.
+    pub fn output(&self, id: &str) -> String {
+        self.settings.output.devices.replace("{device}", id)
+    }
+
+    /// Opens the configured store.
+    pub fn store(&self, identities: &[age::x25519::Identity]) -> Result<Arc<dyn StoreHandle>, Error> {
+        match self.settings.store.kind.as_str() {
+            "vault" => {
+                // VAULT_ADDR wins; rumor.toml's address is the fallback.
+                let fallback = self.settings.store.address.clone();
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                let config = VaultConfig::from_vars(
+                    |name| std::env::var(name).ok().or_else(|| if name == "VAULT_ADDR" { fallback.clone() } else { None }),
+                    home.as_deref(),
+                )?;
+                Ok(Arc::new(VaultHandle(Vault::connect(&config)?)))
+            }
+            _ => {
+                if self.recipients().is_empty() {
+                    return Err(Error::Input(format!("{}: admins.recipients is empty; the local store needs someone to encrypt to", self.dir.join(CONFIG).display())));
+                }
+                let dir = self.dir.join(&self.settings.store.path);
+                let store = LocalStore::open(dir, self.recipients(), identities.to_vec())?;
+                Ok(Arc::new(LocalHandle(store)))
+            }
+        }
+    }
+}
+
+/// A store with the extras fleet commands need.
+pub trait StoreHandle: Send + Sync {
+    /// The store.
+    fn store(&self) -> &dyn Store;
+    /// Keys directly under a path.
+    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError>;
+    /// Holds the store's lock for a whole run, where it has one.
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError>;
+}
+
+struct VaultHandle(Vault);
+struct LocalHandle(LocalStore);
+
+impl StoreHandle for VaultHandle {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
+        self.0.list(path)
+    }
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
+        Ok(None)
+    }
+}
+
+impl StoreHandle for LocalHandle {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
+        self.0.list(path)
+    }
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
+        self.0.lock().map(Some)
+    }
+}
+
+/// Lets an `Arc<dyn StoreHandle>` serve the engine as a store.
+pub struct Shared(pub Arc<dyn StoreHandle>);
+
+impl Store for Shared {
+    fn describe(&self) -> String {
+        self.0.store().describe()
+    }
+    fn read(&self, path: &str) -> Result<Option<crate::store::Versioned>, crate::store::StoreError> {
+        self.0.store().read(path)
+    }
+    fn write(&self, path: &str, data: &crate::store::Data, cas: Option<u64>) -> Result<(), crate::store::StoreError> {
+        self.0.store().write(path, data, cas)
+    }
+}

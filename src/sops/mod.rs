@@ -1,0 +1,146 @@
+//! SOPS files with age recipients, read and written natively.
+//!
+//! A SOPS file is YAML whose values are each encrypted with AES-256-GCM
+//! under one random 32-byte data key, with the value's key path as
+//! associated data; the data key is wrapped for each age recipient in the
+//! `sops:` block, and a MAC over all plaintext values, encrypted under the
+//! `lastmodified` time, binds the whole file. rumor writes the files the
+//! way sops 3.11 does (`sops decrypt` reads them) and reads any age-only
+//! file sops writes. The format facts are in the project's sops notes; the
+//! tests check them against the real binary.
+//!
+//! Comments are not kept when reading: sops encrypts them, but they carry
+//! nothing rumor needs and they are outside the MAC.
+
+mod decrypt;
+mod encrypt;
+mod error;
+mod leaf;
+mod metadata;
+mod scalar;
+mod tree;
+
+pub use error::SopsError;
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::generate::CryptoRngCore;
+use tree::{write_document, Kind, Node};
+
+/// Encrypts `pairs` (in that order) as a SOPS YAML file for `recipients`.
+///
+/// With `previous`, an earlier output that one of `identities` opens, the
+/// result changes as little as possible: the same pairs and recipient set
+/// give `previous` back byte for byte; changed values alone keep the data
+/// key, the age blocks and the ciphertext of every unchanged value, and get
+/// a new `lastmodified` and MAC; a changed recipient set gets a new data
+/// key. A `previous` that does not open is ignored.
+///
+/// Keys ending in `_unencrypted` and empty values stay in the clear, as
+/// with sops. Keys may not be `sops`, repeat, or hold line breaks.
+pub fn encrypt(
+    pairs: &[(&str, &str)],
+    recipients: &[age::x25519::Recipient],
+    previous: Option<&str>,
+    identities: &[age::x25519::Identity],
+    now: OffsetDateTime,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<String, SopsError> {
+    encrypt::encrypt(pairs, recipients, previous, identities, now, rng)
+}
+
+/// Decrypts a SOPS YAML file with any of `identities`, verifying its MAC.
+pub fn decrypt(text: &str, identities: &[age::x25519::Identity]) -> Result<Decrypted, SopsError> {
+    let opened = decrypt::open(text, identities)?;
+    Ok(Decrypted { docs: opened.docs })
+}
+
+/// The plaintext YAML of a flat string map, in the style sops writes.
+pub fn plain_yaml(pairs: &[(&str, &str)]) -> String {
+    let node = Node::Map(pairs.iter().map(|(k, v)| ((*k).to_owned(), Node::str(*v))).collect());
+    let mut out = String::new();
+    write_document(&mut out, &node);
+    out
+}
+
+/// The `age1…` recipients a SOPS file lists, without decrypting anything.
+pub fn recipients_of(text: &str) -> Result<Vec<String>, SopsError> {
+    let (_, metadata) = decrypt::parse(text)?;
+    Ok(metadata.age_entries()?.iter().map(|e| e.recipient.clone()).collect())
+}
+
+/// A decrypted SOPS file. Its values are secrets: it has no `Debug`, and
+/// they are wiped when it is dropped.
+pub struct Decrypted {
+    docs: Vec<Node>,
+}
+
+impl Decrypted {
+    /// The plaintext document(s), as `sops decrypt` prints them.
+    pub fn yaml(&self) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::new());
+        for (i, doc) in self.docs.iter().enumerate() {
+            if i > 0 {
+                out.push_str("---\n");
+            }
+            write_document(&mut out, doc);
+        }
+        out
+    }
+
+    /// The key/value pairs, in file order, when the file is one flat map of
+    /// strings (as [`encrypt`] writes); `None` for anything else.
+    pub fn pairs(&self) -> Option<Vec<(String, Zeroizing<String>)>> {
+        let [Node::Map(entries)] = self.docs.as_slice() else { return None };
+        entries
+            .iter()
+            .map(|(k, v)| match v {
+                Node::Scalar(Kind::Str, text) => Some((k.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `decrypt` must fail cleanly, never panic, on any input.
+    #[test]
+    fn garbage_never_panics() {
+        let id = age::x25519::Identity::generate();
+        let inputs = [
+            "",
+            "\0\0\0",
+            "- a\n- b\n",
+            "just a string",
+            "sops: 3",
+            "a: b\nsops:\n  version: 3.11.0\n",
+            "a: b\nsops: {age: [{recipient: x, enc: y}], lastmodified: '2020-01-01T00:00:00Z', version: 1}\n",
+            "a: [1, {b: [2, {c: d}]}]\nsops: {lastmodified: nope}\n",
+            "{{{{",
+            "a: &x [*x]\n",
+            "? [1, 2]\n: c\nsops: {}\n",
+            "a: ENC[AES256_GCM,data:,iv:,tag:,type:str]\nsops: {version: 1, lastmodified: '2020-01-01T00:00:00Z'}\n",
+            "a: b\n---\n- c\n",
+        ];
+        for input in inputs {
+            assert!(decrypt(input, std::slice::from_ref(&id)).is_err(), "{input:?}");
+            let _ = recipients_of(input);
+        }
+    }
+
+    #[test]
+    fn plain_yaml_round_trips() {
+        let pairs = [("a", "on"), ("b", "multi\nline"), ("c", ""), ("d-e.f", "x: #y"), ("n", "00123")];
+        let text = plain_yaml(&pairs);
+        assert_eq!(text, "a: \"on\"\nb: |-\n    multi\n    line\nc: \"\"\nd-e.f: 'x: #y'\n\"n\": \"00123\"\n");
+        let back: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
+        for (k, v) in pairs {
+            assert_eq!(back.get(k).and_then(|v| v.as_str()), Some(v));
+        }
+        assert_eq!(plain_yaml(&[]), "{}\n");
+    }
+}

@@ -1,0 +1,216 @@
+//! The image step against real guestfish, on real NixOS-sd-image-shaped
+//! disks (msdos label, vfat FIRMWARE, ext4 NIXOS_SD) built without root.
+//!
+//! Each guestfish launch costs 10–30 s under TCG, so the file launches
+//! three appliances in all and checks everything else with debugfs, dd
+//! offsets, zstd and sops.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+use rumor::image::{inject, plan, ImageError, InjectOptions, Partition};
+use zeroize::Zeroizing;
+
+const MIB: u64 = 1024 * 1024;
+/// Where the partitions sit on the 64 MiB test disk.
+const FIRMWARE: (u64, u64) = (MIB, 16 * MIB);
+const ROOT: (u64, u64) = (17 * MIB, 40 * MIB);
+
+/// guestfish without KVM; the machine may have it, CI runners may not.
+fn tcg() {
+    std::env::set_var("LIBGUESTFS_BACKEND", "direct");
+    std::env::set_var("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+}
+
+/// The tools these tests need; None skips outside CI.
+fn tools() -> Option<()> {
+    for tool in ["guestfish", "mkfs.ext4", "mkfs.vfat", "parted", "debugfs"] {
+        support::require(tool)?;
+    }
+    tcg();
+    Some(())
+}
+
+#[track_caller]
+fn sh(cmd: &mut Command) -> String {
+    support::ok(cmd)
+}
+
+/// A 64 MiB disk shaped like a NixOS sd-image, in `dir`.
+fn nixos_disk(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/hostname"), "pidgeon-1\n").unwrap();
+    let root_fs = dir.join("root.ext4");
+    let fw_fs = dir.join("firmware.vfat");
+    fs::File::create(&root_fs).unwrap().set_len(ROOT.1).unwrap();
+    fs::File::create(&fw_fs).unwrap().set_len(FIRMWARE.1).unwrap();
+    sh(Command::new(support::tool("mkfs.ext4").unwrap()).args(["-q", "-F", "-L", "NIXOS_SD", "-d"]).arg(&tree).arg(&root_fs));
+    sh(Command::new(support::tool("mkfs.vfat").unwrap()).args(["-n", "FIRMWARE"]).arg(&fw_fs));
+    let disk = dir.join("pidgeon-1.img");
+    fs::File::create(&disk).unwrap().set_len(64 * MIB).unwrap();
+    sh(Command::new(support::tool("parted").unwrap()).arg("-s").arg(&disk).args([
+        "mklabel", "msdos", "mkpart", "primary", "fat32", "1MiB", "17MiB", "mkpart", "primary", "ext4", "17MiB", "57MiB",
+    ]));
+    for (fs_image, (offset, _)) in [(&fw_fs, FIRMWARE), (&root_fs, ROOT)] {
+        sh(Command::new("dd")
+            .arg(format!("if={}", fs_image.display()))
+            .arg(format!("of={}", disk.display()))
+            .args(["bs=1M", &format!("seek={}", offset / MIB), "conv=notrunc", "status=none"]));
+    }
+    fs::remove_file(root_fs).unwrap();
+    fs::remove_file(fw_fs).unwrap();
+    disk
+}
+
+/// A fresh age identity: (the key file's bytes, the recipient).
+fn age_key() -> (Zeroizing<Vec<u8>>, String) {
+    let identity = age::x25519::Identity::generate();
+    let text = Zeroizing::new(format!("{}\n", identity.to_string().expose_secret()));
+    (Zeroizing::new(text.as_bytes().to_vec()), identity.to_public().to_string())
+}
+
+/// The root partition of `disk` as its own file, for debugfs.
+fn extract_root(disk: &[u8], dir: &Path) -> PathBuf {
+    let part = dir.join("root-extracted.ext4");
+    fs::write(&part, &disk[ROOT.0 as usize..(ROOT.0 + ROOT.1) as usize]).unwrap();
+    part
+}
+
+fn debugfs(part: &Path, request: &str) -> String {
+    sh(Command::new(support::tool("debugfs").unwrap()).arg("-R").arg(request).arg(part))
+}
+
+/// Checks the key file and its directory in an extracted root partition.
+#[track_caller]
+fn assert_key_in_root(part: &Path, key: &[u8]) {
+    assert_eq!(debugfs(part, "cat /root/host.scrt.key").as_bytes(), key);
+    let stat = debugfs(part, "stat /root/host.scrt.key");
+    assert!(stat.contains("Mode:  0400"), "{stat}");
+    assert!(stat.contains("Type: regular"), "{stat}");
+    assert!(stat.contains("User:     0   Group:     0"), "{stat}");
+    let dir = debugfs(part, "stat /root");
+    assert!(dir.contains("Mode:  0700"), "{dir}");
+    assert!(dir.contains("Type: directory"), "{dir}");
+    // What was there before is still there.
+    assert_eq!(debugfs(part, "cat /etc/hostname"), "pidgeon-1\n");
+}
+
+#[test]
+fn injects_into_a_nixos_sd_image_and_the_key_decrypts_sops() {
+    let Some(()) = tools() else { return };
+    let Some(sops) = support::require("sops") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let disk = nixos_disk(dir.path());
+    let before = fs::read(&disk).unwrap();
+    let (key, recipient) = age_key();
+
+    let report = inject(&InjectOptions::new(&disk), &key).unwrap();
+    assert!(report.written);
+    assert_eq!(report.device, "/dev/sda2");
+    assert_eq!(report.partition, Some(2));
+    assert_eq!(report.fstype, "ext4");
+    assert_eq!(report.label.as_deref(), Some("NIXOS_SD"));
+    assert_eq!(report.mode, 0o400);
+    assert!(!format!("{report:?}").contains("AGE-SECRET-KEY"));
+
+    let after = fs::read(&disk).unwrap();
+    assert_eq!(after.len(), before.len());
+    // The label, the gap and the firmware partition are byte-identical.
+    let firmware_end = (FIRMWARE.0 + FIRMWARE.1) as usize;
+    assert!(before[..firmware_end] == after[..firmware_end], "firmware partition or label changed");
+    assert!(before[firmware_end..] != after[firmware_end..], "root partition did not change");
+    let part = extract_root(&after, dir.path());
+    assert_key_in_root(&part, &key);
+
+    // The key read back from the image opens a file real sops encrypted.
+    let plain = dir.path().join("secrets.yaml");
+    fs::write(&plain, "wifi.env: WIFI_SSID=pidgeon\n").unwrap();
+    let encrypted = sh(Command::new(&sops).args(["encrypt", "--age", &recipient]).arg(&plain).env("HOME", dir.path()));
+    let encrypted_path = dir.path().join("pidgeon-1.yaml");
+    fs::write(&encrypted_path, encrypted).unwrap();
+    let read_back = dir.path().join("read-back.key");
+    fs::write(&read_back, debugfs(&part, "cat /root/host.scrt.key")).unwrap();
+    let decrypted = sh(Command::new(&sops)
+        .args(["decrypt"])
+        .arg(&encrypted_path)
+        .env("HOME", dir.path())
+        .env_remove("SOPS_AGE_KEY")
+        .env("SOPS_AGE_KEY_FILE", &read_back));
+    assert_eq!(decrypted, "wifi.env: WIFI_SSID=pidgeon\n");
+}
+
+#[test]
+fn zst_image_with_an_explicit_partition() {
+    let Some(()) = tools() else { return };
+    let Some(zstd_cli) = support::require("zstd") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let disk = nixos_disk(&work);
+    let raw = fs::read(&disk).unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let image = out.join("pidgeon-1.img.zst");
+    fs::write(&image, zstd::encode_all(&raw[..], 3).unwrap()).unwrap();
+    let (key, _) = age_key();
+
+    let mut opts = InjectOptions::new(&image);
+    opts.partition = Partition::Number(2);
+    let report = inject(&opts, &key).unwrap();
+    assert!(report.compressed && report.written);
+    assert_eq!(report.device, "/dev/sda2");
+
+    // Only the archive is left: no decompressed copy, no temp file.
+    let names: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("pidgeon-1.img.zst")]);
+    // The real zstd accepts it, and the key is inside.
+    let unpacked = out.join("unpacked.img");
+    sh(Command::new(zstd_cli).args(["-q", "-d", "-o"]).arg(&unpacked).arg(&image));
+    let after = fs::read(&unpacked).unwrap();
+    let firmware_end = (FIRMWARE.0 + FIRMWARE.1) as usize;
+    assert!(raw[..firmware_end] == after[..firmware_end], "firmware partition or label changed");
+    assert_key_in_root(&extract_root(&after, dir.path()), &key);
+}
+
+#[test]
+fn a_blank_image_has_no_root_filesystem() {
+    let Some(()) = tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let blank = dir.path().join("blank.img");
+    fs::File::create(&blank).unwrap().set_len(16 * MIB).unwrap();
+    let (key, _) = age_key();
+    let err = inject(&InjectOptions::new(&blank), &key).unwrap_err();
+    assert!(matches!(err, ImageError::NoRootFilesystem { .. }), "{err}");
+    assert!(!err.to_string().contains("AGE-SECRET-KEY"));
+    assert!(fs::read(&blank).unwrap().iter().all(|b| *b == 0), "blank image was written");
+}
+
+#[test]
+fn missing_images_and_dry_runs_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = age_key();
+    let missing = InjectOptions::new(dir.path().join("nope.img"));
+    let err = inject(&missing, &key).unwrap_err();
+    assert!(matches!(err, ImageError::ImageNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("nope.img"), "{err}");
+    assert!(matches!(plan(&missing), Err(ImageError::ImageNotFound { .. })));
+
+    let image = dir.path().join("disk.img");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    fs::write(&image, &bytes).unwrap();
+    let mut opts = InjectOptions::new(&image);
+    opts.dry_run = true;
+    let lines = plan(&opts).unwrap();
+    assert!(lines.iter().any(|l| l.contains("/root/host.scrt.key")), "{lines:?}");
+    let secret = String::from_utf8(key.to_vec()).unwrap();
+    assert!(lines.iter().all(|l| !l.contains(secret.trim())));
+    let report = inject(&opts, &key).unwrap();
+    assert!(!report.written);
+    assert_eq!(fs::read(&image).unwrap(), bytes);
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
