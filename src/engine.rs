@@ -263,12 +263,12 @@ fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Option
             if entry.kind == "vault" {
                 for (key, value) in &found.data {
                     check_name(key).map_err(|why| entry_error(entry, format!("\"{path}\" holds key \"{key}\", which {why}"), Kind::Input))?;
-                    ws.insert(key.clone(), File::new(value.as_bytes(), Visibility::Private));
+                    ws.insert(key.clone(), File::new(restore_newline(value), Visibility::Private));
                 }
             } else {
                 let file = args.name("file").map_err(input)?;
                 match found.data.get(file) {
-                    Some(value) => ws.insert(file, File::new(value.as_bytes(), Visibility::Private)),
+                    Some(value) => ws.insert(file, File::new(restore_newline(value), Visibility::Private)),
                     None if allow_fail => {}
                     None => return Err(entry_error(entry, format!("\"{path}\" has no key \"{file}\""), Kind::Store)),
                 }
@@ -280,6 +280,17 @@ fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Option
         eprintln!("rumor: {}: imported", entry.label());
     }
     Ok(())
+}
+
+/// Stores keep values trimmed, as the original did. A PEM or OpenSSH
+/// block gets its final newline back on import: OpenSSH refuses a private
+/// key file without one. Exports trim it again, so runs stay idempotent.
+fn restore_newline(value: &str) -> Vec<u8> {
+    let mut bytes = value.as_bytes().to_vec();
+    if value.starts_with("-----BEGIN ") && value.ends_with("-----") {
+        bytes.push(b'\n');
+    }
+    bytes
 }
 
 fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dyn CryptoRngCore, outcome: &mut Outcome) -> Result<(), Error> {

@@ -16,12 +16,14 @@
 //! An undefined variable is an error rather than an empty string, since a
 //! silently empty password is worse than a failed run. Errors name the
 //! template and line but never carry a variable's value.
+//!
+//! minijinja keeps its own copies of the variables and the output while
+//! rendering; those are not zeroized. Callers wrap the result at once.
 
 use std::borrow::Cow;
 
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
-use zeroize::Zeroizing;
 
 /// PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated,
 /// which would create a role with a different name than the spec says.
@@ -100,6 +102,12 @@ pub fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_keep_trailing_newline(true);
+    // Variables come from JSON, so booleans print as JSON spells them, not
+    // as minijinja's Python-style `True`.
+    env.set_formatter(|out, state, value| match value.kind() {
+        ValueKind::Bool => out.write_str(if value.is_true() { "true" } else { "false" }).map_err(minijinja::Error::from),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     env.add_filter("sql_literal", |v: &Value| filter("sql_literal", v, sql_literal));
     env.add_filter("sql_ident", |v: &Value| filter("sql_ident", v, sql_ident));
     env.add_filter("env", |v: &Value| filter("env", v, env_value));
@@ -152,7 +160,6 @@ fn filter(name: &'static str, value: &Value, escape: fn(&str) -> Result<String, 
     let text: Cow<str> = match value.kind() {
         ValueKind::String => Cow::Borrowed(value.as_str().unwrap_or_default()),
         ValueKind::Number => Cow::Owned(value.to_string()),
-        // JSON's spelling, not minijinja's Python-style `True`.
         ValueKind::Bool => Cow::Borrowed(if value.is_true() { "true" } else { "false" }),
         other => return Err(refuse(FilterError::WrongType { filter: name, kind: other.to_string() })),
     };
@@ -232,7 +239,7 @@ pub fn shell(value: &str) -> Result<String, FilterError> {
 /// line break YAML 1.1 would fold (NEL, U+2028, U+2029) is escaped as
 /// `\uXXXX`, so the result is also a valid JSON string.
 pub fn yaml(value: &str) -> Result<String, FilterError> {
-    let mut out = Zeroizing::new(String::with_capacity(value.len() + 2));
+    let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
         match c {
@@ -246,7 +253,7 @@ pub fn yaml(value: &str) -> Result<String, FilterError> {
         }
     }
     out.push('"');
-    Ok(out.as_str().to_owned())
+    Ok(out)
 }
 
 fn yaml_escapes(c: char) -> bool {
@@ -331,8 +338,8 @@ mod tests {
     #[test]
     fn renders_with_filters() {
         let cx = json!({"user": "pi\"dgeon", "port": 5432, "flag": true});
-        let out = render("U={{ user|env }}\nP={{ port|env }} {{ flag|shell }}\n", "t.env", &cx).unwrap();
-        assert_eq!(out, "U=\"pi\\\"dgeon\"\nP=\"5432\" 'true'\n");
+        let out = render("U={{ user|env }}\nP={{ port|env }} {{ flag|shell }} {{ flag }} {{ not flag }}\n", "t.env", &cx).unwrap();
+        assert_eq!(out, "U=\"pi\\\"dgeon\"\nP=\"5432\" 'true' true false\n");
     }
 
     #[test]

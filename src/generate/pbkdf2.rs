@@ -60,7 +60,7 @@ pub enum Pbkdf2Error {
 /// The encoded hash of `key` with `salt`.
 pub fn encode(key: &[u8], salt: &[u8], iterations: u32) -> String {
     let hash = derive(key, salt, iterations);
-    format!("{SCHEME}${iterations}${}${}", STANDARD.encode(salt), STANDARD.encode(&*hash))
+    format!("{SCHEME}${iterations}${}${}", STANDARD.encode(salt), STANDARD.encode(hash.as_slice()))
 }
 
 fn derive(key: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; HASH_BYTES]> {

@@ -28,7 +28,7 @@ const PSK_ITERATIONS: u32 = 4096;
 pub fn wpa_psk(ssid: &[u8], passphrase: &[u8]) -> Zeroizing<String> {
     let mut psk = Zeroizing::new([0u8; 32]);
     pbkdf2::pbkdf2_hmac::<Sha1>(passphrase, ssid, PSK_ITERATIONS, &mut *psk);
-    Zeroizing::new(hex::encode(&*psk))
+    Zeroizing::new(hex::encode(psk.as_slice()))
 }
 
 /// WPA2-Personal passphrases are 8 to 63 printable ASCII characters; the

@@ -1,0 +1,394 @@
+//! Device provisioning end to end: `rumor init/new/renew/get/check` on the
+//! embedded store and on a real OpenBao, checked with the real tools
+//! (sops, nebula-cert, openssl, wpa_passphrase, Python's hashlib,
+//! PostgreSQL 15).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{fails, ok, require, Bao};
+
+/// A fleet in a temp dir with its own HOME (and so its own admin identity).
+struct Fleet {
+    tmp: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Fleet {
+    fn new(env: Vec<(&'static str, String)>) -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
+        Fleet { tmp, env }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("fleet")
+    }
+
+    fn identity(&self) -> PathBuf {
+        self.tmp.path().join(".home/.config/rumor/identity.txt")
+    }
+
+    fn rumor(&self) -> Command {
+        let mut cmd = support::rumor(self.tmp.path());
+        cmd.envs(self.env.clone()).arg("-C").arg(self.dir());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        ok(self.rumor().args(args))
+    }
+
+    fn fail(&self, args: &[&str]) -> String {
+        fails(self.rumor().args(args))
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir().join(format!("secrets/{id}.yaml"))
+    }
+
+    /// The device file decrypted by the real sops with `key`.
+    fn sops_decrypt(&self, id: &str, key: &Path) -> BTreeMap<String, String> {
+        let out = Command::new(require("sops").unwrap())
+            .args(["decrypt", "--input-type", "yaml", "--output-type", "json"])
+            .arg(self.file(id))
+            .env("SOPS_AGE_KEY_FILE", key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.tmp.path().join(name);
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]).args(args).current_dir(self.dir()))
+    }
+}
+
+/// Values of a systemd EnvironmentFile of `KEY="value"` lines, unescaped
+/// the way systemd reads double-quoted values.
+fn env_file(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let (key, value) = line.split_once('=').unwrap();
+        let inner = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        let mut s = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('n') => s.push('\n'),
+                    Some(other) => s.push(other),
+                    None => {}
+                }
+            } else {
+                s.push(c);
+            }
+        }
+        out.insert(key.to_owned(), s);
+    }
+    out
+}
+
+fn tools() -> bool {
+    ["sops", "nebula-cert", "openssl", "wpa_passphrase", "git"].iter().all(|t| require(t).is_some())
+}
+
+/// The whole flow on one store; returns the fleet for more checks.
+fn provision_two(fleet: &Fleet) {
+    fleet.run(&["init"]);
+    assert!(fleet.identity().is_file());
+    fleet.run(&["new", "pidgeon-1", "--ip", "10.8.0.10", "--name", "Pidgeon One"]);
+    fleet.run(&["new", "pidgeon-2"]);
+    let second = fs::read_to_string(fleet.dir().join("devices/pidgeon-2.toml")).unwrap();
+    assert!(second.contains("ip = \"10.8.0.11\""), "allocated after the highest: {second}");
+}
+
+fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
+    let admin = fleet.sops_decrypt(id, &fleet.identity());
+    let keys: Vec<&str> = admin.keys().map(String::as_str).collect();
+    let mut expected = vec![
+        "nebula.ca.crt", "nebula.crt", "nebula.key", "pidgeon.env", "postgres.ca.crt", "postgres.crt", "postgres.key", "postgres.sql",
+        "user.authorized_keys", "user.hash", "wifi.env",
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+    // The device's own key opens it too.
+    let device_key = fleet.run(&["get", id, "age.key"]);
+    let key_file = fleet.write(&format!("{id}.key"), &device_key);
+    assert_eq!(fleet.sops_decrypt(id, &key_file), admin);
+
+    let dir = fleet.tmp.path().join(format!("check-{id}"));
+    fs::create_dir_all(&dir).unwrap();
+    for (name, value) in &admin {
+        fs::write(dir.join(name), value).unwrap();
+    }
+    // Nebula: nebula-cert accepts the host certificate and shows the IP.
+    ok(Command::new(require("nebula-cert").unwrap()).args(["verify", "-ca"]).arg(dir.join("nebula.ca.crt")).arg("-crt").arg(dir.join("nebula.crt")));
+    let printed = ok(Command::new(require("nebula-cert").unwrap()).args(["print", "-json", "-path"]).arg(dir.join("nebula.crt")));
+    assert!(printed.contains(&format!("\"{ip}/16\"")), "{printed}");
+    assert!(printed.contains(&format!("\"name\":\"{id}\"")), "{printed}");
+    // PostgreSQL: openssl verifies the server certificate and its SANs.
+    let openssl = require("openssl").unwrap();
+    ok(Command::new(&openssl).args(["verify", "-purpose", "sslserver", "-CAfile"]).arg(dir.join("postgres.ca.crt")).arg(dir.join("postgres.crt")));
+    let text = ok(Command::new(&openssl).args(["x509", "-noout", "-ext", "subjectAltName", "-in"]).arg(dir.join("postgres.crt")));
+    for san in ["DNS:localhost", "IP Address:127.0.0.1", &format!("IP Address:{ip}"), &format!("DNS:{id}")] {
+        assert!(text.contains(san), "{san} in {text}");
+    }
+    // Wi-Fi: the PSK is what wpa_passphrase derives.
+    let wifi = env_file(&admin["wifi.env"]);
+    let wpa = ok(Command::new(require("wpa_passphrase").unwrap()).arg(&wifi["WIFI_SSID"]).arg(&wifi["WIFI_PASS"]));
+    let psk = wpa.lines().find_map(|l| l.trim().strip_prefix("psk=")).unwrap();
+    assert_eq!(wifi["WIFI_PSK"], psk);
+    assert!((8..=63).contains(&wifi["WIFI_PASS"].len()));
+    // Cloud: Python's hashlib confirms the API key hash.
+    let key = fleet.run(&["get", id, "cloud.api-key"]);
+    let hash = fleet.run(&["get", id, "cloud.api-key.hash"]);
+    let parts: Vec<&str> = hash.trim().split('$').collect();
+    assert_eq!(parts[..2], ["pbkdf2-sha256", "100000"]);
+    let script = "import base64,hashlib,sys; s=base64.b64decode(sys.argv[2]); print(base64.b64encode(hashlib.pbkdf2_hmac('sha256', sys.argv[1].encode(), s, 100000, 32)).decode())";
+    let computed = ok(Command::new("python3").args(["-c", script, key.trim(), parts[2]]));
+    assert_eq!(computed.trim(), parts[3]);
+    let env = env_file(&admin["pidgeon.env"]);
+    assert_eq!(env["PIDGEON_CLOUD_API_KEY"], key.trim());
+    assert_eq!(env["PIDGEON_CLOUD_ID"], id);
+    assert!(!admin.values().any(|v| v.contains(&hash.trim().to_string())), "the hash stays out of the device file");
+    // The API key verifies with the CLI, reading the key from stdin.
+    let mut verify = fleet.rumor();
+    verify.args(["api-key", "verify", hash.trim()]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = verify.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    fleet.fail(&["api-key", "verify", hash.trim(), "not-the-key"]);
+}
+
+/// Lines that differ between two texts.
+fn changed_lines(a: &str, b: &str) -> Vec<String> {
+    a.lines().zip(b.lines()).filter(|(x, y)| x != y).map(|(x, _)| x.split(':').next().unwrap_or("").trim().to_owned()).collect()
+}
+
+fn idempotence_and_renew(fleet: &Fleet) {
+    fleet.git(&["init", "-q"]);
+    fleet.git(&["add", "-A"]);
+    fleet.git(&["commit", "-qm", "provisioned"]);
+    fleet.run(&["new", "pidgeon-1", "pidgeon-2"]);
+    assert_eq!(fleet.git(&["status", "--porcelain"]), "", "a re-run must change no byte");
+    fleet.run(&["check"]);
+
+    // Rotating one secret changes only its dependants' lines.
+    let before = fs::read_to_string(fleet.file("pidgeon-1")).unwrap();
+    let old_pass = fleet.run(&["get", "pidgeon-1", "wifi.pass"]);
+    fleet.run(&["renew", "pidgeon-1", "--secret", "wifi.pass"]);
+    assert_ne!(fleet.run(&["get", "pidgeon-1", "wifi.pass"]), old_pass);
+    let after = fs::read_to_string(fleet.file("pidgeon-1")).unwrap();
+    assert_eq!(changed_lines(&before, &after), ["wifi.env", "lastmodified", "mac"]);
+    assert_eq!(fs::read_to_string(fleet.file("pidgeon-2")).unwrap(), fleet.git(&["show", "HEAD:secrets/pidgeon-2.yaml"]));
+    fleet.run(&["check"]);
+
+    // `renew` rotates what the profile marks, and the hash follows its key.
+    let key = fleet.run(&["get", "pidgeon-2", "cloud.api-key"]);
+    let hash = fleet.run(&["get", "pidgeon-2", "cloud.api-key.hash"]);
+    let nebula = fleet.run(&["get", "pidgeon-2", "nebula.crt"]);
+    fleet.run(&["renew", "pidgeon-2"]);
+    assert_ne!(fleet.run(&["get", "pidgeon-2", "cloud.api-key"]), key);
+    assert_ne!(fleet.run(&["get", "pidgeon-2", "cloud.api-key.hash"]), hash);
+    assert_eq!(fleet.run(&["get", "pidgeon-2", "nebula.crt"]), nebula, "certificates rotate only when named");
+    fleet.run(&["check", "--json"]);
+
+    // A tampered device file is reported by check.
+    let text = fs::read_to_string(fleet.file("pidgeon-2")).unwrap();
+    fs::write(fleet.file("pidgeon-2"), text.replacen("ENC[AES256_GCM,data:", "ENC[AES256_GCM,data:AA", 1)).unwrap();
+    let out = support::run(fleet.rumor().args(["check", "--json"]));
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["ok"], true);
+    assert_eq!(report[1]["ok"], false);
+}
+
+#[test]
+fn local_store_fleet() {
+    if !tools() {
+        return;
+    }
+    let fleet = Fleet::new(vec![]);
+    provision_two(&fleet);
+    let config = fs::read_to_string(fleet.dir().join("rumor.toml")).unwrap();
+    assert!(config.contains("kind = \"local\""));
+    check_device_file(&fleet, "pidgeon-1", "10.8.0.10");
+    check_device_file(&fleet, "pidgeon-2", "10.8.0.11");
+    // The store holds no plaintext.
+    for entry in walk(&fleet.dir().join("store")) {
+        let text = fs::read_to_string(&entry).unwrap_or_default();
+        assert!(entry.ends_with(".lock") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{}", entry.display());
+    }
+    idempotence_and_renew(&fleet);
+    let list = fleet.run(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["device"], "pidgeon-1");
+    assert_eq!(list[0]["ip"], "10.8.0.10");
+    assert_eq!(list[0]["provisioned"], true);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn vault_fleet() {
+    if !tools() {
+        return;
+    }
+    let Some(bao) = Bao::start() else { return };
+    let fleet = Fleet::new(bao.env());
+    provision_two(&fleet);
+    let config = fs::read_to_string(fleet.dir().join("rumor.toml")).unwrap();
+    assert!(config.contains("kind = \"vault\""), "VAULT_ADDR set at init selects Vault: {config}");
+    assert!(bao.kv_get("secret", "rumor/shared/current").unwrap()["nebula-ca.crt"].is_string());
+    let stored = bao.kv_get("secret", "rumor/devices/pidgeon-1/current").unwrap();
+    assert!(stored["age.key"].as_str().unwrap().starts_with("AGE-SECRET-KEY-1"));
+    check_device_file(&fleet, "pidgeon-1", "10.8.0.10");
+    let versions = |p: &str| bao.api("GET", &format!("/v1/secret/metadata/{p}"), None).1;
+    let meta = |p: &str| serde_json::from_str::<serde_json::Value>(&versions(p)).unwrap()["data"]["current_version"].clone();
+    let v1 = meta("rumor/devices/pidgeon-1/current");
+    fleet.run(&["new", "pidgeon-1"]);
+    assert_eq!(meta("rumor/devices/pidgeon-1/current"), v1, "a re-run makes no new version");
+    idempotence_and_renew(&fleet);
+}
+
+#[test]
+fn bad_names_and_broken_templates() {
+    let fleet = Fleet::new(vec![]);
+    fleet.run(&["init"]);
+    for bad in ["../etc", "Pidgeon", "a/b", "x\"y", "-rf", "a b"] {
+        let err = fleet.fail(&["new", "--", bad]);
+        assert!(err.contains("is not a device name"), "{bad}: {err}");
+    }
+    assert!(!fleet.dir().join("devices/Pidgeon.toml").exists());
+    let err = fleet.fail(&["get", "nope", "age.key"]);
+    assert!(err.contains("unknown device \"nope\""), "{err}");
+    // A broken template: one clear line naming the template and line.
+    let template = fleet.dir().join("templates/device.spec.toml.j2");
+    let good = fs::read_to_string(&template).unwrap();
+    fs::write(&template, format!("{good}\n{{% if %}}\n")).unwrap();
+    let err = fleet.fail(&["new", "pidgeon-1"]);
+    assert!(err.contains("device.spec.toml.j2:"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("device.spec.toml.j2")).count(), 1, "{err}");
+    assert!(err.lines().last().unwrap().contains("1 of 1 devices failed: pidgeon-1"), "{err}");
+    assert!(!fleet.file("pidgeon-1").exists(), "nothing half-written");
+    fs::write(&template, &good).unwrap();
+    fs::write(fleet.dir().join("templates/pidgeon.env.j2"), "X={{ undefined_variable | env }}\n").unwrap();
+    let err = fleet.fail(&["new", "pidgeon-1"]);
+    assert!(err.contains("pidgeon.env") && err.contains("undefined"), "{err}");
+    assert!(!fleet.file("pidgeon-1").exists(), "nothing half-written");
+    // An address outside the overlay is refused.
+    let err = fleet.fail(&["new", "pidgeon-9", "--ip", "192.168.0.1"]);
+    assert!(err.contains("outside the overlay network"), "{err}");
+}
+
+/// The device's PostgreSQL secrets work in a real PostgreSQL 15: the
+/// server runs with the device certificate, the init script applies, and
+/// the daemon logs in with verify-full TLS and the password from
+/// pidgeon.env.
+#[test]
+fn postgres_end_to_end() {
+    let (Some(initdb), Some(pg_ctl), Some(psql), Some(_)) = (require("initdb"), require("pg_ctl"), require("psql"), require("sops")) else { return };
+    if !running_as_root() {
+        eprintln!("skipping: runs the cluster as the postgres user, which needs root");
+        assert!(!support::ci(), "CI runs the tests as root");
+        return;
+    }
+    let fleet = Fleet::new(vec![]);
+    fleet.run(&["init"]);
+    fleet.run(&["new", "pidgeon-1"]);
+    let secrets = fleet.sops_decrypt("pidgeon-1", &fleet.identity());
+
+    // A world-traversable directory the postgres user owns.
+    let base = tempfile::Builder::new().prefix("rumor-pg-").tempdir_in("/tmp").unwrap();
+    let root = base.path();
+    set_mode(root, 0o755);
+    let data = root.join("data");
+    let sock = root.join("sock");
+    fs::create_dir_all(&sock).unwrap();
+    for (name, mode) in [("postgres.crt", 0o644), ("postgres.key", 0o600), ("postgres.sql", 0o600)] {
+        fs::write(root.join(name), &secrets[name]).unwrap();
+        set_mode(&root.join(name), mode);
+    }
+    let ca = fleet.write("ca.crt", &secrets["postgres.ca.crt"]);
+    chown_postgres(root);
+    let as_postgres = |program: &Path| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    };
+    ok(as_postgres(&initdb).arg("-D").arg(&data).args(["-A", "scram-sha-256", "--auth-local=trust", "-U", "postgres"]));
+    let port = support::free_port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        sock.display(),
+        root.join("postgres.crt").display(),
+        root.join("postgres.key").display()
+    );
+    ok(as_postgres(&pg_ctl).arg("-D").arg(&data).arg("-o").arg(&options).args(["-w", "-l"]).arg(root.join("log")).arg("start"));
+    struct Stop<'a>(&'a dyn Fn());
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let stop = || {
+        let _ = Command::new("runuser").args(["-u", "postgres", "--"]).arg(&pg_ctl).arg("-D").arg(&data).args(["-m", "immediate", "stop"]).output();
+    };
+    let _stop = Stop(&stop);
+    ok(as_postgres(&psql).arg("-h").arg(&sock).args(["-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-f"]).arg(root.join("postgres.sql")));
+
+    let env = env_file(&secrets["pidgeon.env"]);
+    let conninfo = |password: &str| {
+        let mut cmd = Command::new(&psql);
+        cmd.arg(format!(
+            "host=localhost port={port} user={} dbname={} sslmode=verify-full sslrootcert={}",
+            env["PIDGEON_DB_USER"],
+            env["PIDGEON_DB_NAME"],
+            ca.display()
+        ))
+        .args(["-tAc", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10");
+        cmd
+    };
+    let out = ok(&mut conninfo(&env["PIDGEON_DB_PASSWORD"]));
+    assert_eq!(out.trim(), "pidgeon true");
+    let err = fails(&mut conninfo("wrong-password"));
+    assert!(err.contains("password authentication failed"), "{err}");
+}
+
+fn running_as_root() -> bool {
+    String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap().trim() == "0"
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown_postgres(path: &Path) {
+    ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path));
+}
