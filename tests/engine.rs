@@ -256,3 +256,31 @@ fn schema_is_printed_and_accepts_the_specs() {
     assert_eq!(value["title"], "rumor spec");
     assert_eq!(schema, fs::read_to_string(support::root().join("schema.json")).unwrap());
 }
+
+#[test]
+fn certificates_twice_through_vault() {
+    let (Some(openssl), Some(nebula_cert)) = (require("openssl"), require("nebula-cert")) else { return };
+    if require("bao").is_none() || require("sops").is_none() {
+        return;
+    }
+    let (_bao, dir, _tmp) = twice(
+        "certs.toml",
+        &["ca.crt", "ca.key", "nebula-ca.crt", "nebula-ca.key", "cockroach-ca.crt", "x-ca.crt", "dhparam.pem"],
+        &["server.crt", "server.key", "nebula.crt", "nebula.key", "node.crt", "client.root.crt", "x.crt"],
+    );
+    let verify = |ca: &str, leaf: &str| {
+        ok(Command::new(&openssl).args(["verify", "-CAfile"]).arg(dir.join(ca)).arg(dir.join(leaf)));
+    };
+    verify("ca.crt", "server.crt");
+    verify("cockroach-ca.crt", "node.crt");
+    verify("cockroach-ca.crt", "client.root.crt");
+    verify("x-ca.crt", "x.crt");
+    // The serial file counts up across runs, as -CAserial does.
+    let serial = ok(Command::new(&openssl).args(["x509", "-noout", "-serial", "-in"]).arg(dir.join("server.crt")));
+    assert_eq!(serial.trim().trim_start_matches("serial=").to_ascii_lowercase(), read(&dir, "ca.srl").trim().to_ascii_lowercase());
+    ok(Command::new(&openssl).args(["dhparam", "-check", "-noout", "-in"]).arg(dir.join("dhparam.pem")));
+    ok(Command::new(&nebula_cert).args(["verify", "-ca"]).arg(dir.join("nebula-ca.crt")).arg("-crt").arg(dir.join("nebula.crt")));
+    assert!(read(&dir, "node.key").starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let text = ok(Command::new(&openssl).args(["x509", "-noout", "-subject", "-ext", "subjectAltName", "-in"]).arg(dir.join("node.crt")));
+    assert!(text.contains("CN = node") && text.contains("DNS:node-1") && text.contains("IP Address:127.0.0.1"), "{text}");
+}
