@@ -214,3 +214,46 @@ fn missing_images_and_dry_runs_change_nothing() {
     assert_eq!(fs::read(&image).unwrap(), bytes);
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// `rumor inject` through the binary: a device provisioned on the local
+/// store gets its age key written into its image, and that key opens the
+/// device file with real sops.
+#[test]
+fn inject_command_writes_the_provisioned_key() {
+    let Some(()) = tools() else { return };
+    let Some(sops) = support::require("sops") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet");
+    fs::create_dir_all(&fleet).unwrap();
+    let rumor = || {
+        let mut cmd = support::rumor(dir.path());
+        cmd.arg("-C").arg(&fleet).env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+        cmd
+    };
+    support::ok(rumor().arg("init"));
+    support::ok(rumor().args(["new", "pidgeon-1"]));
+    let disk = nixos_disk(dir.path());
+
+    // Errors come before any appliance launch and change nothing.
+    let before = fs::read(&disk).unwrap();
+    let err = support::fails(rumor().args(["inject", "nope"]).arg(&disk));
+    assert!(err.contains("unknown device \"nope\""), "{err}");
+    fs::write(fleet.join("devices/pidgeon-2.toml"), "ip = \"10.8.0.9\"\n").unwrap();
+    let err = support::fails(rumor().args(["inject", "pidgeon-2"]).arg(&disk));
+    assert!(err.contains("pidgeon-2 is not provisioned"), "{err}");
+    let err = support::fails(rumor().args(["inject", "pidgeon-1"]).arg(dir.path().join("missing.img")));
+    assert!(err.contains("missing.img"), "{err}");
+    let plan = support::ok(rumor().args(["inject", "pidgeon-1", "--dry-run"]).arg(&disk));
+    assert!(plan.contains("/root/host.scrt.key"), "{plan}");
+    assert_eq!(fs::read(&disk).unwrap(), before);
+
+    support::ok(rumor().args(["inject", "pidgeon-1"]).arg(&disk));
+    let key = support::ok(rumor().args(["get", "pidgeon-1", "age.key"]));
+    let part = extract_root(&fs::read(&disk).unwrap(), dir.path());
+    assert_key_in_root(&part, key.as_bytes());
+    let key_file = dir.path().join("from-image.key");
+    fs::write(&key_file, debugfs(&part, "cat /root/host.scrt.key")).unwrap();
+    let out = Command::new(sops).args(["decrypt"]).arg(fleet.join("secrets/pidgeon-1.yaml")).env("SOPS_AGE_KEY_FILE", &key_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nebula.crt"));
+}
