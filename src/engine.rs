@@ -197,13 +197,25 @@ pub fn run(
     // Versions seen at import, so exports can check-and-set against them.
     let mut seen: HashMap<String, u64> = HashMap::new();
 
+    // RUMOR_TIMINGS=1 prints each entry's wall time to stderr, for the
+    // benchmarks' cost split (KDFs, store round trips, the rest).
+    let timings = std::env::var_os("RUMOR_TIMINGS").is_some_and(|v| v == "1");
+    let timed = |entry: &Entry, started: std::time::Instant| {
+        if timings {
+            eprintln!("rumor: timing: {} {:.3} ms", entry.label(), started.elapsed().as_secs_f64() * 1e3);
+        }
+    };
     for entry in &spec.imports {
         check_interrupted()?;
+        let started = std::time::Instant::now();
         import(entry, &mut workspace, store, options, &mut seen)?;
+        timed(entry, started);
     }
     for entry in &spec.generations {
         check_interrupted()?;
+        let started = std::time::Instant::now();
         generation(entry, &mut workspace, options, rng, &mut outcome)?;
+        timed(entry, started);
     }
     if options.dry_run {
         outcome.workspace = workspace;
@@ -212,7 +224,9 @@ pub fn run(
     let (to_store, to_disk): (Vec<&Entry>, Vec<&Entry>) = spec.exports.iter().partition(|e| e.kind != "copy");
     for entry in to_store.into_iter().chain(to_disk) {
         check_interrupted()?;
+        let started = std::time::Instant::now();
         export(entry, &workspace, store, options, &mut seen, &mut outcome)?;
+        timed(entry, started);
     }
     outcome.workspace = workspace;
     Ok(outcome)

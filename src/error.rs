@@ -39,6 +39,9 @@ pub enum Error {
         /// The OS's reason.
         reason: String,
     },
+    /// A check answered no (`api-key verify` with the wrong key).
+    #[error("{0}")]
+    Mismatch(String),
     /// The run was interrupted by a signal.
     #[error("interrupted; the workspace was removed and nothing more was written")]
     Interrupted,
@@ -58,8 +61,8 @@ pub enum Kind {
 }
 
 impl Error {
-    /// The process exit code: 2 usage, 3 input, 4 store, 5 integrity,
-    /// 6 local I/O, 130 interrupted.
+    /// The process exit code: 1 a check said no, 2 usage, 3 input, 4 store,
+    /// 5 integrity, 6 local I/O, 130 interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
@@ -73,6 +76,7 @@ impl Error {
             Error::Store(_) => 4,
             Error::Integrity(_) => 5,
             Error::Io { .. } => 6,
+            Error::Mismatch(_) => 1,
             Error::Interrupted => 130,
         }
     }
@@ -114,6 +118,7 @@ mod tests {
             (Error::Store(StoreError::BadPath { path: "x".into() }), 4, "\"x\" is not a store path"),
             (Error::Integrity("MAC mismatch".into()), 5, "MAC mismatch"),
             (Error::io(std::path::Path::new("/x"), &std::io::Error::from_raw_os_error(2)), 6, "/x: no such file or directory"),
+            (Error::Mismatch("the key does not match the hash".into()), 1, "does not match"),
             (Error::Interrupted, 130, "interrupted"),
         ];
         for (error, code, text) in cases {

@@ -2,14 +2,14 @@
 //! and `secrets/`, and the store it is configured to use.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::store::local::LocalStore;
 use crate::store::vault::{Vault, VaultConfig};
-use crate::store::Store;
+use crate::store::{Data, Store, StoreError, Versioned};
 
 /// The settings file's name.
 pub const CONFIG: &str = "rumor.toml";
@@ -239,6 +239,11 @@ impl Fleet {
         format!("{}/shared", self.base())
     }
 
+    /// The logical path every device spec imports: the live shared set.
+    fn shared_current(&self) -> String {
+        format!("{}/current", self.shared_path())
+    }
+
     /// The device file of a device, relative to the fleet.
     pub fn output(&self, id: &str) -> String {
         self.settings.output.devices.replace("{device}", id)
@@ -255,7 +260,7 @@ impl Fleet {
                     |name| std::env::var(name).ok().or_else(|| if name == "VAULT_ADDR" { fallback.clone() } else { None }),
                     home.as_deref(),
                 )?;
-                Ok(Arc::new(VaultHandle(Vault::connect(&config)?)))
+                Ok(Arc::new(VaultHandle(Memo::new(Vault::connect(&config)?, self.shared_current()))))
             }
             _ => {
                 if self.recipients().is_empty() {
@@ -263,7 +268,7 @@ impl Fleet {
                 }
                 let dir = self.dir.join(&self.settings.store.path);
                 let store = LocalStore::open(dir, self.recipients(), identities.to_vec())?;
-                Ok(Arc::new(LocalHandle(store)))
+                Ok(Arc::new(LocalHandle(Memo::new(store, self.shared_current()))))
             }
         }
     }
@@ -279,15 +284,15 @@ pub trait StoreHandle: Send + Sync {
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError>;
 }
 
-struct VaultHandle(Vault);
-struct LocalHandle(LocalStore);
+struct VaultHandle(Memo<Vault>);
+struct LocalHandle(Memo<LocalStore>);
 
 impl StoreHandle for VaultHandle {
     fn store(&self) -> &dyn Store {
         &self.0
     }
     fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
-        self.0.list(path)
+        self.0.inner.list(path)
     }
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
         Ok(None)
@@ -299,10 +304,61 @@ impl StoreHandle for LocalHandle {
         &self.0
     }
     fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
-        self.0.list(path)
+        self.0.inner.list(path)
     }
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
-        self.0.lock().map(Some)
+        self.0.inner.lock().map(Some)
+    }
+}
+
+/// A store that reads one path at most once per run: the fleet-shared
+/// set, which every device spec imports and no device spec writes. For a
+/// fleet run of N devices that saves N - 1 round trips. A write through
+/// this store to that path (`rumor init`) drops the memo, so a run still
+/// reads its own writes; another process's change made during the run is
+/// seen by the next run, as with any read made at the start of a run.
+struct Memo<S> {
+    inner: S,
+    path: String,
+    /// `None`: not read yet; `Some(None)`: read, and absent.
+    cell: Mutex<Option<Option<(Data, u64)>>>,
+}
+
+impl<S: Store> Memo<S> {
+    fn new(inner: S, path: String) -> Memo<S> {
+        Memo { inner, path, cell: Mutex::new(None) }
+    }
+
+    fn is_memoized(&self, path: &str) -> bool {
+        path.trim_matches('/') == self.path
+    }
+}
+
+impl<S: Store> Store for Memo<S> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
+        if !self.is_memoized(path) {
+            return self.inner.read(path);
+        }
+        // Held across the read, so concurrent devices wait for the one
+        // round trip instead of all making it.
+        let Ok(mut cell) = self.cell.lock() else { return self.inner.read(path) };
+        if cell.is_none() {
+            *cell = Some(self.inner.read(path)?.map(|v| (v.data, v.version)));
+        }
+        Ok(cell.as_ref().and_then(|c| c.as_ref()).map(|(data, version)| Versioned { data: data.clone(), version: *version }))
+    }
+
+    fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
+        if self.is_memoized(path) {
+            if let Ok(mut cell) = self.cell.lock() {
+                *cell = None;
+            }
+        }
+        self.inner.write(path, data, cas)
     }
 }
 
@@ -313,7 +369,7 @@ impl Store for Shared {
     fn describe(&self) -> String {
         self.0.store().describe()
     }
-    fn read(&self, path: &str) -> Result<Option<crate::store::Versioned>, crate::store::StoreError> {
+    fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
         self.0.store().read(path)
     }
     fn write(&self, path: &str, data: &crate::store::Data, cas: Option<u64>) -> Result<(), crate::store::StoreError> {

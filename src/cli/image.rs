@@ -126,7 +126,7 @@ pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
                     eprintln!("rumor: the key matches");
                     Ok(())
                 }
-                Ok(false) => Err(Error::Integrity("the key does not match the hash".into())),
+                Ok(false) => Err(Error::Mismatch("the key does not match the hash".into())),
                 Err(e) => Err(Error::Input(format!("the hash: {e}"))),
             }
         }
