@@ -88,7 +88,7 @@ def section(kind_key, table, generator):
 
 
 schema = {
-    "$schema": "https://json-schema.org/draft-07/schema",
+    "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "rumor spec",
     "description": "imports run first, then generations, then exports",
     "type": "object",

@@ -91,10 +91,7 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
         }
         Err(e) => return Err(Error::io(&path, &e)),
     };
-    let device: Device = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
-        Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
-    })?;
+    let device: Device = crate::fleet::parse_toml(&path, &text)?;
     let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
     let ip: Ipv4Addr = device.ip.parse().map_err(|_| Error::Input(format!("{}: ip \"{}\" is not an IPv4 address", path.display(), device.ip)))?;
     if !contains(network, ip) {

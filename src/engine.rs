@@ -132,7 +132,13 @@ fn store_error(entry: &Entry, e: StoreError) -> Error {
         StoreError::BadPath { .. } => Kind::Input,
         _ => Kind::Store,
     };
-    entry_error(entry, e, kind)
+    let message = e.to_string();
+    // Some store errors (sealed, unreachable) name only the server; say
+    // which path the entry was using so the operator can check its policy.
+    match entry.arguments.get("path").and_then(|p| p.as_str()).map(|p| p.trim_matches('/')) {
+        Some(path) if !message.contains(path) => entry_error(entry, format!("\"{path}\": {message}"), kind),
+        _ => entry_error(entry, message, kind),
+    }
 }
 
 fn check_interrupted() -> Result<(), Error> {

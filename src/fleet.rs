@@ -168,6 +168,14 @@ impl Default for Settings {
     }
 }
 
+/// Parses a TOML settings file; errors name the file and line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
+        Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
+    })
+}
+
 /// An opened fleet directory.
 pub struct Fleet {
     /// The fleet directory.
@@ -187,10 +195,7 @@ impl Fleet {
             }
             Err(e) => return Err(Error::io(&path, &e)),
         };
-        let settings: Settings = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
-            Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
-        })?;
+        let settings: Settings = parse_toml(&path, &text)?;
         let fleet = Fleet { dir: dir.to_path_buf(), settings };
         fleet.check()?;
         Ok(fleet)

@@ -4,7 +4,8 @@
 //! target's directory, created with its final mode (never chmod after the
 //! write, so a secret is never briefly world-readable), fsynced, then
 //! renamed over the target. A crash leaves the old file or the new one,
-//! never half of either.
+//! never half of either, plus perhaps a temp file that names its writer's
+//! PID, which the next run removes with [`remove_stale_temps`].
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -29,14 +30,15 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut temp = dir.join(format!(".{}.{}{}", name.to_string_lossy(), std::process::id(), TEMP_SUFFIX));
+    let prefix = temp_prefix(&name.to_string_lossy());
+    let mut temp = dir.join(format!("{prefix}{TEMP_SUFFIX}"));
     let mut attempt = 0;
     let mut file = loop {
         match OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp) {
             Ok(f) => break f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => {
                 attempt += 1;
-                temp = dir.join(format!(".{}.{}.{attempt}{}", name.to_string_lossy(), std::process::id(), TEMP_SUFFIX));
+                temp = dir.join(format!("{prefix}-{attempt}{TEMP_SUFFIX}"));
             }
             Err(e) => return Err(e),
         }
@@ -57,6 +59,74 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Removes the temp files that a killed rumor left in `dir` (and, with
+/// `recursive`, below it): names ending in [`TEMP_SUFFIX`] whose writer,
+/// the PID in the name, is no longer a running rumor. A live writer's temp
+/// file is kept, so this is safe while another run is writing. Returns how
+/// many were removed; a directory that does not exist has none.
+pub fn remove_stale_temps(dir: &Path, recursive: bool) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && recursive {
+            removed += remove_stale_temps(&entry.path(), true)?;
+        } else if kind.is_file() && temp_writer(&name).is_some_and(|pid| !is_rumor(pid)) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                // Another cleaner got there first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The PID in a temp file's name, `.NAME.pidPID[-X].rumor-tmp`, where `X`
+/// is an attempt counter or random letters.
+fn temp_writer(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (_, last) = stem.rsplit_once('.')?;
+    let pid = last.strip_prefix("pid")?.split('-').next()?;
+    pid.parse().ok()
+}
+
+/// The start of a temp file's name for `name` written by this process;
+/// append `-X` and [`TEMP_SUFFIX`] to finish it. Dot-first so listings skip
+/// it, and with the PID so [`remove_stale_temps`] can tell a dead writer's.
+pub fn temp_prefix(name: &str) -> String {
+    format!(".{name}.pid{}", std::process::id())
+}
+
+/// Whether `pid` is a running rumor. PIDs are reused, so on Linux the
+/// process's name is compared too; where /proc is missing, any live
+/// process counts, which only ever keeps a stale file a little longer.
+fn is_rumor(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc_dir = Path::new("/proc");
+    if proc_dir.join("self").exists() {
+        let Ok(comm) = fs::read_to_string(proc_dir.join(pid.to_string()).join("comm")) else {
+            return false;
+        };
+        let mine = fs::read_to_string(proc_dir.join("self/comm")).unwrap_or_default();
+        return comm.trim() == mine.trim();
+    }
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
 }
 
 /// Creates a directory (and parents) with mode 0700 for new ones.
@@ -83,5 +153,32 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "f").collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn stale_temps_of_dead_writers_go() {
+        assert_eq!(temp_writer(".d1.yaml.pid42.rumor-tmp"), Some(42));
+        assert_eq!(temp_writer(".x.12.pid42-3.rumor-tmp"), Some(42));
+        assert_eq!(temp_writer(".current.age.pid7-Ab3xYz.rumor-tmp"), Some(7));
+        for other in ["d1.yaml", ".d1.yaml.42.rumor-tmp", "x.pid42.rumor-tmp", ".tmpAbc.rumor-tmp"] {
+            assert_eq!(temp_writer(other), None, "{other}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        fs::create_dir_all(&sub).unwrap();
+        // A child that has exited and been reaped: its PID names no process.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = sub.join(format!(".f.pid{dead}.rumor-tmp"));
+        let live = dir.path().join(format!("{}-1{TEMP_SUFFIX}", temp_prefix("f")));
+        let kept = dir.path().join("f");
+        for p in [&stale, &live, &kept] {
+            fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path(), false).unwrap(), 0);
+        assert_eq!(remove_stale_temps(dir.path(), true).unwrap(), 1);
+        assert!(!stale.exists() && live.exists() && kept.exists());
+        assert_eq!(remove_stale_temps(&dir.path().join("missing"), true).unwrap(), 0);
     }
 }

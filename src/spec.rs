@@ -231,10 +231,28 @@ pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
     if let Some(validator) = validator() {
         if let Some(error) = validator.iter_errors(value).next() {
             let location = spec.locate(&error.instance_path.to_string());
-            return Err(schema_error(location, error.to_string()));
+            return Err(schema_error(location, schema_message(&error.kind)));
         }
     }
     Ok(spec)
+}
+
+/// A schema error in words, built from the schema's side only: the
+/// validator's own messages quote the offending value, which may be a
+/// secret put in the wrong place.
+fn schema_message(kind: &jsonschema::error::ValidationErrorKind) -> String {
+    use jsonschema::error::{TypeKind, ValidationErrorKind as K};
+    match kind {
+        K::Required { property } => format!("missing argument {property}"),
+        K::Type { kind: TypeKind::Single(t) } => format!("must be of type {t}"),
+        K::Type { kind: TypeKind::Multiple(types) } => {
+            format!("must be one of the types {}", types.into_iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        K::Enum { options } => format!("must be one of {options}"),
+        K::Minimum { limit } => format!("must be at least {limit}"),
+        K::AdditionalProperties { unexpected } => format!("unknown field \"{}\"", unexpected.join("\", \"")),
+        _ => "does not match the spec schema (see `rumor schema`)".into(),
+    }
 }
 
 const IMPORTERS: &[&str] = &["copy", "vault", "vault-file"];
@@ -325,6 +343,9 @@ mod tests {
         assert!(e.to_string().contains("generations[0]: unknown generator \"nope\""), "{e}");
         let e = parse("{\"imports\": [", Format::Json, "s.json").unwrap_err();
         assert!(e.to_string().starts_with("s.json:1: "), "{e}");
+        let e = parse("[[generations]]\ngenerator = \"text\"\narguments = { name = \"t\", text = 12345678 }\n", Format::Toml, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("generations[0] (text), argument \"text\": must be of type string"), "{e}");
+        assert!(!e.to_string().contains("12345678"), "schema errors never quote values: {e}");
         let e = parse("- a\n- b\n", Format::Yaml, "s.yaml").unwrap_err();
         assert!(e.to_string().contains("must be a map"), "{e}");
     }

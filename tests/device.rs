@@ -169,7 +169,8 @@ fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    fleet.fail(&["api-key", "verify", hash.trim(), "not-the-key"]);
+    let wrong = support::run(fleet.rumor().args(["api-key", "verify", hash.trim(), "not-the-key"]));
+    assert_eq!(wrong.status.code(), Some(1), "a mismatch exits 1");
 }
 
 /// Lines that differ between two texts.

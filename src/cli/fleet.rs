@@ -1,7 +1,6 @@
 //! Fleet commands: `init`, `new`, `renew`, `get`, `list`, `spec`, `check`.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -153,7 +152,22 @@ fn open(arg: &FleetArg) -> Result<Opened, Error> {
     let local = fleet.settings.store.kind == "local";
     let identities = admin_identities(local)?;
     let handle = fleet.store(&identities)?;
+    remove_stale_temps(&fleet);
     Ok(Opened { fleet, identities, handle })
+}
+
+/// Removes the temp files a killed run left beside the fleet's files
+/// (those of live writers stay). Best effort: a leftover never blocks a run.
+fn remove_stale_temps(fleet: &Fleet) {
+    let mut dirs: BTreeSet<PathBuf> = [fleet.dir.clone(), fleet.dir.join("devices"), fleet.dir.join("templates")].into();
+    for id in device::ids(fleet).unwrap_or_default() {
+        if let Some(parent) = fleet.dir.join(fleet.output(&id)).parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        let _ = crate::fsutil::remove_stale_temps(&dir, false);
+    }
 }
 
 /// Runs one device's spec.
@@ -176,40 +190,46 @@ fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: b
 }
 
 /// Runs `work` for each device on a bounded pool of threads; results come
-/// back in the input order whatever the scheduling.
+/// back in the input order whatever the scheduling, and a failing device
+/// does not stop the others.
 fn for_each<T: Send>(ids: &[String], work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(ids.len().max(1));
+    let workers = jobs().min(ids.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> = ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    let tty = std::io::stderr().is_terminal() && ids.len() > 1;
+    let progress = super::progress::Progress::new(ids.len());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(id) = ids.get(i) else { break };
                 let result = work(id);
+                progress.tick(id, result.is_ok());
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(result);
-                }
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                if tty {
-                    eprint!("\r\x1b[Krumor: [{n}/{}] {id}", ids.len());
                 }
             });
         }
     });
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     results
         .into_iter()
         .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
         .collect()
 }
 
+/// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
+/// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
+/// with store round trips, so two per core keep the cores busy while half
+/// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
+/// bounds memory, and the cap bounds the connections to Vault.
+fn jobs() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    std::env::var("RUMOR_JOBS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(2 * cores).min(64)
+}
+
 fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>) -> Result<(), Error> {
     let mut failed = Vec::new();
+    let mut first_code = 0;
     for (id, result) in ids.iter().zip(results) {
         match result {
             Ok(outcome) => {
@@ -220,14 +240,27 @@ fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>
             }
             Err(e) => {
                 eprintln!("rumor: {id}: {e}");
+                if failed.is_empty() {
+                    first_code = e.exit_code();
+                }
                 failed.push(id.clone());
             }
         }
     }
     if failed.is_empty() {
         Ok(())
+    } else if engine::interrupted().load(std::sync::atomic::Ordering::SeqCst) {
+        Err(Error::Interrupted)
     } else {
-        Err(Error::Input(format!("{} of {} devices failed: {}", failed.len(), ids.len(), failed.join(", "))))
+        // The exit code says what kind of failure it was (4 for a store
+        // fault), as it would for a single `rumor run`.
+        let kind = match first_code {
+            4 => crate::error::Kind::Store,
+            5 => crate::error::Kind::Integrity,
+            6 => crate::error::Kind::Io,
+            _ => crate::error::Kind::Input,
+        };
+        Err(Error::Entry { label: format!("{} of {} devices failed", failed.len(), ids.len()), message: failed.join(", "), kind })
     }
 }
 

@@ -18,6 +18,7 @@ use crate::error::Error;
 pub mod fleet;
 pub mod image;
 pub mod process;
+pub mod progress;
 pub mod run;
 
 /// rumor: provision the secrets of a fleet of edge devices.

@@ -64,10 +64,39 @@ impl LocalStore {
     /// runs on one fleet take turns (a second one waits here). Writes
     /// through this store keep working while the guard is held; calling
     /// `lock` again before dropping it is an error.
+    ///
+    /// Holding the lock, it removes the temp files a killed run left: every
+    /// write happens under this lock, so no live writer can own one.
     pub fn lock(&self) -> Result<LockGuard, StoreError> {
-        self.locks
+        let guard = self
+            .locks
             .guard()
-            .map_err(|e| self.io_error("", self.locks.path(), &e))
+            .map_err(|e| self.io_error("", self.locks.path(), &e))?;
+        self.remove_temps(&self.dir)
+            .map_err(|e| self.io_error("", &self.dir, &e))?;
+        Ok(guard)
+    }
+
+    /// Removes every temp file under `dir`; only called with the lock held.
+    fn remove_temps(&self, dir: &Path) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                self.remove_temps(&entry.path())?;
+            } else if kind.is_file()
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(crate::fsutil::TEMP_SUFFIX)
+            {
+                match std::fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The names directly under a logical path, sorted; sub-folders end in

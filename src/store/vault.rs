@@ -230,9 +230,16 @@ impl Vault {
                 } else {
                     "check that the server is up and VAULT_ADDR is right"
                 };
+                // The variant has no path field; name it in the reason so
+                // the message says what was being read or written.
+                let at = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (at \"{path}\")")
+                };
                 StoreError::Unreachable {
                     store,
-                    reason: format!("{}; {hint}", self.redact(reason)),
+                    reason: format!("{}{at}; {hint}", self.redact(reason)),
                 }
             }
             Failure::NotFound(reason) | Failure::Server(reason) | Failure::Other(reason) => {

@@ -136,10 +136,15 @@ pub(super) fn replace(
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
     create_private_dir(dir)?;
-    // Dot-prefixed so list() skips it; 0600 from creation, not chmod after.
+    let name = file
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // Dot-prefixed so list() skips it, named after its writer so a later
+    // run can remove it if this one is killed; 0600 from creation, not
+    // chmod after.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".entry-")
-        .suffix(".tmp")
+        .prefix(&format!("{}-", crate::fsutil::temp_prefix(&name.to_string_lossy())))
+        .suffix(crate::fsutil::TEMP_SUFFIX)
         .permissions(Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     fill(tmp.as_file_mut())?;
