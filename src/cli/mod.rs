@@ -32,10 +32,14 @@ pub mod run;
         in-memory workspace, keeps the results in Vault (or an embedded \
         age-encrypted store) and writes SOPS files for the devices.\n\n\
         `rumor <spec>` is short for `rumor run <spec>`.",
-    after_help = "Examples:\n  rumor run spec.toml            run a spec (Vault from VAULT_ADDR/VAULT_TOKEN)\n  \
+    after_help = "Examples:\n  \
+        rumor init fleet && cd fleet   a fleet on the embedded store (VAULT_ADDR set: on Vault)\n  \
+        rumor new pidgeon-1            provision a device: secrets/pidgeon-1.yaml\n  \
+        rumor renew --all              rotate passwords and API keys\n  \
+        rumor check                    device files decrypt, match the store, certs not expiring\n  \
+        rumor run spec.toml            run a spec (Vault from VAULT_ADDR/VAULT_TOKEN)\n  \
         nix eval --json .#spec | rumor stdin json --stay\n  \
-        rumor decrypt secrets/pidgeon-1.yaml --identity key.txt\n  \
-        rumor schema > schema.json"
+        rumor decrypt secrets/pidgeon-1.yaml --identity key.txt"
 )]
 pub struct Cli {
     /// The fleet directory, for fleet commands.
