@@ -145,16 +145,107 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Parses spec text in `format`; `origin` names it in messages.
 pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError> {
     let syntax = |line, message: String| SpecError::Syntax { origin: origin.to_owned(), line, message };
-    let value: Value = match format {
+    let Unique(value) = match format {
         Format::Json => serde_json::from_str(text).map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
-        Format::Yaml => serde_yaml_ng::from_str(text)
-            .map_err(|e| syntax(e.location().map(|l| l.line()), strip_position(&e.to_string())))?,
+        Format::Yaml => {
+            check_flow_depth(text).map_err(|line| syntax(Some(line), format!("nested deeper than {MAX_FLOW_DEPTH} levels")))?;
+            serde_yaml_ng::from_str(text).map_err(|e| syntax(e.location().map(|l| l.line()), strip_position(&e.to_string())))?
+        }
         Format::Toml => toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             syntax(line, e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; "))
         })?,
     };
     from_value(&value, origin)
+}
+
+/// Deeper YAML flow nesting is refused before parsing: libyaml's scanner
+/// takes quadratic time on long runs of `[` or `{` (a 10 MB spec would
+/// hang), and serde stops at 128 levels anyway.
+pub(crate) const MAX_FLOW_DEPTH: usize = 256;
+
+/// Counts `[`/`{` against `]`/`}` (quoting ignored, so it over-counts only
+/// for brackets inside strings); on too deep a nesting, the line.
+pub(crate) fn check_flow_depth(text: &str) -> Result<(), usize> {
+    let mut depth = 0usize;
+    for (at, byte) in text.bytes().enumerate() {
+        match byte {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_FLOW_DEPTH {
+            return Err(line_of(text, at));
+        }
+    }
+    Ok(())
+}
+
+/// A parsed document that refuses duplicate map keys. serde_json's `Value`
+/// keeps the last of two silently, so a second `generations:` would drop
+/// the first list without a word.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON-compatible value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Unique(v)| v)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let shown: String = key.chars().take(80).flat_map(char::escape_default).collect();
+                return Err(serde::de::Error::custom(format_args!("duplicate key \"{shown}\"")));
+            }
+            let Unique(value) = map.next_value()?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Serde messages end with "at line 3 column 5"; the line is shown in

@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use support::{require, Bao};
 
 /// A token no server would hand out, so any trace of it in output is ours.
-const TOKEN: &str = "hvs.RUMOR-RECOGNISABLE-token-7f3a9c";
+const TOKEN: &str = "RUMOR-RECOGNISABLE-token-7f3a9c";
 
 /// A fleet in a temp dir with its own HOME (and so its own admin identity).
 struct Fleet {
@@ -70,16 +70,6 @@ impl Fleet {
     #[track_caller]
     fn run(&self, args: &[&str]) -> String {
         support::ok(self.rumor().args(args))
-    }
-
-    /// Runs a command that must fail; returns (exit code, stderr).
-    #[track_caller]
-    fn fail(&self, args: &[&str]) -> (i32, String) {
-        let out = support::run(self.rumor().args(args));
-        assert!(!out.status.success(), "rumor {args:?} unexpectedly succeeded");
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(!stderr.contains("panicked"), "panic: {stderr}");
-        (out.status.code().unwrap_or(-1), stderr)
     }
 
     /// Output without echoing it (for commands that print secrets).
@@ -404,8 +394,6 @@ fn two_operators_local() {
     fleet.run(&["init"]);
     for round in 0..3 {
         let id = format!("c{round}");
-        let (a, b) = (fleet.rumor().args(["new", &id]).output(), fleet.rumor().args(["new", &id]).output());
-        let _ = (a, b);
         let children: Vec<Child> = (0..2).map(|_| fleet.rumor().args(["new", &id]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
@@ -468,4 +456,328 @@ fn two_operators_vault() {
         assert!(plain["postgres.sql"].contains(password));
     }
     eprintln!("{conflicts} runs lost a check-and-set race");
+}
+
+/// A TCP proxy in front of OpenBao that can be cut (every connection
+/// closed at once, new ones closed on accept) and can answer the next
+/// connections with 502, so faults are exact rather than timed.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    fail_next: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy { port, cut: Arc::default(), fail_next: Arc::default(), open: Arc::default() };
+        let (cut, fail_next, open) = (proxy.cut.clone(), proxy.fail_next.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                if fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        let _ = client.read(&mut buf);
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: 33\r\nConnection: close\r\n\r\n{\"errors\":[\"upstream went away\"]}");
+                    });
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                {
+                    let mut open = open.lock().unwrap();
+                    open.push(client.try_clone().unwrap());
+                    open.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server "goes away": open connections drop, new ones close.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Makes a token with a recognisable id and the given policies.
+fn child_token(bao: &Bao, id: &str, policies: &[&str]) {
+    let body = serde_json::json!({ "id": id, "policies": policies, "no_default_policy": false }).to_string();
+    let (status, text) = bao.api("POST", "/v1/auth/token/create", Some(&body));
+    assert_eq!(status, 200, "{text}");
+}
+
+/// A store fault's failure: exit 4, one line naming the server and a
+/// path, no token anywhere, and secrets/ exactly as before.
+#[track_caller]
+fn assert_store_fault(fleet: &Fleet, args: &[&str], addr: &str, expect: &str) {
+    let before = fleet.secrets();
+    let out = support::run(fleet.rumor().args(args));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN), "the token leaked: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.lines().all(|l| l.starts_with("rumor: ")), "every error is one line: {stderr}");
+    let line = stderr.lines().find(|l| l.contains(addr)).unwrap_or_else(|| panic!("no line names {addr}: {stderr}"));
+    assert!(line.contains("secret/rumor/"), "no path in: {line}");
+    assert!(line.contains(expect), "expected {expect:?} in: {line}");
+    assert_eq!(fleet.secrets(), before, "secrets/ changed in a failed run");
+}
+
+/// Server down before the run, a revoked token, a read-only policy and a
+/// sealed server: each fails cleanly, and after the fix a re-run completes.
+#[test]
+fn vault_faults() {
+    let Some(mut bao) = Bao::start() else { return };
+    let mut fleet = Fleet::new(bao.env());
+    fleet.set("RUMOR_VAULT_RETRIES", "0");
+    fleet.run(&["init"]);
+    fleet.run(&["new", "f1"]);
+    let addr = bao.addr.clone();
+
+    // A token revoked under the operator's feet.
+    child_token(&bao, TOKEN, &["root"]);
+    fleet.set("VAULT_TOKEN", TOKEN);
+    fleet.run(&["new", "f2"]);
+    let (status, text) = support::http(bao.port, "POST", "/v1/auth/token/revoke-self", None, Some(TOKEN)).unwrap();
+    assert_eq!(status, 204, "{text}");
+    assert_store_fault(&fleet, &["renew", "f1", "f2"], &addr, "denied");
+    assert_store_fault(&fleet, &["new", "f3"], &addr, "denied");
+    assert!(!fleet.file("f3").exists());
+
+    // A read-only policy: imports work, the first export is refused, and
+    // no device file is touched (store first, git second).
+    let policy = serde_json::json!({ "policy": "path \"secret/*\" { capabilities = [\"read\", \"list\"] }" }).to_string();
+    assert_eq!(bao.api("POST", "/v1/sys/policies/acl/readonly", Some(&policy)).0, 204);
+    let reader = format!("{TOKEN}-ro");
+    child_token(&bao, &reader, &["readonly"]);
+    fleet.set("VAULT_TOKEN", &reader);
+    let before = bao.kv_get("secret", "rumor/devices/f1/current").unwrap();
+    assert_store_fault(&fleet, &["renew", "f1"], &addr, "denied");
+    assert_eq!(bao.kv_get("secret", "rumor/devices/f1/current").unwrap(), before);
+    assert_store_fault(&fleet, &["new", "f3", "f4"], &addr, "denied");
+    fleet.run(&["check", "f1", "f2"]);
+
+    // The fix: a token that may write. The re-run completes.
+    fleet.set("VAULT_TOKEN", &bao.token);
+    fleet.run(&["new", "f3", "f4"]);
+    fleet.run(&["renew", "f1"]);
+    fleet.run(&["check"]);
+
+    // Sealed: nothing can be read; a new server is the fix for a dev one.
+    assert_eq!(bao.api("PUT", "/v1/sys/seal", None).0, 204);
+    assert_store_fault(&fleet, &["new", "f5"], &addr, "sealed");
+    assert_store_fault(&fleet, &["renew", "f1"], &addr, "sealed");
+
+    // Stopped before the run.
+    bao.stop();
+    assert_store_fault(&fleet, &["new", "f5"], &addr, "cannot reach");
+    assert_store_fault(&fleet, &["renew", "--all"], &addr, "cannot reach");
+    let bao = Bao::start().unwrap();
+    fleet.set("VAULT_ADDR", &bao.addr);
+    fleet.set("VAULT_TOKEN", &bao.token);
+    // The new server is empty: the CAs come back with init, and the
+    // devices are provisioned again over their old files.
+    fleet.run(&["init"]);
+    fleet.run(&["new", "f1", "f2", "f3", "f4", "f5"]);
+    fleet.run(&["check"]);
+}
+
+/// The server goes away in the middle of a multi-device run: the devices
+/// that had not stored their secrets write no file; once it is back, a
+/// re-run completes. Transient 502s are retried, within the bound.
+#[test]
+fn vault_goes_away_mid_run() {
+    let Some(bao) = Bao::start() else { return };
+    let proxy = Proxy::start(bao.port);
+    let mut fleet = Fleet::new(vec![("VAULT_ADDR", proxy.addr()), ("VAULT_TOKEN", bao.token.clone()), ("RUMOR_VAULT_RETRIES", "0".into())]);
+    fleet.run(&["init"]);
+    let ids = ["m1", "m2", "m3", "m4", "m5"];
+    let (mut child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
+    wait_for(&rx, ": made ");
+    proxy.cut();
+    let status = child.wait().unwrap();
+    let stderr = all.join().unwrap();
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    for id in ids {
+        let stored = bao.kv_get("secret", &format!("rumor/devices/{id}/current")).is_some();
+        if fleet.file(id).exists() {
+            assert!(stored, "{id}: a device file without its secrets in the store");
+        }
+    }
+    assert!(ids.iter().any(|id| !fleet.file(id).exists()), "nothing failed: {stderr}");
+    assert!(stderr.lines().any(|l| l.contains(&proxy.addr()) && l.contains("secret/rumor/")), "{stderr}");
+    assert_no_temps(&fleet);
+    proxy.restore();
+    fleet.run(&["new", "m1", "m2", "m3", "m4", "m5"]);
+    fleet.run(&["check"]);
+
+    // Two 502s in a row are retried through (3 retries allowed)...
+    fleet.set("RUMOR_VAULT_RETRIES", "3");
+    proxy.fail_next.store(2, Ordering::SeqCst);
+    fleet.run(&["new", "m6"]);
+    assert_eq!(proxy.fail_next.load(Ordering::SeqCst), 0);
+    // ...but with retries off, one 502 fails the run cleanly.
+    fleet.set("RUMOR_VAULT_RETRIES", "0");
+    proxy.fail_next.store(1, Ordering::SeqCst);
+    assert_store_fault(&fleet, &["new", "m7"], &proxy.addr(), "502");
+    fleet.run(&["new", "m7"]);
+    fleet.run(&["check"]);
+}
+
+/// The secret values of a device worth searching for: long enough that a
+/// match cannot be chance, and for PEM blocks their longest line.
+fn needles(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    values
+        .iter()
+        .filter(|(name, _)| !name.ends_with(".crt") && !name.ends_with(".pub") && !name.ends_with("authorized_keys") && !name.ends_with(".ssid"))
+        .filter_map(|(name, v)| {
+            let line = v.lines().filter(|l| !l.starts_with("-----")).max_by_key(|l| l.len())?.trim();
+            (line.len() >= 12).then(|| (name.clone(), line.to_owned()))
+        })
+        .collect()
+}
+
+/// Tokens and secrets never reach stderr, nor `--json` stdout, of the main
+/// commands.
+#[test]
+fn no_token_or_secret_in_output() {
+    let Some(bao) = Bao::start() else { return };
+    child_token(&bao, TOKEN, &["root"]);
+    let fleet = Fleet::new(vec![("VAULT_ADDR", bao.addr.clone()), ("VAULT_TOKEN", TOKEN.into())]);
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut record = |args: &[&str], json: bool| {
+        let out = fleet.quiet(args);
+        assert!(out.status.success(), "rumor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        outputs.push((format!("{args:?} stderr"), String::from_utf8_lossy(&out.stderr).into_owned()));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!stdout.contains(TOKEN), "the token is in the stdout of {args:?}");
+        if json {
+            outputs.push((format!("{args:?} stdout"), stdout));
+        }
+    };
+    record(&["init"], false);
+    record(&["new", "-v", "o1", "o2"], false);
+    record(&["renew", "-v", "o1"], false);
+    record(&["renew", "o2", "--secret", "wifi.pass"], false);
+    record(&["list", "--json"], true);
+    record(&["check", "--json"], true);
+    record(&["get", "o1", "nebula.crt"], false);
+    record(&["spec", "o1"], false);
+    let mut secrets = Vec::new();
+    for id in ["o1", "o2"] {
+        secrets.extend(needles(&fleet.stored(id)));
+    }
+    assert!(secrets.len() > 10, "too few secrets to look for: {}", secrets.len());
+    for (what, text) in &outputs {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+        for (name, value) in &secrets {
+            assert!(!text.contains(value.as_str()), "{name} is in the {what}");
+        }
+    }
+}
+
+/// Regular files under `dir` (not following links), skipping `skip`.
+fn files(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if skip(&path) {
+            continue;
+        }
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            files(&path, skip, out);
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+/// After a run without --keep, no generated secret is in plaintext in the
+/// temp directories, the test HOME or the fleet (outside the encrypted
+/// store and SOPS files); and every fleet file has its intended mode.
+#[test]
+fn hygiene_and_modes() {
+    let fleet = Fleet::new(vec![]);
+    fleet.run(&["init"]);
+    fleet.run(&["new", "h1", "h2"]);
+    fleet.run(&["renew", "h1"]);
+    fleet.run(&["check"]);
+    let mut secrets = Vec::new();
+    for id in ["h1", "h2"] {
+        secrets.extend(needles(&fleet.stored(id)));
+    }
+    assert!(secrets.len() > 10);
+
+    let store = fleet.dir().join("store");
+    let secrets_dir = fleet.dir().join("secrets");
+    let mut scanned = Vec::new();
+    let mut roots = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm"), fleet.home(), fleet.tmp.path().join("xdg")];
+    roots.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
+    // Other processes' private trees are not ours to judge, only ours.
+    let skip = |p: &Path| p == store || p.parent() == Some(secrets_dir.as_path()) || p.starts_with("/tmp/bash_jobs") || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bash_jobs"));
+    for root in &roots {
+        files(root, &skip, &mut scanned);
+    }
+    assert!(scanned.iter().any(|p| p.starts_with(fleet.dir())), "the fleet was not scanned");
+    for path in &scanned {
+        let Ok(meta) = fs::metadata(path) else { continue };
+        if meta.len() > 4 << 20 {
+            continue;
+        }
+        let Ok(bytes) = fs::read(path) else { continue };
+        let text = String::from_utf8_lossy(&bytes);
+        for (name, value) in &secrets {
+            assert!(!text.contains(value.as_str()), "{name} is in plaintext in {}", path.display());
+        }
+    }
+
+    // Modes: private from the start, public only where meant.
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let mut all = Vec::new();
+    files(&fleet.dir(), &|_| false, &mut all);
+    for path in &all {
+        let m = mode(path);
+        assert_eq!(m & 0o022, 0, "{} is writable by others: {m:o}", path.display());
+        if path.starts_with(&store) {
+            assert_eq!(m, 0o600, "{}", path.display());
+        }
+        if path.parent() == Some(secrets_dir.as_path()) {
+            assert_eq!(m, 0o644, "{} holds ciphertext for git", path.display());
+        }
+    }
+    let mut dirs = vec![store.clone()];
+    while let Some(d) = dirs.pop() {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+        dirs.extend(fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_type().unwrap().is_dir()).map(|e| e.path()));
+    }
+    assert_eq!(mode(&secrets_dir), 0o700);
+    assert_eq!(mode(&fleet.identity()), 0o600);
+    assert_eq!(mode(fleet.identity().parent().unwrap()), 0o700);
+    assert!(all.iter().any(|p| p.extension().is_some_and(|e| e == "age")));
 }

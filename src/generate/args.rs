@@ -90,7 +90,7 @@ impl<'a> Args<'a> {
     /// A required argument naming a workspace file: a plain relative name.
     pub fn name(&self, arg: &str) -> Result<&'a str, ArgError> {
         let name = self.str(arg)?;
-        check_name(name).map_err(|why| ArgError::Invalid { arg: arg.to_owned(), why: format!("\"{name}\" {why}") })?;
+        check_name(name).map_err(|why| ArgError::Invalid { arg: arg.to_owned(), why: format!("\"{}\" {why}", name.escape_debug()) })?;
         Ok(name)
     }
 

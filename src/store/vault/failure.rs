@@ -55,10 +55,11 @@ pub(super) fn classify(err: &ClientError) -> Failure {
 }
 
 fn from_status(code: u16, said: &str) -> Failure {
-    let said = if said.trim().is_empty() {
+    let said = one_line(said);
+    let said = if said.is_empty() {
         format!("HTTP {code}")
     } else {
-        said.trim().to_owned()
+        said
     };
     match code {
         404 => Failure::NotFound(said),
@@ -68,6 +69,17 @@ fn from_status(code: u16, said: &str) -> Failure {
         500..=599 => Failure::Server(format!("HTTP {code}: {said}")),
         _ => Failure::Other(format!("HTTP {code}: {said}")),
     }
+}
+
+/// A server message on one line: Vault wraps some as
+/// `1 error occurred:\n\t* permission denied\n\n`, and rumor's errors
+/// are one line each.
+fn one_line(said: &str) -> String {
+    said.lines()
+        .map(|l| l.trim().trim_start_matches("* ").trim())
+        .filter(|l| !(l.is_empty() || l.ends_with("occurred:") && l.contains("error")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A short reason for a request that got no answer, from the innermost
@@ -137,6 +149,10 @@ mod tests {
             Failure::Denied(_)
         ));
         assert!(matches!(api(503, &["Vault is sealed"]), Failure::Sealed));
+        match api(403, &["1 error occurred:\n\t* permission denied\n\n"]) {
+            Failure::Denied(said) => assert_eq!(said, "permission denied"),
+            _ => panic!("not a denial"),
+        }
         assert!(api(502, &[]).retryable());
         assert!(!api(503, &["Vault is sealed"]).retryable());
         assert!(!api(403, &[]).retryable());
