@@ -382,7 +382,13 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
         }
         let ip = match &args.ip {
             Some(ip) => ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?,
-            None => device::allocate(&o.fleet, &allocated)?,
+            // allocate() scans every device file; after the first, the next
+            // free address is the one after this run's last (it allocates
+            // past the highest taken), which keeps creating N devices linear.
+            None => match allocated.last().and_then(|prev| next_in_overlay(&o.fleet, *prev)) {
+                Some(ip) => ip,
+                None => device::allocate(&o.fleet, &allocated)?,
+            },
         };
         allocated.insert(ip);
         let device = Device { name: args.name.clone().unwrap_or_default(), ip: ip.to_string(), groups: vec!["pidgeon".into()], wifi: args.wifi.clone(), vars: Default::default() };
@@ -397,6 +403,14 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
     }
     let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false));
     summarize(&o.fleet, &args.devices, results)
+}
+
+/// The address after `prev`, if it is still a host address of the overlay.
+fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
+    let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
+    let last = u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
+    let next = u32::from(prev).checked_add(1)?;
+    (next <= last).then(|| std::net::Ipv4Addr::from(next))
 }
 
 /// `rumor renew`.
