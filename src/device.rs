@@ -204,7 +204,7 @@ fn render_spec(fleet: &Fleet, template: &str, context: serde_json::Value) -> Res
     let path = fleet.dir.join(template);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
     let rendered = render_text(&text, template, &context)?;
-    let mut spec = spec::parse(&rendered, Format::Toml, &format!("{template} (rendered)"))?;
+    let mut spec = spec::parse_with(&rendered, Format::Toml, &format!("{template} (rendered)"), false)?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;
     Ok(spec)
 }

@@ -64,12 +64,20 @@ pub struct Options {
     /// Run imports and generations only: no store write, no file written
     /// (`rumor check` compares what a run would produce).
     pub dry_run: bool,
+    /// Asked after the generations and before the first export, also when
+    /// a generation failed; its error wins. `rumor run` uses it to check
+    /// the JSON Schema on another core while the generations run: nothing
+    /// before the exports writes anything.
+    pub gate: Option<Gate>,
 }
+
+/// See [`Options::gate`].
+pub type Gate = Box<dyn Fn() -> Result<(), Error> + Send + Sync>;
 
 impl Options {
     /// Options for `rumor run` in `base_dir`.
     pub fn run(base_dir: PathBuf) -> Options {
-        Options { mode: Mode::Run, identities: Vec::new(), now: OffsetDateTime::now_utc(), base_dir, verbose: false, dry_run: false }
+        Options { mode: Mode::Run, identities: Vec::new(), now: OffsetDateTime::now_utc(), base_dir, verbose: false, dry_run: false, gate: None }
     }
 }
 
@@ -88,6 +96,12 @@ pub struct Outcome {
     pub store_writes: Vec<String>,
     /// Files written on disk by copy exporters.
     pub files_written: Vec<PathBuf>,
+}
+
+/// A store entry as an import (or an earlier export) of this run saw it.
+struct Seen {
+    version: u64,
+    data: Option<Data>,
 }
 
 /// A store opened on first use, so specs without Vault entries never need
@@ -200,8 +214,9 @@ pub fn run(
         eprintln!("rumor: warning: {}: \"renew\" beside \"arguments\" is ignored, as in the original; move it into arguments", entry.label());
     }
     let mut outcome = Outcome::default();
-    // Versions seen at import, so exports can check-and-set against them.
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    // What the imports read, so exports can check-and-set against that
+    // version and need not read it again.
+    let mut seen: HashMap<String, Seen> = HashMap::new();
 
     // RUMOR_TIMINGS=1 prints each entry's wall time to stderr, for the
     // benchmarks' cost split (KDFs, store round trips, the rest).
@@ -211,18 +226,25 @@ pub fn run(
             eprintln!("rumor: timing: {} {:.3} ms", entry.label(), started.elapsed().as_secs_f64() * 1e3);
         }
     };
-    for entry in &spec.imports {
-        check_interrupted()?;
-        let started = std::time::Instant::now();
-        import(entry, &mut workspace, store, options, &mut seen)?;
-        timed(entry, started);
+    let made = (|| {
+        for entry in &spec.imports {
+            check_interrupted()?;
+            let started = std::time::Instant::now();
+            import(entry, &mut workspace, store, options, &mut seen)?;
+            timed(entry, started);
+        }
+        for entry in &spec.generations {
+            check_interrupted()?;
+            let started = std::time::Instant::now();
+            generation(entry, &mut workspace, options, rng, &mut outcome)?;
+            timed(entry, started);
+        }
+        Ok::<(), Error>(())
+    })();
+    if let Some(gate) = &options.gate {
+        gate()?;
     }
-    for entry in &spec.generations {
-        check_interrupted()?;
-        let started = std::time::Instant::now();
-        generation(entry, &mut workspace, options, rng, &mut outcome)?;
-        timed(entry, started);
-    }
+    made?;
     if options.dry_run {
         outcome.workspace = workspace;
         return Ok(outcome);
@@ -255,7 +277,7 @@ fn current(path: &str) -> String {
     format!("{}/current", path.trim_matches('/'))
 }
 
-fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, u64>) -> Result<(), Error> {
+fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, Seen>) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let allow_fail = args.bool_or("allow_fail", false).map_err(input)?;
@@ -273,7 +295,7 @@ fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Option
             let path = current(args.str("path").map_err(input)?);
             let store = open_store(entry, store)?;
             let found = store.read(&path).map_err(|e| store_error(entry, e))?;
-            seen.insert(path.clone(), found.as_ref().map(|v| v.version).unwrap_or(0));
+            seen.insert(path.clone(), Seen { version: found.as_ref().map(|v| v.version).unwrap_or(0), data: found.as_ref().map(|v| v.data.clone()) });
             let Some(found) = found else {
                 if allow_fail {
                     return Ok(());
@@ -389,7 +411,7 @@ fn stamp(now: OffsetDateTime) -> String {
     now.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
-fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, u64>, outcome: &mut Outcome) -> Result<(), Error> {
+fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, Seen>, outcome: &mut Outcome) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     match entry.kind.as_str() {
@@ -410,12 +432,16 @@ fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, s
             let base = args.str("path").map_err(input)?.trim_matches('/').to_owned();
             let path = current(&base);
             let store = open_store(entry, store)?;
-            let existing = store.read(&path).map_err(|e| store_error(entry, e))?;
-            let version = existing.as_ref().map(|v| v.version).unwrap_or(0);
             // Check-and-set against what the import saw: a concurrent
             // writer in between makes this run fail instead of clobbering.
-            let cas = *seen.get(&path).unwrap_or(&version);
-            let mut data: Data = existing.map(|v| v.data).unwrap_or_default();
+            let (cas, existing) = match seen.get(&path) {
+                Some(s) => (s.version, s.data.clone()),
+                None => {
+                    let found = store.read(&path).map_err(|e| store_error(entry, e))?;
+                    (found.as_ref().map(|v| v.version).unwrap_or(0), found.map(|v| v.data))
+                }
+            };
+            let mut data: Data = existing.unwrap_or_default();
             let old = data.clone();
             if entry.kind == "vault" {
                 data = Data::new();
@@ -436,7 +462,7 @@ fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, s
                 return Ok(());
             }
             store.write(&path, &data, Some(cas)).map_err(|e| store_error(entry, e))?;
-            seen.insert(path.clone(), cas + 1);
+            seen.insert(path.clone(), Seen { version: cas + 1, data: Some(data.clone()) });
             let history = format!("{base}/{}", stamp(options.now));
             store.write(&history, &data, None).map_err(|e| store_error(entry, e))?;
             outcome.store_writes.push(path);

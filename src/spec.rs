@@ -142,8 +142,18 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Parses spec text in `format`; `origin` names it in messages.
+/// Parses spec text in `format`; `origin` names it in messages. The
+/// document is checked against the JSON Schema.
 pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError> {
+    parse_with(text, format, origin, true)
+}
+
+/// [`parse`], optionally without the JSON Schema check. Compiling the
+/// schema costs about 20 ms per process, most of a no-op device run, so
+/// device specs rendered from the fleet's templates skip it: the engine
+/// checks every entry's arguments before the first import either way, and
+/// a test keeps the default template schema-valid.
+pub fn parse_with(text: &str, format: Format, origin: &str, schema: bool) -> Result<Spec, SpecError> {
     let syntax = |line, message: String| SpecError::Syntax { origin: origin.to_owned(), line, message };
     let Unique(value) = match format {
         Format::Json => serde_json::from_str(text).map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
@@ -156,7 +166,7 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
             syntax(line, e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; "))
         })?,
     };
-    from_value(&value, origin)
+    from_value_with(&value, origin, schema)
 }
 
 /// Deeper YAML flow nesting is refused before parsing: libyaml's scanner
@@ -278,8 +288,24 @@ fn validator() -> Option<&'static jsonschema::Validator> {
         .as_ref()
 }
 
+/// Checks spec text against the JSON Schema only (the text must parse;
+/// [`parse_with`] reports syntax errors).
+pub fn check_schema(text: &str, format: Format, origin: &str) -> Result<(), SpecError> {
+    let value: Value = match format {
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Yaml => serde_yaml_ng::from_str(text).ok(),
+        Format::Toml => toml::from_str(text).ok(),
+    }
+    .unwrap_or(Value::Null);
+    from_value_with(&value, origin, true).map(|_| ())
+}
+
 /// Checks a parsed document against the schema and turns it into a spec.
 pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
+    from_value_with(value, origin, true)
+}
+
+fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, SpecError> {
     let schema_error = |location: String, message: String| SpecError::Schema { origin: origin.to_owned(), location, message };
     let root = value.as_object().ok_or_else(|| schema_error("top level".into(), "a spec must be a map with imports, generations and exports".into()))?;
     let mut spec = Spec::default();
@@ -319,7 +345,7 @@ pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
         }
     }
     spec.check_kinds().map_err(|(location, message)| schema_error(location, message))?;
-    if let Some(validator) = validator() {
+    if let Some(validator) = validator().filter(|_| schema) {
         if let Some(error) = validator.iter_errors(value).next() {
             let location = spec.locate(&error.instance_path.to_string());
             return Err(schema_error(location, schema_message(&error.kind)));

@@ -227,6 +227,10 @@ fn local_store_fleet() {
     assert!(config.contains("kind = \"local\""));
     check_device_file(&fleet, "pidgeon-1", "10.8.0.10");
     check_device_file(&fleet, "pidgeon-2", "10.8.0.11");
+    // Device runs skip the JSON Schema for speed; the default template's
+    // output must still satisfy it.
+    let rendered = fleet.run(&["spec", "pidgeon-1"]);
+    rumor::spec::parse(&rendered, rumor::spec::Format::Toml, "rendered").unwrap();
     // The store holds no plaintext.
     for entry in walk(&fleet.dir().join("store")) {
         let text = fs::read_to_string(&entry).unwrap_or_default();

@@ -184,6 +184,7 @@ fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: b
         base_dir: o.fleet.dir.clone(),
         verbose,
         dry_run,
+        gate: None,
     };
     let store = LazyStore::ready(Arc::new(Shared(o.handle.clone())));
     engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)

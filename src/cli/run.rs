@@ -65,9 +65,29 @@ pub struct DecryptArgs {
 
 /// Runs a spec file.
 pub fn run(args: RunArgs) -> Result<(), Error> {
-    let mut spec = spec::load(&args.spec)?;
+    let origin = args.spec.display().to_string();
+    let format = Format::from_path(&args.spec).ok_or_else(|| spec::SpecError::UnknownFormat { origin: origin.clone() })?;
+    let bytes = std::fs::read(&args.spec).map_err(|e| Error::io(&args.spec, &e))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{origin}: is not UTF-8 text")))?;
+    parse_and_execute(text, format, origin, &args.flags)
+}
+
+/// Parses without the schema, then runs with the schema checked on another
+/// thread: compiling it takes about as long as a small spec's run, and
+/// nothing is written before the engine asks the gate.
+fn parse_and_execute(text: String, format: Format, origin: String, flags: &WorkspaceFlags) -> Result<(), Error> {
+    let mut spec = spec::parse_with(&text, format, &origin, false)?;
     engine::load_templates(&mut spec, &super::current_dir()?)?;
-    execute(&spec, &args.flags)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(spec::check_schema(&text, format, &origin));
+    });
+    let rx = std::sync::Mutex::new(rx);
+    let gate: engine::Gate = Box::new(move || {
+        let verdict = rx.lock().map_err(|_| Error::Input("the schema check failed".into()))?.recv();
+        verdict.map_err(|_| Error::Input("the schema check did not finish".into()))?.map_err(Error::from)
+    });
+    execute(&spec, flags, Some(gate))
 }
 
 /// Runs a spec from standard input.
@@ -76,9 +96,7 @@ pub fn stdin(args: StdinArgs) -> Result<(), Error> {
     let mut bytes = Vec::new();
     std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::io(Path::new("<stdin>"), &e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
-    let mut spec = spec::parse(&text, format, "<stdin>")?;
-    engine::load_templates(&mut spec, &super::current_dir()?)?;
-    execute(&spec, &args.flags)
+    parse_and_execute(text, format, "<stdin>".into(), &args.flags)
 }
 
 /// The Vault store from the environment, opened on first use.
@@ -90,12 +108,13 @@ pub fn vault_from_env() -> LazyStore {
     })
 }
 
-fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
+fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> Result<(), Error> {
     let cwd = super::current_dir()?;
     let workspace = if flags.stay { seed(&cwd)? } else { Workspace::new() };
     let mut options = Options::run(cwd.clone());
     options.identities = crate::identity::available();
     options.verbose = flags.verbose;
+    options.gate = gate;
     let store = vault_from_env();
     let mut rng = rand::rngs::OsRng;
     let outcome = engine::run(spec, workspace, &store, &options, &mut rng)?;

@@ -78,12 +78,15 @@ impl Generator for WpaPsk {
         Ok(vec![Output::private(args.name("name")?, psk.as_bytes())])
     }
 
-    fn derived(&self) -> bool {
-        true
-    }
-
+    // Not derived: PBKDF2 with 4096 rounds is worth keeping in the store
+    // rather than re-deriving on every device run; a rotated passphrase or
+    // a renamed SSID remakes it through `inputs`.
     fn inputs(&self, args: &Args) -> Vec<String> {
-        args.name("passphrase").map(|n| vec![n.to_owned()]).unwrap_or_default()
+        let mut inputs: Vec<String> = args.name("passphrase").map(|n| vec![n.to_owned()]).unwrap_or_default();
+        if let Ok(ssid) = args.name("ssid") {
+            inputs.push(ssid.to_owned());
+        }
+        inputs
     }
 }
 
