@@ -167,6 +167,19 @@ pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Ad
     Ok(Ipv4Addr::from(next))
 }
 
+/// Holds an exclusive lock on the `devices/` directory while devices are
+/// created, so two operators never create the same device twice or hand
+/// out one address twice (Vault has no fleet-wide lock; the local store's
+/// lock covers the store, not the directory). Released on drop.
+pub fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
+    use fs4::fs_std::FileExt;
+    let dir = fleet.dir.join("devices");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
+    let handle = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, &e))?;
+    handle.lock_exclusive().map_err(|e| Error::io(&dir, &e))?;
+    Ok(handle)
+}
+
 /// Records an allocation in `devices/.allocations`.
 pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
     let path = fleet.dir.join(ALLOCATIONS);

@@ -397,3 +397,37 @@ fn set_mode(path: &Path, mode: u32) {
 fn chown_postgres(path: &Path) {
     ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path));
 }
+
+/// Two operators creating devices at once on Vault (which has no fleet
+/// lock) never hand out one address twice.
+#[test]
+fn parallel_new_allocates_distinct_addresses() {
+    if !tools() {
+        return;
+    }
+    let Some(bao) = Bao::start() else { return };
+    let fleet = Fleet::new(bao.env());
+    fleet.run(&["init"]);
+    for round in 0..3 {
+        let a = format!("a-{round}");
+        let b = format!("b-{round}");
+        let mut first = fleet.rumor();
+        first.args(["new", &a]).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut second = fleet.rumor();
+        second.args(["new", &b]).stdout(Stdio::null()).stderr(Stdio::null());
+        let (mut x, mut y) = (first.spawn().unwrap(), second.spawn().unwrap());
+        assert!(x.wait().unwrap().success() && y.wait().unwrap().success());
+    }
+    let mut ips = Vec::new();
+    for entry in fs::read_dir(fleet.dir().join("devices")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = fs::read_to_string(&path).unwrap();
+            ips.push(text.lines().find(|l| l.starts_with("ip = ")).unwrap().to_owned());
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = ips.iter().collect();
+    assert_eq!(ips.len(), 6);
+    assert_eq!(unique.len(), 6, "{ips:?}");
+    fleet.run(&["check"]);
+}

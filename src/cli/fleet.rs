@@ -369,6 +369,7 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
     }
     let o = open(arg)?;
     let _lock = o.handle.lock()?;
+    let devices_lock = device::lock_devices(&o.fleet)?;
     let mut allocated = BTreeSet::new();
     for id in &args.devices {
         let path = device::path(&o.fleet, id);
@@ -402,6 +403,7 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
         device::record_allocation(&o.fleet, ip, id)?;
         eprintln!("rumor: {id}: created {} with ip {ip}", path.display());
     }
+    drop(devices_lock);
     let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false));
     summarize(&o.fleet, &args.devices, results)
 }
