@@ -264,7 +264,11 @@ pub fn render_text(text: &str, name: &str, context: &serde_json::Value) -> Resul
         if json.is_null() {
             return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "cannot write an undefined or null value into TOML"));
         }
-        serde_json::to_string(&json).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+        // JSON leaves DEL raw, which TOML forbids in strings; `\u007f` means
+        // the same in both (found by fuzz/fuzz_targets/template.rs).
+        serde_json::to_string(&json)
+            .map(|text| text.replace('\u{7f}', "\\u007f"))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
     });
     env.render_named_str(name, text, context).map_err(|e| template_error(name, &e))
 }
