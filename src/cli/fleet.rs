@@ -228,6 +228,13 @@ fn jobs() -> usize {
     std::env::var("RUMOR_JOBS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(2 * cores).min(64)
 }
 
+/// An outcome without its workspace: a fleet run keeps one per device
+/// until the summary, and the secrets need not stay in memory that long.
+fn light(mut outcome: Outcome) -> Outcome {
+    outcome.workspace = crate::workspace::Workspace::new();
+    outcome
+}
+
 fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>) -> Result<(), Error> {
     let mut failed = Vec::new();
     let mut first_code = 0;
@@ -404,7 +411,7 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
         eprintln!("rumor: {id}: created {} with ip {ip}", path.display());
     }
     drop(devices_lock);
-    let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false));
+    let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false).map(light));
     summarize(&o.fleet, &args.devices, results)
 }
 
@@ -430,7 +437,7 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
             names.extend(expiring(&o, id, days)?);
         }
         let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
-        provision(&o, id, rotation, args.verbose, false)
+        provision(&o, id, rotation, args.verbose, false).map(light)
     });
     summarize(&o.fleet, &ids, results)
 }
