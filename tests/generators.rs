@@ -434,7 +434,11 @@ fn wpa_psk_reads_the_ssid_from_a_file_and_checks_inputs() {
     let from_file = only(generate("wpa-psk", json!({"ssid": "ssid", "passphrase": "pass", "name": "p"}), &ws).unwrap()).1;
     let literal = only(generate("wpa-psk", json!({"ssid": "FromFile", "passphrase": "pass", "name": "p"}), &ws).unwrap()).1;
     assert_eq!(from_file, literal);
-    assert!(lookup("wpa-psk").unwrap().derived());
+    // Kept in the store, remade when the passphrase or the SSID changes.
+    let generator = lookup("wpa-psk").unwrap();
+    assert!(!generator.derived());
+    let args = json!({"ssid": "ssid", "passphrase": "pass", "name": "p"});
+    assert_eq!(generator.inputs(&rumor::generate::Args::new(args.as_object().unwrap())), ["pass", "ssid"]);
 
     let err = fails("wpa-psk", json!({"ssid": "x", "passphrase": "short", "name": "p"}), &ws);
     assert!(err.contains("\"short\"") && err.contains("8 to 63") && !err.contains("hunter7"), "{err}");
