@@ -17,6 +17,7 @@ use crate::error::Error;
 
 pub mod fleet;
 pub mod image;
+pub mod inspect;
 pub mod process;
 pub mod progress;
 pub mod run;
@@ -70,14 +71,14 @@ pub enum Command {
     /// Rotate secrets: those the profile marks renew, or --secret NAME.
     Renew(fleet::RenewArgs),
     /// Print one stored value of a device (e.g. age.key).
-    Get(fleet::GetArgs),
+    Get(inspect::GetArgs),
     /// List devices with their IP and the age of their oldest secret.
-    List(fleet::ListArgs),
+    List(inspect::ListArgs),
     /// Print a device's rendered spec.
-    Spec(fleet::SpecArgs),
+    Spec(inspect::SpecArgs),
     /// Check device files: they decrypt, match the store, and no
     /// certificate expires soon.
-    Check(fleet::CheckArgs),
+    Check(inspect::CheckArgs),
     /// Write a device's age key into its disk image (guestfish).
     Inject(image::InjectArgs),
     /// Cloud API key hashes.
@@ -133,10 +134,10 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Init(args) => fleet::init(&cli.fleet, args),
         Command::New(args) => fleet::new(&cli.fleet, args),
         Command::Renew(args) => fleet::renew(&cli.fleet, args),
-        Command::Get(args) => fleet::get(&cli.fleet, args),
-        Command::List(args) => fleet::list(&cli.fleet, args),
-        Command::Spec(args) => fleet::spec(&cli.fleet, args),
-        Command::Check(args) => fleet::check(&cli.fleet, args),
+        Command::Get(args) => inspect::get(&cli.fleet, args),
+        Command::List(args) => inspect::list(&cli.fleet, args),
+        Command::Spec(args) => inspect::spec(&cli.fleet, args),
+        Command::Check(args) => inspect::check(&cli.fleet, args),
         Command::Inject(args) => image::inject(&cli.fleet, args),
         Command::ApiKey(command) => image::api_key(command),
     }

@@ -1,0 +1,218 @@
+//! Fleet commands that read: `get`, `list`, `spec` and `check`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use clap::Args;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::fleet::{admin_identities, expiry, open, provision, FleetArg, Opened};
+use crate::device;
+use crate::engine::Rotation;
+use crate::error::Error;
+use crate::fleet::Fleet;
+
+/// `rumor get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The device.
+    pub device: String,
+    /// The stored name, e.g. age.key or cloud.api-key.hash.
+    pub name: String,
+}
+
+/// `rumor list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rumor spec`.
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// The device.
+    pub device: String,
+}
+
+/// `rumor check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Devices to check (default: all).
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Certificates must stay valid for this many days.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rumor get`.
+pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
+    device::check_id(&args.device)?;
+    let o = open(arg)?;
+    device::load(&o.fleet, &args.device)?;
+    let path = format!("{}/current", o.fleet.device_path(&args.device));
+    let current = o.handle.store().read(&path)?.ok_or_else(|| {
+        Error::Input(format!("{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`", args.device, o.handle.store().describe(), args.device))
+    })?;
+    let value = current.data.get(&args.name).ok_or_else(|| {
+        let names: Vec<&str> = current.data.keys().map(String::as_str).collect();
+        Error::Input(format!("{} has no \"{}\"; stored names: {}", args.device, args.name, names.join(", ")))
+    })?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(value.as_bytes()).and_then(|_| out.write_all(b"\n")).map_err(|e| Error::io(Path::new("<stdout>"), &e))
+}
+
+/// `rumor spec`.
+pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
+    device::check_id(&args.device)?;
+    let fleet = Fleet::open(&arg.dir()?)?;
+    let device = device::load(&fleet, &args.device)?;
+    let (_, text) = device::spec(&fleet, &args.device, &device)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `rumor list`.
+pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
+    let o = open(arg)?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut rows = Vec::new();
+    for id in device::ids(&o.fleet)? {
+        let device = device::load(&o.fleet, &id)?;
+        let oldest = oldest_secret(&o, &id)?;
+        let age_days = oldest.map(|t| (now - t).whole_days());
+        rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        println!("{:<24} {:<16} {}", "DEVICE", "IP", "OLDEST SECRET");
+        for row in &rows {
+            let age = match row["oldest_secret_days"].as_i64() {
+                Some(d) => format!("{d} days"),
+                None => "not provisioned".into(),
+            };
+            println!("{:<24} {:<16} {age}", row["device"].as_str().unwrap_or(""), row["ip"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+/// When the oldest current value of a device was first stored: walks the
+/// timestamped copies back from the newest while each value stays equal.
+fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
+    let base = o.fleet.device_path(id);
+    let Some(current) = o.handle.store().read(&format!("{base}/current"))? else { return Ok(None) };
+    let mut stamps: Vec<String> = o.handle.list(&base)?.into_iter().filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())).collect();
+    stamps.sort();
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    let mut since: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut alive: BTreeSet<&str> = current.data.keys().map(String::as_str).collect();
+    for stamp in stamps.iter().rev() {
+        if alive.is_empty() {
+            break;
+        }
+        let Some(old) = o.handle.store().read(&format!("{base}/{stamp}"))? else { continue };
+        alive.retain(|k| {
+            let same = old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
+            if same {
+                since.insert(k, stamp.clone());
+            }
+            same
+        });
+    }
+    let oldest = since.values().min().and_then(|s| time::PrimitiveDateTime::parse(s, &format).ok()).map(|t| t.assume_utc());
+    Ok(oldest)
+}
+
+/// `rumor check`.
+pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
+    let fleet = Fleet::open(&arg.dir()?)?;
+    let identities = admin_identities(true)?;
+    let handle = fleet.store(&identities)?;
+    let o = Opened { fleet, identities, handle };
+    let ids = if args.devices.is_empty() { device::ids(&o.fleet)? } else { args.devices.clone() };
+    let mut report = Vec::new();
+    let mut problems_total = 0;
+    for id in &ids {
+        let problems = check_device(&o, id, args.days);
+        problems_total += problems.len();
+        report.push(json!({ "device": id, "ok": problems.is_empty(), "problems": problems }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for row in &report {
+            for p in row["problems"].as_array().into_iter().flatten() {
+                println!("{}: {}", row["device"].as_str().unwrap_or(""), p.as_str().unwrap_or(""));
+            }
+        }
+        if problems_total == 0 {
+            eprintln!("rumor: {} devices ok", ids.len());
+        }
+    }
+    if problems_total > 0 {
+        return Err(Error::Integrity(format!("{problems_total} problems in {} devices", report.iter().filter(|r| r["ok"] == false).count())));
+    }
+    Ok(())
+}
+
+/// The pairs of the plaintext device YAML a run renders.
+fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
+    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return vec![] };
+    map.into_iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Zeroizing::new(v.as_str()?.to_owned()))))
+        .collect()
+}
+
+fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = device::check_id(id) {
+        return vec![e.to_string()];
+    }
+    let file = o.fleet.output(id);
+    let path = o.fleet.dir.join(&file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("{file}: {}; run `rumor new {id}`", crate::error::io_reason(&e))],
+    };
+    let decrypted = match crate::sops::decrypt(&text, &o.identities) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("{file}: does not decrypt with the admin identity: {e}")],
+    };
+    let Some(pairs) = decrypted.pairs() else { return vec![format!("{file}: is not a flat map of strings")] };
+    // What the store holds, rendered the way a run would render it.
+    match provision(o, id, Rotation::Nothing, false, true) {
+        Ok(outcome) => {
+            let expected = outcome.workspace.text("device.yaml").map(|t| t.to_owned()).unwrap_or_default();
+            let expected = plain_pairs(&expected);
+            for (key, value) in &pairs {
+                match expected.iter().find(|(k, _)| k == key) {
+                    Some((_, v)) if v.as_str() == value.as_str() => {}
+                    Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
+                    None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
+                }
+                if let Some(when) = expiry(key, value) {
+                    let left = (when - time::OffsetDateTime::now_utc()).whole_days();
+                    if left < days as i64 {
+                        problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
+                    }
+                }
+            }
+            for (k, _) in &expected {
+                if !pairs.iter().any(|(key, _)| key == k) {
+                    problems.push(format!("{file}: \"{k}\" is missing; run `rumor new {id}`"));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot render from the store: {e}")),
+    }
+    problems
+}
