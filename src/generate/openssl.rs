@@ -66,16 +66,23 @@ pub(crate) fn serial_from_file(
     })
 }
 
+/// The certificate is public.
+fn public_output(args: &Args) -> Vec<String> {
+    args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+}
+
+/// Both kinds make a certificate and its key.
+fn key_pair(args: &Args) -> Result<Vec<String>, ArgError> {
+    Ok(vec![args.name("public")?.to_owned(), args.name("private")?.to_owned()])
+}
+
 impl Generator for OpensslCa {
     fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+        public_output(args)
     }
 
     fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![
-            args.name("public")?.to_owned(),
-            args.name("private")?.to_owned(),
-        ])
+        key_pair(args)
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -102,14 +109,11 @@ impl Generator for OpensslCa {
 
 impl Generator for Openssl {
     fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+        public_output(args)
     }
 
     fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![
-            args.name("public")?.to_owned(),
-            args.name("private")?.to_owned(),
-        ])
+        key_pair(args)
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -74,8 +74,18 @@ fn check_keys(pairs: &[(&str, &str)]) -> Result<(), SopsError> {
     Ok(())
 }
 
-/// See [`super::encrypt`].
-pub(crate) fn encrypt(
+/// Encrypts `pairs` (in that order) as a SOPS YAML file for `recipients`.
+///
+/// With `previous`, an earlier output that one of `identities` opens, the
+/// result changes as little as possible: the same pairs and recipient set
+/// give `previous` back byte for byte; changed values alone keep the data
+/// key, the age blocks and the ciphertext of every unchanged value, and get
+/// a new `lastmodified` and MAC; a changed recipient set gets a new data
+/// key. A `previous` that does not open is ignored.
+///
+/// Keys ending in `_unencrypted` and empty values stay in the clear, as
+/// with sops. Keys may not be `sops`, repeat, or hold line breaks.
+pub fn encrypt(
     pairs: &[(&str, &str)],
     recipients: &[age::x25519::Recipient],
     previous: Option<&str>,

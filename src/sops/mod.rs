@@ -22,33 +22,11 @@ mod tree;
 
 pub use error::SopsError;
 
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::generate::CryptoRngCore;
 use tree::{write_document, Kind, Node};
 
-/// Encrypts `pairs` (in that order) as a SOPS YAML file for `recipients`.
-///
-/// With `previous`, an earlier output that one of `identities` opens, the
-/// result changes as little as possible: the same pairs and recipient set
-/// give `previous` back byte for byte; changed values alone keep the data
-/// key, the age blocks and the ciphertext of every unchanged value, and get
-/// a new `lastmodified` and MAC; a changed recipient set gets a new data
-/// key. A `previous` that does not open is ignored.
-///
-/// Keys ending in `_unencrypted` and empty values stay in the clear, as
-/// with sops. Keys may not be `sops`, repeat, or hold line breaks.
-pub fn encrypt(
-    pairs: &[(&str, &str)],
-    recipients: &[age::x25519::Recipient],
-    previous: Option<&str>,
-    identities: &[age::x25519::Identity],
-    now: OffsetDateTime,
-    rng: &mut dyn CryptoRngCore,
-) -> Result<String, SopsError> {
-    encrypt::encrypt(pairs, recipients, previous, identities, now, rng)
-}
+pub use encrypt::encrypt;
 
 /// Decrypts a SOPS YAML file with any of `identities`, verifying its MAC.
 pub fn decrypt(text: &str, identities: &[age::x25519::Identity]) -> Result<Decrypted, SopsError> {
