@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use support::postgres::Postgres;
 use support::{fails, ok, require, Bao};
 
 /// A fleet in a temp dir with its own HOME (and so its own admin identity).
@@ -315,88 +316,37 @@ fn bad_names_and_broken_templates() {
 /// pidgeon.env.
 #[test]
 fn postgres_end_to_end() {
-    let (Some(initdb), Some(pg_ctl), Some(psql), Some(_)) = (require("initdb"), require("pg_ctl"), require("psql"), require("sops")) else { return };
-    if !running_as_root() {
-        eprintln!("skipping: runs the cluster as the postgres user, which needs root");
-        assert!(!support::ci(), "CI runs the tests as root");
+    if require("sops").is_none() {
         return;
     }
     let fleet = Fleet::new(vec![]);
     fleet.run(&["init"]);
     fleet.run(&["new", "pidgeon-1"]);
     let secrets = fleet.sops_decrypt("pidgeon-1", &fleet.identity());
+    let Some(pg) = Postgres::start(Some((&secrets["postgres.crt"], &secrets["postgres.key"]))) else { return };
+    let applied = pg.psql("postgres", "postgres", None, &secrets["postgres.sql"]);
+    assert!(applied.status.success(), "postgres.sql applies");
 
-    // A world-traversable directory the postgres user owns.
-    let base = tempfile::Builder::new().prefix("rumor-pg-").tempdir_in("/tmp").unwrap();
-    let root = base.path();
-    set_mode(root, 0o755);
-    let data = root.join("data");
-    let sock = root.join("sock");
-    fs::create_dir_all(&sock).unwrap();
-    for (name, mode) in [("postgres.crt", 0o644), ("postgres.key", 0o600), ("postgres.sql", 0o600)] {
-        fs::write(root.join(name), &secrets[name]).unwrap();
-        set_mode(&root.join(name), mode);
-    }
     let ca = fleet.write("ca.crt", &secrets["postgres.ca.crt"]);
-    chown_postgres(root);
-    let as_postgres = |program: &Path| {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    };
-    ok(as_postgres(&initdb).arg("-D").arg(&data).args(["-A", "scram-sha-256", "--auth-local=trust", "-U", "postgres"]));
-    let port = support::free_port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-        sock.display(),
-        root.join("postgres.crt").display(),
-        root.join("postgres.key").display()
-    );
-    ok(as_postgres(&pg_ctl).arg("-D").arg(&data).arg("-o").arg(&options).args(["-w", "-l"]).arg(root.join("log")).arg("start"));
-    struct Stop<'a>(&'a dyn Fn());
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            (self.0)();
-        }
-    }
-    let stop = || {
-        let _ = Command::new("runuser").args(["-u", "postgres", "--"]).arg(&pg_ctl).arg("-D").arg(&data).args(["-m", "immediate", "stop"]).output();
-    };
-    let _stop = Stop(&stop);
-    ok(as_postgres(&psql).arg("-h").arg(&sock).args(["-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-f"]).arg(root.join("postgres.sql")));
-
     let env = env_file(&secrets["pidgeon.env"]);
-    let conninfo = |password: &str| {
-        let mut cmd = Command::new(&psql);
-        cmd.arg(format!(
-            "host=localhost port={port} user={} dbname={} sslmode=verify-full sslrootcert={}",
+    let login = |password: &str| {
+        let conninfo = format!(
+            "host=localhost port={} user={} dbname={} sslmode=verify-full sslrootcert={}",
+            pg.port,
             env["PIDGEON_DB_USER"],
             env["PIDGEON_DB_NAME"],
             ca.display()
-        ))
-        .args(["-tAc", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10");
+        );
+        let mut cmd = pg.client(&conninfo, password);
+        cmd.args(["-tAc", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"]);
         cmd
     };
-    let out = ok(&mut conninfo(&env["PIDGEON_DB_PASSWORD"]));
+    let out = ok(&mut login(&env["PIDGEON_DB_PASSWORD"]));
     assert_eq!(out.trim(), "pidgeon true");
-    let err = fails(&mut conninfo("wrong-password"));
+    let err = fails(&mut login("wrong-password"));
     assert!(err.contains("password authentication failed"), "{err}");
 }
 
-fn running_as_root() -> bool {
-    String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap().trim() == "0"
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn chown_postgres(path: &Path) {
-    ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path));
-}
 
 /// Two operators creating devices at once on Vault (which has no fleet
 /// lock) never hand out one address twice.

@@ -13,6 +13,7 @@ use rumor::generate::{lookup, Args, Context, GenError, Output};
 use rumor::template::{env_value, render, shell, yaml};
 use rumor::workspace::{File, Visibility, Workspace};
 use serde_json::{json, Value};
+use support::postgres::Postgres;
 
 /// Values meant to break out of whatever they are rendered into.
 const HOSTILE: &[&str] = &[
@@ -65,10 +66,6 @@ fn only(outputs: Vec<Output>) -> (String, String, Visibility) {
     (out.name.clone(), out.file.text().unwrap().to_owned(), out.file.visibility)
 }
 
-fn is_root() -> bool {
-    rustix::process::getuid().is_root()
-}
-
 // ---------------------------------------------------------------- template
 
 #[test]
@@ -105,86 +102,13 @@ fn template_errors() {
 
 // ------------------------------------------------------------- PostgreSQL
 
-/// A throwaway PostgreSQL 15 cluster listening only on a socket in its
-/// temp dir, stopped on drop.
-struct Postgres {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-}
-
-impl Postgres {
-    fn start() -> Option<Postgres> {
-        // The three must come from one installation.
-        let initdb = support::require("initdb")?.canonicalize().unwrap();
-        let bin = initdb.parent().unwrap().to_path_buf();
-        for tool in ["pg_ctl", "psql"] {
-            if !bin.join(tool).is_file() {
-                assert!(!support::ci(), "{tool} is missing beside {}", initdb.display());
-                eprintln!("skipping: {tool} is missing beside {}", initdb.display());
-                return None;
-            }
-        }
-        let dir = tempfile::tempdir().unwrap();
-        if is_root() {
-            // The server refuses to run as root.
-            support::ok(Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()));
-        }
-        let pg = Postgres { dir, bin };
-        support::ok(pg.cmd("initdb").args(["-E", "UTF8", "--locale=C", "-A", "trust", "-U", "postgres", "--no-sync", "-D"]).arg(pg.data()));
-        // Password logins for everyone but the superuser, to prove the
-        // rendered password is the one PostgreSQL stored.
-        std::fs::write(pg.data().join("pg_hba.conf"), "local all postgres trust\nlocal all all scram-sha-256\n").unwrap();
-        let opts = format!("-k {} -h '' -c fsync=off", pg.dir.path().display());
-        support::ok(pg.cmd("pg_ctl").arg("-D").arg(pg.data()).arg("-o").arg(opts).arg("-l").arg(pg.dir.path().join("log")).args(["-w", "start"]));
-        Some(pg)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn cmd(&self, tool: &str) -> Command {
-        let path = self.bin.join(tool);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(path);
-            c
-        } else {
-            Command::new(path)
-        };
-        cmd.current_dir(self.dir.path());
-        cmd
-    }
-
-    /// psql as `user` on `db`, stopping at the first error.
-    fn psql(&self, user: &str, db: &str, password: Option<&str>, sql: &str) -> std::process::Output {
-        let mut cmd = self.cmd("psql");
-        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"]).arg(self.dir.path()).arg("-U").arg(user).arg("-d").arg(db);
-        match password {
-            Some(pw) => cmd.env("PGPASSWORD", pw),
-            None => cmd.env_remove("PGPASSWORD"),
-        };
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        eprintln!("psql stderr: {}", String::from_utf8_lossy(&out.stderr));
-        out
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self.cmd("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "stop"]).output();
-    }
-}
-
 fn unhex(text: &str) -> Vec<Vec<u8>> {
     text.lines().filter(|l| !l.is_empty()).map(|l| hex::decode(l.trim()).unwrap()).collect()
 }
 
 #[test]
 fn sql_filters_hold_against_a_real_postgresql() {
-    let Some(pg) = Postgres::start() else { return };
+    let Some(pg) = Postgres::start(None) else { return };
     let user = "pi\"dgeon'; DROP ROLE postgres; --";
     let db = "meter \"db\"; $(rm -rf /) ü '";
     let pw = "p'a\"s\\s $(rm -rf /)\n'; DROP TABLE x; -- 日本";

@@ -17,7 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{ok, require};
+use support::postgres::Postgres;
+use support::ok;
 
 /// Every path under `dir`, relative, directories included.
 fn tree(dir: &Path) -> BTreeSet<PathBuf> {
@@ -466,59 +467,23 @@ fn hostile_template_values_come_out_escaped() {
 /// Loads each rendered postgres.sql into a throwaway PostgreSQL 15 and
 /// checks that the hostile role names and passwords arrived as data.
 fn postgres_loads(scripts: &[(String, String, &str, String)]) {
-    let (Some(initdb), Some(pg_ctl), Some(psql)) = (require("initdb"), require("pg_ctl"), require("psql")) else { return };
-    if String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim() != "0" {
-        assert!(!support::ci(), "CI runs the tests as root");
-        return;
-    }
-    let base = tempfile::Builder::new().prefix("rumor-pg-").tempdir_in("/tmp").unwrap();
-    let root = base.path();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
-    let data = root.join("data");
-    let sock = root.join("sock");
-    fs::create_dir_all(&sock).unwrap();
-    ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(root));
-    let as_postgres = |program: &Path| {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    };
-    ok(as_postgres(&initdb).arg("-D").arg(&data).args(["-A", "scram-sha-256", "--auth-local=trust", "-U", "postgres"]));
-    let port = support::free_port();
-    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", sock.display());
-    ok(as_postgres(&pg_ctl).arg("-D").arg(&data).arg("-o").arg(&options).args(["-w", "-l"]).arg(root.join("log")).arg("start"));
-    struct Stop<'a>(&'a dyn Fn());
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            (self.0)();
-        }
-    }
-    let stop = || {
-        let _ = Command::new("runuser").args(["-u", "postgres", "--"]).arg(&pg_ctl).arg("-D").arg(&data).args(["-m", "immediate", "stop"]).output();
-    };
-    let _stop = Stop(&stop);
-    let query = |sql: &str| ok(as_postgres(&psql).arg("-h").arg(&sock).args(["-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qtAc", sql]));
+    let Some(pg) = Postgres::start(None) else { return };
     for (id, script, user, operator_password) in scripts {
         // Fresh names each time: the script creates roles and a database.
-        query("DROP DATABASE IF EXISTS pidgeon");
+        pg.admin("DROP DATABASE IF EXISTS pidgeon");
         for role in [*user, "operator"] {
-            query(&format!("DROP ROLE IF EXISTS \"{}\"", role.replace('"', "\"\"")));
+            pg.admin(&format!("DROP ROLE IF EXISTS \"{}\"", role.replace('"', "\"\"")));
         }
-        let path = root.join(format!("{id}.sql"));
-        fs::write(&path, script).unwrap();
-        ok(Command::new("chown").arg("postgres").arg(&path));
-        ok(as_postgres(&psql).arg("-h").arg(&sock).args(["-p", &port.to_string(), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-f"]).arg(&path));
-        let owner = query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'pidgeon'");
+        let applied = pg.psql("postgres", "postgres", None, script);
+        assert!(applied.status.success(), "{id}: the rendered postgres.sql applies");
+        let owner = pg.admin("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'pidgeon'");
         assert_eq!(owner.trim_end_matches('\n'), *user, "{id}: the owner is the hostile name, verbatim");
-        let roles = query("SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE '%pwned%'");
+        let roles = pg.admin("SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE '%pwned%'");
         assert_eq!(roles.trim(), "", "{id}: no injected role");
         // The operator's password is the hostile text, verbatim.
-        let login = Command::new(&psql)
-            .arg(format!("host=127.0.0.1 port={port} user=operator dbname=pidgeon"))
+        let login = pg
+            .client(&format!("host=127.0.0.1 port={} user=operator dbname=pidgeon", pg.port), operator_password)
             .args(["-tAc", "SELECT current_user"])
-            .env("PGPASSWORD", operator_password)
-            .env("PGCONNECT_TIMEOUT", "10")
             .output()
             .unwrap();
         assert!(login.status.success(), "{id}: operator logs in with the hostile password: {}", String::from_utf8_lossy(&login.stderr));
