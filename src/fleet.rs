@@ -265,7 +265,7 @@ impl Fleet {
                     |name| std::env::var(name).ok().or_else(|| if name == "VAULT_ADDR" { fallback.clone() } else { None }),
                     home.as_deref(),
                 )?;
-                Ok(Arc::new(VaultHandle(Memo::new(Vault::connect(&config)?, self.shared_current()))))
+                Ok(Arc::new(Memo::new(Vault::connect(&config)?, self.shared_current())))
             }
             _ => {
                 if self.recipients().is_empty() {
@@ -273,46 +273,36 @@ impl Fleet {
                 }
                 let dir = self.dir.join(&self.settings.store.path);
                 let store = LocalStore::open(dir, self.recipients(), identities.to_vec())?;
-                Ok(Arc::new(LocalHandle(Memo::new(store, self.shared_current()))))
+                Ok(Arc::new(Memo::new(store, self.shared_current())))
             }
         }
     }
 }
 
-/// A store with the extras fleet commands need.
-pub trait StoreHandle: Send + Sync {
-    /// The store.
-    fn store(&self) -> &dyn Store;
+/// A store with the extras fleet commands need. It is a [`Store`] itself,
+/// so the engine takes it as one.
+pub trait StoreHandle: Store {
     /// Keys directly under a path.
-    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError>;
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
     /// Holds the store's lock for a whole run, where it has one.
-    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError>;
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError>;
 }
 
-struct VaultHandle(Memo<Vault>);
-struct LocalHandle(Memo<LocalStore>);
-
-impl StoreHandle for VaultHandle {
-    fn store(&self) -> &dyn Store {
-        &self.0
+impl StoreHandle for Memo<Vault> {
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(path)
     }
-    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
-        self.0.inner.list(path)
-    }
-    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError> {
         Ok(None)
     }
 }
 
-impl StoreHandle for LocalHandle {
-    fn store(&self) -> &dyn Store {
-        &self.0
+impl StoreHandle for Memo<LocalStore> {
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(path)
     }
-    fn list(&self, path: &str) -> Result<Vec<String>, crate::store::StoreError> {
-        self.0.inner.list(path)
-    }
-    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, crate::store::StoreError> {
-        self.0.inner.lock().map(Some)
+    fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError> {
+        self.inner.lock().map(Some)
     }
 }
 
@@ -322,7 +312,7 @@ impl StoreHandle for LocalHandle {
 /// this store to that path (`rumor init`) drops the memo, so a run still
 /// reads its own writes; another process's change made during the run is
 /// seen by the next run, as with any read made at the start of a run.
-struct Memo<S> {
+pub struct Memo<S> {
     inner: S,
     path: String,
     /// `None`: not read yet; `Some(None)`: read, and absent.
@@ -364,20 +354,5 @@ impl<S: Store> Store for Memo<S> {
             }
         }
         self.inner.write(path, data, cas)
-    }
-}
-
-/// Lets an `Arc<dyn StoreHandle>` serve the engine as a store.
-pub struct Shared(pub Arc<dyn StoreHandle>);
-
-impl Store for Shared {
-    fn describe(&self) -> String {
-        self.0.store().describe()
-    }
-    fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
-        self.0.store().read(path)
-    }
-    fn write(&self, path: &str, data: &crate::store::Data, cas: Option<u64>) -> Result<(), crate::store::StoreError> {
-        self.0.store().write(path, data, cas)
     }
 }

@@ -238,6 +238,21 @@ fn local_store_fleet() {
         assert!(entry.ends_with(".lock") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{}", entry.display());
     }
     idempotence_and_renew(&fleet);
+    // Certificates close to expiry: check reports them, renew --expiring
+    // rotates exactly those.
+    let out = support::run(fleet.rumor().args(["check", "pidgeon-1", "--days", "100000", "--json"]));
+    assert_eq!(out.status.code(), Some(5));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<&str> = report[0]["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(problems.iter().any(|p| p.contains("\"nebula.crt\" expires in")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("\"postgres.crt\" expires in")), "{problems:?}");
+    let before: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"].iter().map(|n| fleet.run(&["get", "pidgeon-1", n])).collect();
+    fleet.run(&["renew", "pidgeon-1", "--expiring", "100000"]);
+    let after: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"].iter().map(|n| fleet.run(&["get", "pidgeon-1", n])).collect();
+    assert_ne!(before[0], after[0], "nebula.crt expires within the window");
+    assert_ne!(before[1], after[1], "postgres.crt expires within the window");
+    assert_eq!(before[2], after[2], "no other secret rotates");
+    fleet.run(&["check", "pidgeon-1"]);
     let list = fleet.run(&["list", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["device"], "pidgeon-1");

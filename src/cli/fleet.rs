@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::device::{self, Device};
 use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, Settings, Shared, StoreHandle, CONFIG};
+use crate::fleet::{Fleet, Settings, StoreHandle, CONFIG};
 
 /// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
 /// current directory.
@@ -149,7 +149,7 @@ pub(super) fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool,
         dry_run,
         gate: None,
     };
-    let store = LazyStore::ready(Arc::new(Shared(o.handle.clone())));
+    let store = LazyStore::ready(o.handle.clone());
     engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
 }
 
@@ -289,12 +289,12 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
     let _lock = o.handle.lock()?;
     let spec = device::shared_spec(&o.fleet)?;
     let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), ..Options::run(o.fleet.dir.clone()) };
-    let store = LazyStore::ready(Arc::new(Shared(o.handle.clone())));
+    let store = LazyStore::ready(o.handle.clone());
     let outcome = engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)?;
     if outcome.store_writes.is_empty() {
         eprintln!("rumor: the fleet CAs are in {} already", o.fleet.shared_path());
     } else {
-        eprintln!("rumor: made the fleet CAs in {} ({})", o.fleet.shared_path(), o.handle.store().describe());
+        eprintln!("rumor: made the fleet CAs in {} ({})", o.fleet.shared_path(), o.handle.describe());
     }
     Ok(())
 }
@@ -407,11 +407,11 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
 
 /// Certificates of a device that expire within `days`.
 fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
-    let Some(current) = o.handle.store().read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
+    let Some(current) = o.handle.read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
     let limit = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
     let mut out = Vec::new();
     for (name, value) in &current.data {
-        if let Some(when) = expiry(name, value) {
+        if let Some(when) = expiry(value) {
             if when < limit {
                 out.push(name.clone());
             }
@@ -421,15 +421,12 @@ fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
 }
 
 /// When a stored certificate expires, for X.509 and Nebula certificates.
-pub(super) fn expiry(name: &str, value: &str) -> Option<time::OffsetDateTime> {
+pub(super) fn expiry(value: &str) -> Option<time::OffsetDateTime> {
     if value.contains("-----BEGIN CERTIFICATE-----") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(value.as_bytes()).ok()?;
-        let cert = pem.parse_x509().ok()?;
-        return time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok();
+        return crate::x509::not_after(value).ok();
     }
     if value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
-        return crate::nebula::Certificate::from_pem(value).ok().and_then(|c| time::OffsetDateTime::from_unix_timestamp(c.details.not_after).ok());
+        return crate::nebula::Certificate::from_pem(value).ok().map(|c| c.expires_at());
     }
-    let _ = name;
     None
 }

@@ -87,7 +87,7 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
     let identities = super::fleet::admin_identities(opened.settings.store.kind == "local")?;
     let handle = opened.store(&identities)?;
     let path = format!("{}/current", opened.device_path(&args.device));
-    let current = handle.store().read(&path)?.ok_or_else(|| {
+    let current = handle.read(&path)?.ok_or_else(|| {
         Error::Input(format!("{} is not provisioned: nothing at \"{path}\"; run `rumor new {}`", args.device, args.device))
     })?;
     let key = current

@@ -57,8 +57,8 @@ pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
     let o = open(arg)?;
     device::load(&o.fleet, &args.device)?;
     let path = format!("{}/current", o.fleet.device_path(&args.device));
-    let current = o.handle.store().read(&path)?.ok_or_else(|| {
-        Error::Input(format!("{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`", args.device, o.handle.store().describe(), args.device))
+    let current = o.handle.read(&path)?.ok_or_else(|| {
+        Error::Input(format!("{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`", args.device, o.handle.describe(), args.device))
     })?;
     let value = current.data.get(&args.name).ok_or_else(|| {
         let names: Vec<&str> = current.data.keys().map(String::as_str).collect();
@@ -109,7 +109,7 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
 /// timestamped copies back from the newest while each value stays equal.
 fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
     let base = o.fleet.device_path(id);
-    let Some(current) = o.handle.store().read(&format!("{base}/current"))? else { return Ok(None) };
+    let Some(current) = o.handle.read(&format!("{base}/current"))? else { return Ok(None) };
     let mut stamps: Vec<String> = o.handle.list(&base)?.into_iter().filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())).collect();
     stamps.sort();
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
@@ -119,7 +119,7 @@ fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, E
         if alive.is_empty() {
             break;
         }
-        let Some(old) = o.handle.store().read(&format!("{base}/{stamp}"))? else { continue };
+        let Some(old) = o.handle.read(&format!("{base}/{stamp}"))? else { continue };
         alive.retain(|k| {
             let same = old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
             if same {
@@ -199,7 +199,7 @@ fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
                     Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
                     None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
                 }
-                if let Some(when) = expiry(key, value) {
+                if let Some(when) = expiry(value) {
                     let left = (when - time::OffsetDateTime::now_utc()).whole_days();
                     if left < days as i64 {
                         problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
