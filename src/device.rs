@@ -213,13 +213,15 @@ fn fleet_context(fleet: &Fleet) -> serde_json::Value {
     })
 }
 
-fn render_spec(fleet: &Fleet, template: &str, context: serde_json::Value) -> Result<Spec, Error> {
+/// Renders a spec template; returns the spec and its text (for
+/// `rumor spec`).
+fn render_spec(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Result<(Spec, String), Error> {
     let path = fleet.dir.join(template);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
-    let rendered = render_text(&text, template, &context)?;
+    let rendered = render_text(&text, template, context)?;
     let mut spec = spec::parse_with(&rendered, Format::Toml, &format!("{template} (rendered)"), false)?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;
-    Ok(spec)
+    Ok((spec, rendered))
 }
 
 /// Renders a device's spec.
@@ -238,19 +240,12 @@ pub fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), 
         "wifi_path": device.wifi.as_ref().map(|w| fleet.device_path(w)),
         "output": fleet.output(id),
     });
-    let text = rendered_text(fleet, SPEC_TEMPLATE, &context)?;
-    Ok((render_spec(fleet, SPEC_TEMPLATE, context)?, text))
-}
-
-fn rendered_text(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Result<String, Error> {
-    let path = fleet.dir.join(template);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
-    render_text(&text, template, context)
+    render_spec(fleet, SPEC_TEMPLATE, &context)
 }
 
 /// Renders the shared material's spec.
 pub fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
-    render_spec(fleet, SHARED_TEMPLATE, fleet_context(fleet))
+    render_spec(fleet, SHARED_TEMPLATE, &fleet_context(fleet)).map(|(spec, _)| spec)
 }
 
 /// Renders a spec template. Besides the escaping filters of
