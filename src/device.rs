@@ -43,16 +43,29 @@ pub struct Device {
 /// become file names, store paths and certificate names, so nothing else
 /// (no path, no quote) may get through.
 pub fn check_id(id: &str) -> Result<(), Error> {
+    check(id, false)
+}
+
+/// [`check_id`] for a fleet: one adopted from the original tool
+/// (`devices.mixed_case = true`) also takes upper-case letters, as its
+/// existing device ids have them.
+pub fn check_id_in(fleet: &Fleet, id: &str) -> Result<(), Error> {
+    check(id, fleet.settings.devices.mixed_case)
+}
+
+fn check(id: &str, mixed_case: bool) -> Result<(), Error> {
+    let letter = |c: char| c.is_ascii_lowercase() || (mixed_case && c.is_ascii_uppercase());
     let ok = !id.is_empty()
         && id.len() <= 63
-        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && id.starts_with(|c: char| letter(c) || c.is_ascii_digit())
+        && id.chars().all(|c| letter(c) || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
         let shown: String = id.chars().take(80).flat_map(char::escape_default).collect();
+        let letters = if mixed_case { "letters" } else { "lowercase letters" };
         Err(Error::Input(format!(
-            "\"{shown}\" is not a device name; use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"
+            "\"{shown}\" is not a device name; use {letters}, digits and '-', starting with a letter or digit, at most 63 characters"
         )))
     }
 }
@@ -77,28 +90,27 @@ fn contains(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
 
 /// The device file of `id` in a fleet.
 pub fn path(fleet: &Fleet, id: &str) -> PathBuf {
-    fleet.dir.join("devices").join(format!("{id}.toml"))
+    fleet.dir.join(rel(id))
+}
+
+/// The device file of `id`, relative to the fleet.
+fn rel(id: &str) -> String {
+    format!("devices/{id}.toml")
 }
 
 /// Reads a device.
 pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
-    check_id(id)?;
+    check_id_in(fleet, id)?;
     let path = path(fleet, id);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Input(format!("unknown device \"{id}\": {} does not exist; create it with `rumor new {id}`", path.display())))
-        }
-        Err(e) => return Err(Error::io(&path, &e)),
+    let Some(text) = fleet.read_text(&rel(id))? else {
+        return Err(Error::Input(format!("unknown device \"{id}\": {} does not exist; create it with `rumor new {id}`", path.display())));
     };
     let device: Device = crate::fleet::parse_toml(&path, &text)?;
     let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
     let ip: Ipv4Addr = device.ip.parse().map_err(|_| Error::Input(format!("{}: ip \"{}\" is not an IPv4 address", path.display(), device.ip)))?;
-    if !contains(network, ip) {
-        return Err(Error::Input(format!("{}: ip {ip} is outside the overlay network {}", path.display(), fleet.settings.network.nebula)));
-    }
+    host_address(network, ip).map_err(|why| Error::Input(format!("{}: ip {ip} {why} (network.nebula = {})", path.display(), fleet.settings.network.nebula)))?;
     if let Some(other) = &device.wifi {
-        check_id(other).map_err(|e| Error::Input(format!("{}: wifi: {e}", path.display())))?;
+        check_id_in(fleet, other).map_err(|e| Error::Input(format!("{}: wifi: {e}", path.display())))?;
         if other == id {
             return Err(Error::Input(format!("{}: wifi names the device itself", path.display())));
         }
@@ -123,7 +135,7 @@ pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if let Some(id) = name.strip_suffix(".toml") {
-            if check_id(id).is_ok() {
+            if check_id_in(fleet, id).is_ok() {
                 out.push(id.to_owned());
             }
         }
@@ -132,24 +144,73 @@ pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// Addresses in use or ever handed out.
-fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
-    let mut taken = BTreeSet::new();
+/// Whether `ip` can be a device's address in `network`: inside it, and
+/// neither its network, broadcast nor lighthouse (`.1`) address.
+pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String> {
+    if !contains(network, ip) {
+        return Err("is outside the overlay network".into());
+    }
+    match reserved(network, ip) {
+        Some(why) => Err(format!("is {why}; give the device a host address from .2 up")),
+        None => Ok(()),
+    }
+}
+
+/// Why `ip` cannot be a device's address in `network`: the network
+/// address, the broadcast address, or `.1`, the lighthouse's.
+fn reserved(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Option<&'static str> {
+    let base = u32::from(network.0);
+    let broadcast = base | (u32::MAX >> network.1);
+    match u32::from(ip) {
+        a if a == base => Some("the network address"),
+        a if a == broadcast => Some("the broadcast address"),
+        a if a == base + 1 => Some("the lighthouse's address (.1)"),
+        _ => None,
+    }
+}
+
+/// Who holds each overlay address: every device file's address, and every
+/// address the ledger (`devices/.allocations`) ever handed out, with the
+/// device it went to. An address stays its device's after the device is
+/// removed, so it is never given to another.
+pub fn owners(fleet: &Fleet) -> Result<std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>, Error> {
+    let mut owners: std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>> = Default::default();
     for id in ids(fleet)? {
         if let Ok(device) = load(fleet, &id) {
             if let Ok(ip) = device.ip.parse() {
-                taken.insert(ip);
+                owners.entry(ip).or_default().insert(id);
             }
         }
     }
-    if let Ok(text) = std::fs::read_to_string(fleet.dir.join(ALLOCATIONS)) {
+    if let Some(text) = fleet.read_text(ALLOCATIONS)? {
         for line in text.lines() {
-            if let Some(Ok(ip)) = line.split_whitespace().next().map(str::parse) {
-                taken.insert(ip);
+            let mut words = line.split_whitespace();
+            if let (Some(Ok(ip)), Some(id)) = (words.next().map(str::parse), words.next()) {
+                if check_id_in(fleet, id).is_ok() {
+                    owners.entry(ip).or_default().insert(id.to_owned());
+                }
             }
         }
     }
-    Ok(taken)
+    Ok(owners)
+}
+
+/// Refuses an address another device holds (see [`owners`]).
+pub fn check_unique(fleet: &Fleet, id: &str, ip: Ipv4Addr, owners: &std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>) -> Result<(), Error> {
+    let others: Vec<&str> = owners.get(&ip).into_iter().flatten().filter(|o| *o != id).map(String::as_str).collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "{}: ip {ip} is already {}'s (devices/ or {ALLOCATIONS}); every device needs its own overlay address",
+        path(fleet, id).display(),
+        others.join("', '")
+    )))
+}
+
+/// Addresses in use or ever handed out.
+fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
+    Ok(owners(fleet)?.into_keys().collect())
 }
 
 /// The next free overlay address: above every address ever handed out, so
@@ -174,29 +235,23 @@ pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Ad
 pub fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
     use fs4::fs_std::FileExt;
     let dir = fleet.dir.join("devices");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
-    let handle = std::fs::File::open(&dir).map_err(|e| Error::io(&dir, &e))?;
+    let handle = std::fs::File::from(crate::fsutil::dir_beneath(&fleet.dir, Path::new("devices"), 0o755).map_err(|e| Error::read(&dir, e))?);
     handle.lock_exclusive().map_err(|e| Error::io(&dir, &e))?;
     Ok(handle)
 }
 
 /// Records an allocation in `devices/.allocations`.
 pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
-    let path = fleet.dir.join(ALLOCATIONS);
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut text = fleet.read_text(ALLOCATIONS)?.unwrap_or_default();
     text.push_str(&format!("{ip} {id}\n"));
-    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+    fleet.write(ALLOCATIONS, text.as_bytes(), 0o644)?;
     Ok(())
 }
 
 /// Writes a device file (0644: it holds no secret).
 pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
-    let path = path(fleet, id);
-    let text = toml::to_string(device).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
-    }
-    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+    let text = toml::to_string(device).map_err(|e| Error::Input(format!("{}: {e}", path(fleet, id).display())))?;
+    fleet.write(&rel(id), text.as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -217,7 +272,7 @@ fn fleet_context(fleet: &Fleet) -> serde_json::Value {
 /// `rumor spec`).
 fn render_spec(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Result<(Spec, String), Error> {
     let path = fleet.dir.join(template);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+    let text = fleet.read_text(template)?.ok_or_else(|| Error::io(&path, &std::io::Error::from(std::io::ErrorKind::NotFound)))?;
     let rendered = render_text(&text, template, context)?;
     let mut spec = spec::parse_with(&rendered, Format::Toml, &format!("{template} (rendered)"), false)?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;

@@ -73,11 +73,24 @@ impl Error {
                 Kind::Integrity => 5,
                 Kind::Io => 6,
             },
+            Error::Store(StoreError::Forged { .. }) => 5,
+            Error::Store(StoreError::Refused { .. }) => 3,
             Error::Store(_) => 4,
             Error::Integrity(_) => 5,
             Error::Io { .. } => 6,
             Error::Mismatch(_) => 1,
             Error::Interrupted => 130,
+        }
+    }
+
+    /// A file that could not be read: missing or failing is local I/O
+    /// (exit 6), a file rumor refuses to read (a symlink out of the fleet,
+    /// a FIFO, too large) is bad input (exit 3).
+    pub fn read(path: &std::path::Path, e: crate::fsutil::ReadError) -> Error {
+        match e {
+            crate::fsutil::ReadError::Refused(why) => Error::Input(format!("{}: {why}", path.display())),
+            crate::fsutil::ReadError::Io(e) => Error::io(path, &e),
+            crate::fsutil::ReadError::Missing => Error::io(path, &std::io::Error::from(std::io::ErrorKind::NotFound)),
         }
     }
 

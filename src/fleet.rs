@@ -36,6 +36,19 @@ pub struct Settings {
     /// The image step.
     #[serde(default)]
     pub image: Image,
+    /// Device ids.
+    #[serde(default)]
+    pub devices: Devices,
+}
+
+/// `[devices]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// Accept upper-case letters in device ids, as fleets adopted from the
+    /// original tool have them (`rumor adopt` sets it when they do).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mixed_case: bool,
 }
 
 /// `[store]`.
@@ -57,6 +70,19 @@ pub struct StoreSettings {
     /// The path prefix under the mount.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// Where a device's secrets live, `{device}` standing for its id
+    /// (default `<mount>/<prefix>/devices/{device}`); an adopted fleet
+    /// keeps its own, e.g. `kv/ozds/pidgeon/{device}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<String>,
+    /// Where the fleet-shared material (the CAs) lives (default
+    /// `<mount>/<prefix>/shared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
+    /// The public half of the local store's signing key, `ed25519:…`:
+    /// only entries it verifies are believed. `rumor init` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 /// `[admins]`.
@@ -131,7 +157,7 @@ fn default_key_path() -> String {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { kind: default_kind(), path: default_store_path(), address: None, mount: default_mount(), prefix: default_prefix() }
+        StoreSettings { kind: default_kind(), path: default_store_path(), address: None, mount: default_mount(), prefix: default_prefix(), devices: None, shared: None, signer: None }
     }
 }
 impl Default for Network {
@@ -164,6 +190,7 @@ impl Default for Settings {
             cloud: Cloud::default(),
             output: Output::default(),
             image: Image::default(),
+            devices: Devices::default(),
         }
     }
 }
@@ -174,6 +201,43 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
         let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
         Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
     })
+}
+
+/// `text` with `key = value` set in `[section]`: the key's line replaced,
+/// or added after the section header, or the section appended.
+fn set_in_toml(text: &str, section: &str, key: &str, value: &str) -> String {
+    let line = format!("{key} = {value}");
+    let mut out: Vec<String> = Vec::new();
+    let mut in_section = false;
+    let mut done = false;
+    let mut header_at = None;
+    for l in text.lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            in_section = t == format!("[{section}]");
+            if in_section {
+                header_at = Some(out.len());
+            }
+        } else if in_section && !done && t.split('=').next().is_some_and(|k| k.trim() == key) {
+            out.push(line.clone());
+            done = true;
+            continue;
+        }
+        out.push(l.to_owned());
+    }
+    if !done {
+        match header_at {
+            Some(at) => out.insert(at + 1, line),
+            None => {
+                out.push(String::new());
+                out.push(format!("[{section}]"));
+                out.push(line);
+            }
+        }
+    }
+    let mut joined = out.join("\n");
+    joined.push('\n');
+    joined
 }
 
 /// An opened fleet directory.
@@ -188,13 +252,14 @@ impl Fleet {
     /// Opens the fleet in `dir` (which must hold `rumor.toml`).
     pub fn open(dir: &Path) -> Result<Fleet, Error> {
         let path = dir.join(CONFIG);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20) {
+            Ok(b) => b,
+            Err(crate::fsutil::ReadError::Missing) => {
                 return Err(Error::Input(format!("{}: not found; run `rumor init` first, or -C/--fleet DIR to point at the fleet", path.display())))
             }
-            Err(e) => return Err(Error::io(&path, &e)),
+            Err(e) => return Err(Error::read(&path, e)),
         };
+        let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", path.display())))?;
         let settings: Settings = parse_toml(&path, &text)?;
         let fleet = Fleet { dir: dir.to_path_buf(), settings };
         fleet.check()?;
@@ -207,6 +272,30 @@ impl Fleet {
         if !["local", "vault"].contains(&s.store.kind.as_str()) {
             return Err(bad("store.kind", format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind)));
         }
+        let store_path = |field: &str, value: &str| {
+            let ok = crate::store::split_mount(value).is_ok()
+                && value.trim_matches('/').split('/').all(|p| {
+                    let p = p.replace("{device}", "x");
+                    !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err(bad(field, format!("\"{}\" must be a store path <mount>/<path> of letters, digits, '.', '_' and '-'", value.escape_default())))
+            }
+        };
+        if let Some(devices) = &s.store.devices {
+            store_path("store.devices", devices)?;
+            if devices.matches("{device}").count() != 1 {
+                return Err(bad("store.devices", "must contain {device} once".into()));
+            }
+        }
+        if let Some(shared) = &s.store.shared {
+            store_path("store.shared", shared)?;
+            if shared.contains('{') {
+                return Err(bad("store.shared", "is one path for the whole fleet; it takes no {device}".into()));
+            }
+        }
         for (field, value) in [("store.mount", &s.store.mount), ("store.prefix", &s.store.prefix)] {
             let ok = !value.is_empty()
                 && value.split('/').all(|p| !p.is_empty() && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
@@ -215,12 +304,57 @@ impl Fleet {
             }
         }
         crate::device::parse_network(&s.network.nebula).map_err(|why| bad("network.nebula", why))?;
+        if let Some(pin) = &s.store.signer {
+            crate::store::local::parse_pin(pin).ok_or_else(|| bad("store.signer", format!("\"{}\" is not a store key pin (ed25519:<base64 of 32 bytes>)", pin.escape_default())))?;
+        }
         for r in &s.admins.recipients {
             r.parse::<age::x25519::Recipient>().map_err(|_| bad("admins.recipients", format!("has \"{r}\", which is not an age recipient (age1…)")))?;
         }
         if !s.output.devices.contains("{device}") {
             return Err(bad("output.devices", "must contain {device}".into()));
         }
+        // Everything rumor writes stays inside the fleet directory.
+        for (field, value) in [("output.devices", s.output.devices.as_str()), ("store.path", s.store.path.as_str())] {
+            if !crate::fsutil::is_plain_relative(Path::new(value)) || value.chars().any(char::is_control) {
+                return Err(bad(field, format!("\"{}\" must be a relative path inside the fleet, without '..'", value.escape_default())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the fleet file `rel` (a regular file inside the fleet, never
+    /// through a symlink out of it, at most [`crate::fsutil::MAX_READ`]
+    /// bytes); `None` when it does not exist.
+    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Error> {
+        match crate::fsutil::read_beneath(&self.dir, Path::new(rel), crate::fsutil::MAX_READ) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(crate::fsutil::ReadError::Missing) => Ok(None),
+            Err(e) => Err(Error::read(&self.dir.join(rel), e)),
+        }
+    }
+
+    /// [`Fleet::read`] as UTF-8 text.
+    pub fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
+        match self.read(rel)? {
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", self.dir.join(rel).display()))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the fleet file `rel` atomically with `mode`, never leaving
+    /// the fleet directory; false when it already held these bytes.
+    pub fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
+        crate::fsutil::write_beneath(&self.dir, Path::new(rel), content, mode).map_err(|e| Error::read(&self.dir.join(rel), e))
+    }
+
+    /// Sets `key = value` (a TOML value) in `[section]` of rumor.toml,
+    /// editing the file in place so comments survive.
+    pub fn set_setting(&mut self, section: &str, key: &str, value: &str) -> Result<(), Error> {
+        let text = self.read_text(CONFIG)?.unwrap_or_default();
+        let edited = set_in_toml(&text, section, key, value);
+        let _: Settings = parse_toml(&self.dir.join(CONFIG), &edited)?;
+        self.write(CONFIG, edited.as_bytes(), 0o644)?;
+        self.settings = parse_toml(&self.dir.join(CONFIG), &edited)?;
         Ok(())
     }
 
@@ -236,12 +370,18 @@ impl Fleet {
 
     /// The store path of a device.
     pub fn device_path(&self, id: &str) -> String {
-        format!("{}/devices/{id}", self.base())
+        match &self.settings.store.devices {
+            Some(pattern) => pattern.trim_matches('/').replace("{device}", id),
+            None => format!("{}/devices/{id}", self.base()),
+        }
     }
 
     /// The store path of the fleet-shared material.
     pub fn shared_path(&self) -> String {
-        format!("{}/shared", self.base())
+        match &self.settings.store.shared {
+            Some(path) => path.trim_matches('/').to_owned(),
+            None => format!("{}/shared", self.base()),
+        }
     }
 
     /// The logical path every device spec imports: the live shared set.
@@ -272,7 +412,8 @@ impl Fleet {
                     return Err(Error::Input(format!("{}: admins.recipients is empty; the local store needs someone to encrypt to", self.dir.join(CONFIG).display())));
                 }
                 let dir = self.dir.join(&self.settings.store.path);
-                let store = LocalStore::open(dir, self.recipients(), identities.to_vec())?;
+                let pin = self.settings.store.signer.as_deref().and_then(crate::store::local::parse_pin);
+                let store = LocalStore::open(dir, self.recipients(), identities.to_vec(), pin)?;
                 Ok(Arc::new(Memo::new(store, self.shared_current())))
             }
         }
@@ -282,27 +423,26 @@ impl Fleet {
 /// A store with the extras fleet commands need. It is a [`Store`] itself,
 /// so the engine takes it as one.
 pub trait StoreHandle: Store {
-    /// Keys directly under a path.
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
     /// Holds the store's lock for a whole run, where it has one.
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError>;
+    /// The embedded store, when that is what this is.
+    fn local(&self) -> Option<&LocalStore> {
+        None
+    }
 }
 
 impl StoreHandle for Memo<Vault> {
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(path)
-    }
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError> {
         Ok(None)
     }
 }
 
 impl StoreHandle for Memo<LocalStore> {
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(path)
-    }
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError> {
         self.inner.lock().map(Some)
+    }
+    fn local(&self) -> Option<&LocalStore> {
+        Some(&self.inner)
     }
 }
 
@@ -354,5 +494,9 @@ impl<S: Store> Store for Memo<S> {
             }
         }
         self.inner.write(path, data, cas)
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(path)
     }
 }

@@ -7,10 +7,15 @@
 //! never half of either, plus perhaps a temp file that names its writer's
 //! PID, which the next run removes with [`remove_stale_temps`].
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{FileType, Mode, OFlags};
+
+mod confined;
+pub use confined::{dir_beneath, is_plain_relative, read_beneath, read_regular, ReadError, MAX_READ};
 
 /// The suffix of rumor's temp files, so a scan can tell them apart.
 pub const TEMP_SUFFIX: &str = ".rumor-tmp";
@@ -19,44 +24,79 @@ pub const TEMP_SUFFIX: &str = ".rumor-tmp";
 /// writes nothing, when the file already holds exactly these bytes with
 /// this mode: idempotent runs change no byte and no timestamp.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
-    if let Ok(existing) = fs::read(path) {
-        let same_mode = fs::metadata(path).map(|m| m.permissions().mode() & 0o7777 == mode).unwrap_or(false);
-        if existing == content && same_mode {
-            return Ok(false);
-        }
-    }
     let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let prefix = temp_prefix(&name.to_string_lossy());
-    let mut temp = dir.join(format!("{prefix}{TEMP_SUFFIX}"));
+    let dir_fd = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    write_at(&dir_fd, &name.to_string_lossy(), content, mode)
+}
+
+/// [`write_atomic`] for the path `rel` beneath `root`: the parent
+/// directory is opened (and made, 0755) without leaving `root`, so a
+/// symlinked directory cannot redirect the write.
+pub fn write_beneath(root: &Path, rel: &Path, content: &[u8], mode: u32) -> Result<bool, ReadError> {
+    if !is_plain_relative(rel) {
+        return Err(ReadError::Refused(format!("is not a relative path inside {}", root.display())));
+    }
+    let name = rel.file_name().ok_or_else(|| ReadError::Refused("has no file name".into()))?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let dir_fd = dir_beneath(root, parent, 0o755)?;
+    write_at(&dir_fd, &name.to_string_lossy(), content, mode).map_err(ReadError::Io)
+}
+
+/// Whether `name` in `dir` is a regular file holding exactly `content`
+/// with `mode`. Follows no symlink: a planted link is simply replaced.
+fn holds(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> bool {
+    let Ok(fd) = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) else {
+        return false;
+    };
+    let Ok(stat) = rustix::fs::fstat(&fd) else { return false };
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+        || stat.st_mode & 0o7777 != mode
+        || u64::try_from(stat.st_size).ok() != Some(content.len() as u64)
+    {
+        return false;
+    }
+    let mut existing = Vec::with_capacity(content.len());
+    fs::File::from(fd).take(content.len() as u64 + 1).read_to_end(&mut existing).is_ok() && existing == content
+}
+
+/// The atomic write itself, inside an open directory: a temp file created
+/// with its final mode, fsynced, renamed over `name`, then the directory
+/// fsynced so the rename is durable.
+pub fn write_at(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> io::Result<bool> {
+    if holds(dir, name, content, mode) {
+        return Ok(false);
+    }
+    let prefix = temp_prefix(name);
+    let mut temp = format!("{prefix}{TEMP_SUFFIX}");
     let mut attempt = 0;
-    let mut file = loop {
-        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp) {
-            Ok(f) => break f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = loop {
+        match rustix::fs::openat(dir, temp.as_str(), flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => break fd,
+            Err(rustix::io::Errno::EXIST) if attempt < 8 => {
                 attempt += 1;
-                temp = dir.join(format!("{prefix}-{attempt}{TEMP_SUFFIX}"));
+                temp = format!("{prefix}-{attempt}{TEMP_SUFFIX}");
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     };
+    let mut file = fs::File::from(fd);
     let result = (|| {
         // The umask may have narrowed the mode; set it exactly before any
         // content is written (narrowing only, so nothing leaks).
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(mode))?;
         file.write_all(content)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        rustix::fs::renameat(dir, temp.as_str(), dir, name)?;
+        let _ = rustix::fs::fsync(dir);
         Ok(true)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&temp);
+        let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
     }
     result
 }
@@ -138,6 +178,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_and_idempotent() {

@@ -30,7 +30,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Identity>, Error> {
 
 /// Reads an identity file.
 pub fn read(path: &Path) -> Result<Vec<Identity>, Error> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let text = crate::fsutil::read_regular(path, 1 << 20).map_err(|e| Error::read(path, e))?;
     let text = Zeroizing::new(String::from_utf8(text).map_err(|_| Error::Input(format!("{}: is not a text file", path.display())))?);
     parse(&text, &path.display().to_string())
 }

@@ -271,10 +271,10 @@ fn strip_position(message: &str) -> String {
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
     let origin = path.display().to_string();
     let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat { origin: origin.clone() })?;
-    let text = std::fs::read(path).map_err(|e| SpecError::Syntax {
+    let text = crate::fsutil::read_regular(path, crate::fsutil::MAX_READ).map_err(|e| SpecError::Syntax {
         origin: origin.clone(),
         line: None,
-        message: format!("cannot read: {}", crate::error::io_reason(&e)),
+        message: format!("cannot read: {}", e.reason()),
     })?;
     let text = String::from_utf8(text)
         .map_err(|_| SpecError::Syntax { origin: origin.clone(), line: None, message: "is not UTF-8 text".into() })?;

@@ -49,9 +49,16 @@ impl File {
 }
 
 /// The named files of one run, in the order they were first added.
+///
+/// Each file is either trusted (made in this run, or read from a store,
+/// whose access control or signature vouches for it) or untrusted (read
+/// from disk, where anyone who can write the fleet's repository could have
+/// put it). Nothing secret is derived from an untrusted file's hidden
+/// parts: see `generate::sops`.
 #[derive(Default, Clone)]
 pub struct Workspace {
     files: IndexMap<String, File>,
+    untrusted: std::collections::HashSet<String>,
 }
 
 impl Workspace {
@@ -75,13 +82,34 @@ impl Workspace {
         self.files.contains_key(name)
     }
 
-    /// Adds or replaces a file. The name must have passed [`check_name`].
+    /// Adds or replaces a trusted file. The name must have passed
+    /// [`check_name`].
     pub fn insert(&mut self, name: impl Into<String>, file: File) {
-        self.files.insert(name.into(), file);
+        let name = name.into();
+        self.untrusted.remove(&name);
+        self.files.insert(name, file);
+    }
+
+    /// Adds or replaces a file read from disk.
+    pub fn insert_untrusted(&mut self, name: impl Into<String>, file: File) {
+        let name = name.into();
+        self.untrusted.insert(name.clone());
+        self.files.insert(name, file);
+    }
+
+    /// Whether `name` exists and came from this run or a store.
+    pub fn is_trusted(&self, name: &str) -> bool {
+        self.files.contains_key(name) && !self.untrusted.contains(name)
+    }
+
+    /// Marks every file untrusted: `--reencrypt` reuses nothing earlier.
+    pub fn distrust_all(&mut self) {
+        self.untrusted.extend(self.files.keys().cloned());
     }
 
     /// Removes a file.
     pub fn remove(&mut self, name: &str) -> Option<File> {
+        self.untrusted.remove(name);
         self.files.shift_remove(name)
     }
 

@@ -290,10 +290,11 @@ fn ssid(value: &str) -> &str {
 
 /// A value a device var may hold: the hostile ones, with newlines and
 /// leading/trailing blanks intact.
-fn device_toml(name: &str, value: &str, start: &str, end: &str, db: &str) -> String {
+/// A device file; each device has its own overlay address (`host`).
+fn device_toml(host: u8, name: &str, value: &str, start: &str, end: &str, db: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     format!(
-        "name = {}\nip = \"10.8.0.20\"\ngroups = [\"pidgeon\"]\n\n[vars]\nwifi_ssid = {}\nop_password = {}\ndb_user = {}\nmeter = {{ start = {}, end = {} }}\n",
+        "name = {}\nip = \"10.8.0.{host}\"\ngroups = [\"pidgeon\"]\n\n[vars]\nwifi_ssid = {}\nop_password = {}\ndb_user = {}\nmeter = {{ start = {}, end = {} }}\n",
         q(name),
         q(ssid(value)),
         q(value),
@@ -400,7 +401,7 @@ fn hostile_template_values_come_out_escaped() {
     fs::write(&template_path, &patched).unwrap();
 
     let benign_spec = {
-        fs::write(devices.join("plain.toml"), device_toml("Plain", "plain-ssid", "192.168.1.1", "192.168.1.9", "pidgeon")).unwrap();
+        fs::write(devices.join("plain.toml"), device_toml(20, "Plain", "plain-ssid", "192.168.1.1", "192.168.1.9", "pidgeon")).unwrap();
         ok(&mut fleet.rumor(&["spec", "plain"]))
     };
     let entries = |text: &str| {
@@ -411,7 +412,7 @@ fn hostile_template_values_come_out_escaped() {
     for (n, value) in HOSTILE.iter().enumerate() {
         let id = format!("h{n}");
         let db_user = sql_users[n % sql_users.len()];
-        fs::write(devices.join(format!("{id}.toml")), device_toml(value, value, value, &format!("end {value}"), db_user)).unwrap();
+        fs::write(devices.join(format!("{id}.toml")), device_toml(21 + n as u8, value, value, value, &format!("end {value}"), db_user)).unwrap();
         // The rendered spec has the same entries as a plain device's.
         let rendered = ok(&mut fleet.rumor(&["spec", &id]));
         assert_eq!(entries(&rendered), entries(&benign_spec), "{value:?} changed the spec");

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use age::x25519::{Identity, Recipient};
-use rumor::store::local::LocalStore;
+use rumor::store::local::{parse_pin, LocalStore};
 use rumor::store::vault::{Vault, VaultConfig};
 use rumor::store::{Data, Store, StoreError};
 use secrecy::ExposeSecret;
@@ -344,7 +344,7 @@ fn local_round_trip_versions_and_age_parity() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let (id, r) = keypair();
-    let store = LocalStore::open(&root, vec![r.clone()], vec![id.clone()]).unwrap();
+    let store = local_store(&root, vec![r.clone()], vec![id.clone()]).unwrap();
     assert_eq!(
         store.describe(),
         format!("local store at {}", root.display())
@@ -361,7 +361,10 @@ fn local_round_trip_versions_and_age_parity() {
     assert!(std::fs::read_to_string(&file)
         .unwrap()
         .starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
-    if let Some(doc) = age_decrypt(&id, &file) {
+    if let Some(mut doc) = age_decrypt(&id, &file) {
+        // Signed with the store key (see the trust tests); the rest is
+        // plain JSON that `age -d` shows.
+        assert!(doc.as_object_mut().unwrap().remove("sig").is_some_and(|s| s.is_string()));
         assert_eq!(
             doc.to_string(),
             r#"{"version":1,"data":{"zeta":"1","alpha":"two\nlines"}}"#
@@ -397,7 +400,9 @@ fn local_round_trip_versions_and_age_parity() {
     assert_eq!(store.list("kv/fleet").unwrap(), vec!["devices/"]);
     assert!(store.list("kv/none").unwrap().is_empty());
 
-    // A file the age CLI wrote in the same shape reads back.
+    // A file the age CLI wrote in the same shape is anyone's to write (the
+    // admin recipient is public): without the store key's signature it is
+    // refused, never believed (the repository-trust issue, finding 3).
     if let Some(age) = support::require("age") {
         let plain = dir.path().join("plain.json");
         std::fs::write(&plain, r#"{"version":7,"data":{"b":"2","a":"1"}}"#).unwrap();
@@ -408,11 +413,8 @@ fn local_round_trip_versions_and_age_parity() {
             .output()
             .unwrap();
         assert!(out.status.success());
-        let read = store.read("kv/cli").unwrap().unwrap();
-        assert_eq!(
-            (read.version, pairs(&read.data)),
-            (7, vec![("b".into(), "2".into()), ("a".into(), "1".into())])
-        );
+        let err = failed(store.read("kv/cli"));
+        assert!(matches!(err, StoreError::Forged { .. }) && err.to_string().contains("no signature"), "{err}");
     }
 }
 
@@ -420,7 +422,7 @@ fn local_round_trip_versions_and_age_parity() {
 fn local_identical_write_changes_no_byte() {
     let dir = tempfile::tempdir().unwrap();
     let (id, r) = keypair();
-    let store = LocalStore::open(dir.path(), vec![r], vec![id]).unwrap();
+    let store = local_store(dir.path(), vec![r], vec![id]).unwrap();
     store
         .write("kv/x", &data(&[("a", "1"), ("b", "2")]), None)
         .unwrap();
@@ -453,7 +455,7 @@ fn local_modes_and_no_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("new/store");
     let (id, r) = keypair();
-    let store = LocalStore::open(&root, vec![r], vec![id]).unwrap();
+    let store = local_store(&root, vec![r], vec![id]).unwrap();
     for i in 0..3 {
         store
             .write("kv/a/b/current", &data(&[("n", &i.to_string())]), None)
@@ -482,7 +484,7 @@ fn local_modes_and_no_leftovers() {
 fn local_rejects_bad_paths() {
     let dir = tempfile::tempdir().unwrap();
     let (id, r) = keypair();
-    let store = LocalStore::open(dir.path().join("s"), vec![r], vec![id]).unwrap();
+    let store = local_store(dir.path().join("s"), vec![r], vec![id]).unwrap();
     for bad in [
         "kv/../x", "../kv/x", "kv//x", "kv", "kv/a b", "kv/.lock", "kv/x/..", "", "kv/ü",
     ] {
@@ -505,12 +507,12 @@ fn local_rejects_bad_paths() {
 fn local_multiple_recipients_and_wrong_identity() {
     let dir = tempfile::tempdir().unwrap();
     let ((a, ra), (b, rb), (c, _)) = (keypair(), keypair(), keypair());
-    let writer = LocalStore::open(dir.path(), vec![ra, rb.clone()], vec![a.clone()]).unwrap();
+    let writer = local_store(dir.path(), vec![ra, rb.clone()], vec![a.clone()]).unwrap();
     writer
         .write("kv/shared", &data(&[("k", "v")]), None)
         .unwrap();
     for id in [a.clone(), b.clone()] {
-        let reader = LocalStore::open(dir.path(), vec![rb.clone()], vec![id.clone()]).unwrap();
+        let reader = local_store(dir.path(), vec![rb.clone()], vec![id.clone()]).unwrap();
         assert_eq!(
             pairs(&reader.read("kv/shared").unwrap().unwrap().data),
             vec![("k".into(), "v".into())]
@@ -519,7 +521,7 @@ fn local_multiple_recipients_and_wrong_identity() {
             assert_eq!(doc["data"]["k"], "v");
         }
     }
-    let stranger = LocalStore::open(dir.path(), vec![rb], vec![c]).unwrap();
+    let stranger = local_store(dir.path(), vec![rb], vec![c]).unwrap();
     let message = failed(stranger.read("kv/shared")).to_string();
     assert!(
         message.contains("cannot decrypt")
@@ -539,7 +541,7 @@ fn local_multiple_recipients_and_wrong_identity() {
 fn local_concurrent_cas_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (id, r) = keypair();
-    let store = Arc::new(LocalStore::open(dir.path(), vec![r], vec![id]).unwrap());
+    let store = Arc::new(local_store(dir.path(), vec![r], vec![id]).unwrap());
     store
         .write("kv/counter", &data(&[("n", "0")]), Some(0))
         .unwrap();
@@ -576,7 +578,7 @@ fn local_concurrent_cas_writers_lose_nothing() {
 fn local_lock_guard_excludes_others_but_not_its_own_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (id, r) = keypair();
-    let store = LocalStore::open(dir.path(), vec![r], vec![id]).unwrap();
+    let store = local_store(dir.path(), vec![r], vec![id]).unwrap();
     let guard = store.lock().unwrap();
     assert!(
         store.lock().is_err(),
@@ -666,4 +668,20 @@ fn vault_over_tls_with_vault_cacert() {
         message.contains(&addr) && message.to_lowercase().contains("certificate"),
         "{message}"
     );
+}
+
+/// Opens the local store in `dir`, making its store key on first use. The
+/// pin, which a fleet keeps in rumor.toml, is kept in `dir/.pin` here.
+fn local_store(dir: impl AsRef<Path>, recipients: Vec<Recipient>, identities: Vec<Identity>) -> Result<LocalStore, StoreError> {
+    let dir = dir.as_ref();
+    let pin = match std::fs::read_to_string(dir.join(".pin")) {
+        Ok(pin) => pin,
+        Err(_) => {
+            let store = LocalStore::open(dir, recipients.clone(), identities.clone(), None)?;
+            let pin = store.create_signer()?;
+            std::fs::write(dir.join(".pin"), &pin).unwrap();
+            pin
+        }
+    };
+    LocalStore::open(dir, recipients, identities, parse_pin(&pin))
 }

@@ -47,14 +47,53 @@ pub struct InitArgs {
     /// The path prefix under the mount.
     #[arg(long, value_name = "P", default_value = "rumor")]
     pub vault_prefix: String,
+    /// The template set: `default` (rumor's device profile) or `original`
+    /// (the original tool's workspace names and device-file keys, for a
+    /// fleet adopted from it).
+    #[arg(long, value_name = "NAME", default_value = "default", value_parser = ["default", "original"])]
+    pub profile: String,
+    /// Where device secrets live in the store, `{device}` for the id
+    /// (e.g. kv/ozds/pidgeon/{device}); default <mount>/<prefix>/devices/{device}.
+    #[arg(long, value_name = "PATTERN")]
+    pub device_path: Option<String>,
+    /// Where the fleet CAs live in the store (e.g. kv/ozds/shared);
+    /// default <mount>/<prefix>/shared.
+    #[arg(long, value_name = "PATH")]
+    pub shared_path: Option<String>,
+    /// Where device files go, relative to the fleet (e.g.
+    /// assets/secrets/{device}.yaml); default secrets/{device}.yaml.
+    #[arg(long, value_name = "PATTERN")]
+    pub output: Option<String>,
+}
+
+/// `rumor adopt`.
+#[derive(Args, Debug)]
+#[command(after_help = "Example (a fleet the original tool provisions, on Vault):\n  \
+    rumor init --profile original --device-path 'kv/ozds/pidgeon/{device}' \\\n    \
+    --shared-path kv/ozds/shared --output 'assets/secrets/{device}.yaml'\n  \
+    rumor adopt assets/pidgeon/pidgeons.json\n  \
+    rumor new --all                   # rotates nothing; git and Vault unchanged\n  \
+    rumor check")]
+pub struct AdoptArgs {
+    /// A JSON list of devices: [{"id": …, "ip": …, "name": …, "wifi": …}];
+    /// `wifi` names the device whose Wi-Fi credentials are shared.
+    #[arg(value_name = "LIST.json")]
+    pub list: PathBuf,
+    /// Nebula groups for the adopted devices (default: none, as the
+    /// original's certificates have none).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
 }
 
 /// `rumor new`.
 #[derive(Args, Debug)]
 pub struct NewArgs {
     /// Device ids: lowercase letters, digits and '-'.
-    #[arg(required = true, value_name = "DEVICE")]
+    #[arg(required_unless_present = "all", value_name = "DEVICE")]
     pub devices: Vec<String>,
+    /// Every device of the fleet (devices/*.toml).
+    #[arg(long, conflicts_with_all = ["devices", "ip", "name", "wifi"])]
+    pub all: bool,
     /// The overlay IP of a new device (default: the next free one).
     #[arg(long, value_name = "A.B.C.D")]
     pub ip: Option<String>,
@@ -64,6 +103,11 @@ pub struct NewArgs {
     /// Share this other device's Wi-Fi credentials.
     #[arg(long, value_name = "OTHER")]
     pub wifi: Option<String>,
+    /// Re-encrypt the device files from the store under fresh data keys,
+    /// replacing what is in git even where the store does not vouch for
+    /// it (after reviewing a file `rumor check` flagged). Rotates nothing.
+    #[arg(long)]
+    pub reencrypt: bool,
     /// Say what each entry did.
     #[arg(short, long)]
     pub verbose: bool,
@@ -90,6 +134,19 @@ pub struct RenewArgs {
     pub verbose: bool,
 }
 
+/// `rumor rekey`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor rekey                     after editing admins.recipients in rumor.toml\n  \
+    rumor rekey --trust-unsigned    once, for a store made by a rumor before 0.2 (review `git log store/` first)")]
+pub struct RekeyArgs {
+    /// Accept entries that carry no signature (a store made before entries
+    /// were signed). You vouch for them: review the store's git history
+    /// first, since anyone who can push could have planted one.
+    #[arg(long)]
+    pub trust_unsigned: bool,
+}
+
 /// The admin identities, needed to open the local store and device files.
 pub fn admin_identities(required: bool) -> Result<Vec<age::x25519::Identity>, Error> {
     match crate::identity::admin_path() {
@@ -108,15 +165,22 @@ pub(super) struct Opened {
     pub(super) fleet: Fleet,
     pub(super) identities: Vec<age::x25519::Identity>,
     pub(super) handle: Arc<dyn StoreHandle>,
+    /// Who holds each overlay address, read once per command.
+    pub(super) owners: std::collections::BTreeMap<std::net::Ipv4Addr, BTreeSet<String>>,
 }
 
 pub(super) fn open(arg: &FleetArg) -> Result<Opened, Error> {
-    let fleet = Fleet::open(&arg.dir()?)?;
+    open_fleet(Fleet::open(&arg.dir()?)?)
+}
+
+/// [`open`] for a fleet already read.
+pub(super) fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
     let local = fleet.settings.store.kind == "local";
     let identities = admin_identities(local)?;
     let handle = fleet.store(&identities)?;
     remove_stale_temps(&fleet);
-    Ok(Opened { fleet, identities, handle })
+    let owners = device::owners(&fleet)?;
+    Ok(Opened { fleet, identities, handle, owners })
 }
 
 /// Removes the temp files a killed run left beside the fleet's files
@@ -135,7 +199,15 @@ fn remove_stale_temps(fleet: &Fleet) {
 
 /// Runs one device's spec.
 pub(super) fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool) -> Result<Outcome, Error> {
+    provision_with(o, id, rotation, verbose, dry_run, false)
+}
+
+/// [`provision`], with `--reencrypt`.
+pub(super) fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool, reencrypt: bool) -> Result<Outcome, Error> {
     let device = device::load(&o.fleet, id)?;
+    if let Ok(ip) = device.ip.parse() {
+        device::check_unique(&o.fleet, id, ip, &o.owners)?;
+    }
     if let Some(other) = &device.wifi {
         device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
     }
@@ -147,6 +219,8 @@ pub(super) fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool,
         base_dir: o.fleet.dir.clone(),
         verbose,
         dry_run,
+        confined: true,
+        reencrypt,
         gate: None,
     };
     let store = LazyStore::ready(o.handle.clone());
@@ -241,8 +315,9 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
         Some(d) => d,
         None => arg.dir()?,
     };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
     for sub in ["devices", "templates", "secrets"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(&dir.join(sub), &e))?;
+        crate::fsutil::dir_beneath(&dir, Path::new(sub), 0o755).map_err(|e| Error::read(&dir.join(sub), e))?;
     }
     // The admin identity: made once, kept outside the fleet.
     let identity_path = crate::identity::admin_path().ok_or_else(|| Error::Input("cannot tell where the admin identity goes; set RUMOR_IDENTITY or HOME".into()))?;
@@ -267,28 +342,35 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
         }
         settings.store.mount = args.vault_mount.clone();
         settings.store.prefix = args.vault_prefix.clone();
+        settings.store.devices = args.device_path.clone();
+        settings.store.shared = args.shared_path.clone();
+        if let Some(output) = &args.output {
+            settings.output.devices = output.clone();
+        }
         settings.admins.recipients = vec![recipient.clone()];
         let text = format!(
             "# rumor fleet settings; see the README for every field.\n{}",
             toml::to_string(&settings).map_err(|e| Error::Input(format!("{}: {e}", config.display())))?
         );
-        crate::fsutil::write_atomic(&config, text.as_bytes(), 0o644).map_err(|e| Error::io(&config, &e))?;
+        crate::fsutil::write_beneath(&dir, Path::new(CONFIG), text.as_bytes(), 0o644).map_err(|e| Error::read(&config, e))?;
         eprintln!("rumor: wrote {} ({} store)", config.display(), settings.store.kind);
     }
-    for (name, text) in DEFAULT_TEMPLATES {
+    let templates = if args.profile == "original" { ORIGINAL_TEMPLATES } else { DEFAULT_TEMPLATES };
+    for (name, text) in templates {
         let path = dir.join("templates").join(name);
         if !path.exists() {
-            crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(&path, &e))?;
+            crate::fsutil::write_beneath(&dir, &Path::new("templates").join(name), text.as_bytes(), 0o644).map_err(|e| Error::read(&path, e))?;
         }
     }
     add_first_admin(&config, &recipient)?;
+    sign_new_store(&dir)?;
     let o = open(&FleetArg { fleet: Some(dir.clone()) })?;
     if !o.fleet.settings.admins.recipients.contains(&recipient) {
         eprintln!("rumor: warning: your identity's recipient {recipient} is not in admins.recipients of {}", config.display());
     }
     let _lock = o.handle.lock()?;
     let spec = device::shared_spec(&o.fleet)?;
-    let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), ..Options::run(o.fleet.dir.clone()) };
+    let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), confined: true, ..Options::run(o.fleet.dir.clone()) };
     let store = LazyStore::ready(o.handle.clone());
     let outcome = engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)?;
     if outcome.store_writes.is_empty() {
@@ -299,10 +381,42 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// A local store without a pinned store key gets one, when it holds no
+/// entries yet; a store with entries needs `rumor rekey --trust-unsigned`.
+fn sign_new_store(dir: &Path) -> Result<(), Error> {
+    let mut fleet = Fleet::open(dir)?;
+    if fleet.settings.store.kind != "local" || fleet.settings.store.signer.is_some() {
+        return Ok(());
+    }
+    let identities = admin_identities(true)?;
+    let handle = fleet.store(&identities)?;
+    let Some(local) = handle.local() else { return Ok(()) };
+    let pin = local.create_signer()?;
+    fleet.set_setting("store", "signer", &format!("\"{pin}\""))?;
+    eprintln!("rumor: made the store key; {} pins it as store.signer", fleet.dir.join(CONFIG).display());
+    Ok(())
+}
+
+/// `rumor rekey`.
+pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
+    let mut o = open(arg)?;
+    let Some(local) = o.handle.local() else {
+        eprintln!("rumor: the store is Vault: its access control, not rumor, guards it; nothing to rekey there");
+        return Ok(());
+    };
+    let done = local.rekey(args.trust_unsigned)?;
+    o.fleet.set_setting("store", "signer", &format!("\"{}\"", done.pin))?;
+    local.finish_rekey()?;
+    eprintln!("rumor: re-encrypted and re-signed {} store entries for {} admins; rumor.toml pins the new store key", done.entries, o.fleet.recipients().len());
+    Ok(())
+}
+
 /// A fleet checked out without admins (like this repository's example)
 /// gets the caller's recipient, edited in place so comments survive.
 fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
-    let text = std::fs::read_to_string(config).map_err(|e| Error::io(config, &e))?;
+    let dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let bytes = crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20).map_err(|e| Error::read(config, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", config.display())))?;
     let settings: Settings = match toml::from_str(&text) {
         Ok(s) => s,
         Err(_) => return Ok(()), // Fleet::open reports it properly.
@@ -312,7 +426,7 @@ fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
     }
     let Some(line) = text.lines().find(|l| l.trim().replace(' ', "") == "recipients=[]") else { return Ok(()) };
     let edited = text.replacen(line, &format!("recipients = [\"{recipient}\"]"), 1);
-    crate::fsutil::write_atomic(config, edited.as_bytes(), 0o644).map_err(|e| Error::io(config, &e))?;
+    crate::fsutil::write_beneath(dir, Path::new(CONFIG), edited.as_bytes(), 0o644).map_err(|e| Error::read(config, e))?;
     eprintln!("rumor: added your recipient to admins.recipients in {}", config.display());
     Ok(())
 }
@@ -326,19 +440,52 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("wifi.env.j2", include_str!("../../templates/wifi.env.j2")),
 ];
 
-/// `rumor new`.
-pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
-    for id in &args.devices {
-        device::check_id(id)?;
+/// The original tool's profile (`rumor init --profile original`): its
+/// workspace names, store layout and device-file keys.
+pub const ORIGINAL_TEMPLATES: &[(&str, &str)] = &[
+    ("device.spec.toml.j2", include_str!("../../examples/original/templates/device.spec.toml.j2")),
+    ("shared.spec.toml.j2", include_str!("../../examples/original/templates/shared.spec.toml.j2")),
+];
+
+/// `rumor adopt`.
+pub fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
+    let mut fleet = Fleet::open(&arg.dir()?)?;
+    let _devices = device::lock_devices(&fleet)?;
+    let done = crate::adopt::adopt(&mut fleet, &args.list, &args.groups)?;
+    if done.mixed_case {
+        eprintln!("rumor: device ids with upper-case letters: set devices.mixed_case = true in rumor.toml");
     }
+    eprintln!(
+        "rumor: adopted {} devices ({} already there); next: `rumor new` them, which rotates nothing, then `rumor check`",
+        done.created.len(),
+        done.unchanged.len()
+    );
+    Ok(())
+}
+
+/// `rumor new`.
+pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
     if args.devices.len() > 1 && args.ip.is_some() {
         return Err(Error::Usage("--ip sets one device's address; name one device with it".into()));
     }
-    if let Some(w) = &args.wifi {
-        device::check_id(w)?;
+    let fleet = Fleet::open(&arg.dir()?)?;
+    if args.all {
+        args.devices = device::ids(&fleet)?;
     }
-    let o = open(arg)?;
+    for id in args.devices.iter().chain(&args.wifi) {
+        device::check_id_in(&fleet, id)?;
+    }
+    let o = open_fleet(fleet)?;
     let _lock = o.handle.lock()?;
+    // What the embedded store holds for these devices must authenticate
+    // before anything is created: a planted entry stops the command here.
+    // (Vault's entries are guarded by its access control.)
+    if o.handle.local().is_some() {
+        o.handle.read(&format!("{}/current", o.fleet.shared_path()))?;
+        for id in &args.devices {
+            o.handle.read(&format!("{}/current", o.fleet.device_path(id)))?;
+        }
+    }
     let devices_lock = device::lock_devices(&o.fleet)?;
     let mut allocated = BTreeSet::new();
     for id in &args.devices {
@@ -353,7 +500,11 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
             continue;
         }
         let ip = match &args.ip {
-            Some(ip) => ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?,
+            Some(ip) => {
+                let ip = ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
+                device::check_unique(&o.fleet, id, ip, &o.owners)?;
+                ip
+            }
             // allocate() scans every device file; after the first, the next
             // free address is the one after this run's last (it allocates
             // past the highest taken), which keeps creating N devices linear.
@@ -374,7 +525,7 @@ pub fn new(arg: &FleetArg, args: NewArgs) -> Result<(), Error> {
         eprintln!("rumor: {id}: created {} with ip {ip}", path.display());
     }
     drop(devices_lock);
-    let results = for_each(&args.devices, |id| provision(&o, id, Rotation::Nothing, args.verbose, false).map(light));
+    let results = for_each(&args.devices, |id| provision_with(&o, id, Rotation::Nothing, args.verbose, false, args.reencrypt).map(light));
     summarize(&o.fleet, &args.devices, results)
 }
 
@@ -391,7 +542,7 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let o = open(arg)?;
     let ids = if args.all { device::ids(&o.fleet)? } else { args.devices.clone() };
     for id in &ids {
-        device::check_id(id)?;
+        device::check_id_in(&o.fleet, id)?;
     }
     let _lock = o.handle.lock()?;
     let results = for_each(&ids, |id| {

@@ -59,7 +59,6 @@ fn image_error(e: ImageError) -> Error {
 
 /// `rumor inject`.
 pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
-    crate::device::check_id(&args.device)?;
     let dir = match &fleet.fleet {
         Some(d) => d.clone(),
         None => super::current_dir()?,

@@ -53,8 +53,9 @@ pub struct CheckArgs {
 
 /// `rumor get`.
 pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
-    device::check_id(&args.device)?;
-    let o = open(arg)?;
+    let fleet = Fleet::open(&arg.dir()?)?;
+    device::check_id_in(&fleet, &args.device)?;
+    let o = super::fleet::open_fleet(fleet)?;
     device::load(&o.fleet, &args.device)?;
     let path = format!("{}/current", o.fleet.device_path(&args.device));
     let current = o.handle.read(&path)?.ok_or_else(|| {
@@ -71,8 +72,8 @@ pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
 
 /// `rumor spec`.
 pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
-    device::check_id(&args.device)?;
     let fleet = Fleet::open(&arg.dir()?)?;
+    device::check_id_in(&fleet, &args.device)?;
     let device = device::load(&fleet, &args.device)?;
     let (_, text) = device::spec(&fleet, &args.device, &device)?;
     print!("{text}");
@@ -137,10 +138,20 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     let identities = admin_identities(true)?;
     let handle = fleet.store(&identities)?;
-    let o = Opened { fleet, identities, handle };
+    let owners = device::owners(&fleet)?;
+    let o = Opened { fleet, identities, handle, owners };
     let ids = if args.devices.is_empty() { device::ids(&o.fleet)? } else { args.devices.clone() };
     let mut report = Vec::new();
     let mut problems_total = 0;
+    // Every entry of the embedded store must carry the store key's
+    // signature, also those no device reads.
+    if let Some(local) = o.handle.local() {
+        let problems = local.verify_all();
+        problems_total += problems.len();
+        if !problems.is_empty() {
+            report.push(json!({ "device": "store", "ok": false, "problems": problems }));
+        }
+    }
     for id in &ids {
         let problems = check_device(&o, id, args.days);
         problems_total += problems.len();
@@ -172,47 +183,118 @@ fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
         .collect()
 }
 
+/// The `private` and `public` names of a spec's (last) SOPS generation:
+/// the device file's plaintext and ciphertext in the workspace.
+fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
+    let entry = spec.generations.iter().rev().find(|g| g.kind == "sops")?;
+    let name = |k: &str| entry.arguments.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    Some((name("private")?, name("public")?))
+}
+
+/// How a Nebula host certificate disagrees with its device file: another
+/// address, or other groups (a hand-edited device file, or a certificate
+/// issued for another device).
+fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Option<String> {
+    if !value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
+        return None;
+    }
+    let cert = crate::nebula::Certificate::from_pem(value).ok()?;
+    if cert.details.is_ca {
+        return None;
+    }
+    let ip: std::net::Ipv4Addr = device.ip.parse().ok()?;
+    let (_, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
+    let ips: Vec<String> = cert.details.ips.iter().map(|n| format!("{}/{}", n.addr(), n.prefix())).collect();
+    if ips != [format!("{ip}/{prefix}")] {
+        return Some(format!("is for {} but the device's ip is {ip}/{prefix}", ips.join(", ")));
+    }
+    let mut have = cert.details.groups.clone();
+    let mut want = device.groups.clone();
+    have.sort();
+    want.sort();
+    (have != want).then(|| format!("has groups [{}] but the device file says [{}]", have.join(", "), want.join(", ")))
+}
+
 fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = device::check_id(id) {
+    if let Err(e) = device::check_id_in(&o.fleet, id) {
         return vec![e.to_string()];
     }
     let file = o.fleet.output(id);
-    let path = o.fleet.dir.join(&file);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => return vec![format!("{file}: {}; run `rumor new {id}`", crate::error::io_reason(&e))],
-    };
-    let decrypted = match crate::sops::decrypt(&text, &o.identities) {
+    let device = match device::load(&o.fleet, id) {
         Ok(d) => d,
-        Err(e) => return vec![format!("{file}: does not decrypt with the admin identity: {e}")],
+        Err(e) => return vec![e.to_string()],
     };
-    let Some(pairs) = decrypted.pairs() else { return vec![format!("{file}: is not a flat map of strings")] };
-    // What the store holds, rendered the way a run would render it.
-    match provision(o, id, Rotation::Nothing, false, true) {
-        Ok(outcome) => {
-            let expected = outcome.workspace.text("device.yaml").map(|t| t.to_owned()).unwrap_or_default();
-            let expected = plain_pairs(&expected);
-            for (key, value) in &pairs {
-                match expected.iter().find(|(k, _)| k == key) {
-                    Some((_, v)) if v.as_str() == value.as_str() => {}
-                    Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
-                    None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
-                }
-                if let Some(when) = expiry(value) {
-                    let left = (when - time::OffsetDateTime::now_utc()).whole_days();
-                    if left < days as i64 {
-                        problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
-                    }
-                }
-            }
-            for (k, _) in &expected {
-                if !pairs.iter().any(|(key, _)| key == k) {
-                    problems.push(format!("{file}: \"{k}\" is missing; run `rumor new {id}`"));
-                }
+    if let Ok(ip) = device.ip.parse() {
+        if let Err(e) = device::check_unique(&o.fleet, id, ip, &o.owners) {
+            problems.push(e.to_string());
+        }
+    }
+    let text = match o.fleet.read_text(&file) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            problems.push(format!("{file}: no such file; run `rumor new {id}`"));
+            return problems;
+        }
+        Err(e) => {
+            problems.push(e.to_string());
+            return problems;
+        }
+    };
+    // What the store holds, rendered the way a run would render it; its
+    // workspace also has the device's own key, which opens a device file
+    // encrypted to the device alone (as the original profile's are).
+    let rendered = device::spec(&o.fleet, id, &device).map(|(spec, _)| sops_names(&spec));
+    let outcome = match provision(o, id, Rotation::Nothing, false, true) {
+        Ok(outcome) => Some(outcome),
+        Err(e) => {
+            problems.push(format!("cannot render from the store: {e}"));
+            None
+        }
+    };
+    let mut identities = o.identities.clone();
+    if let Some(outcome) = &outcome {
+        for (_, f) in outcome.workspace.iter() {
+            if let Some(t) = f.text().filter(|t| t.trim_start().starts_with("AGE-SECRET-KEY-1")) {
+                identities.extend(t.lines().filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok()));
             }
         }
-        Err(e) => problems.push(format!("cannot render from the store: {e}")),
+    }
+    let decrypted = match crate::sops::decrypt(&text, &identities) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("{file}: does not decrypt with the admin identity or the device's key: {e}"));
+            return problems;
+        }
+    };
+    let Some(pairs) = decrypted.pairs() else {
+        problems.push(format!("{file}: is not a flat map of strings"));
+        return problems;
+    };
+    for (key, value) in &pairs {
+        if let Some(why) = nebula_mismatch(&device, &o.fleet, value) {
+            problems.push(format!("{file}: \"{key}\" {why}; rotate the certificate with `rumor renew {id} --secret <its name>`"));
+        }
+        if let Some(when) = expiry(value) {
+            let left = (when - time::OffsetDateTime::now_utc()).whole_days();
+            if left < days as i64 {
+                problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
+            }
+        }
+    }
+    let (Some(outcome), Ok(Some((private, _)))) = (outcome, rendered) else { return problems };
+    let expected = plain_pairs(outcome.workspace.text(&private).unwrap_or_default());
+    for (key, value) in &pairs {
+        match expected.iter().find(|(k, _)| k == key) {
+            Some((_, v)) if v.as_str() == value.as_str() => {}
+            Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
+            None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
+        }
+    }
+    for (k, _) in &expected {
+        if !pairs.iter().any(|(key, _)| key == k) {
+            problems.push(format!("{file}: \"{k}\" is missing; run `rumor new {id}`"));
+        }
     }
     problems
 }

@@ -65,6 +65,9 @@ pub enum Command {
     /// Create a fleet: rumor.toml, templates, the admin identity and the
     /// fleet CAs in the store.
     Init(fleet::InitArgs),
+    /// Take over a fleet the original tool provisioned: its device list
+    /// becomes devices/<id>.toml, its addresses the ledger.
+    Adopt(fleet::AdoptArgs),
     /// Provision devices: create devices/<id>.toml if missing, fetch or
     /// generate every secret, write secrets/<id>.yaml. Rotates nothing.
     New(fleet::NewArgs),
@@ -79,6 +82,9 @@ pub enum Command {
     /// Check device files: they decrypt, match the store, and no
     /// certificate expires soon.
     Check(inspect::CheckArgs),
+    /// Re-encrypt the embedded store to the admins in rumor.toml and sign
+    /// it with a new store key (pinned in rumor.toml as store.signer).
+    Rekey(fleet::RekeyArgs),
     /// Write a device's age key into its disk image (guestfish).
     Inject(image::InjectArgs),
     /// Cloud API key hashes.
@@ -87,7 +93,7 @@ pub enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "stdin", "schema", "decrypt", "init", "new", "renew", "get", "list", "spec", "check", "inject", "api-key", "help",
+    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "inject", "api-key", "help",
 ];
 
 /// `rumor <spec>` means `rumor run <spec>`: insert `run` when the first
@@ -132,12 +138,14 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         }
         Command::Decrypt(args) => run::decrypt(args),
         Command::Init(args) => fleet::init(&cli.fleet, args),
+        Command::Adopt(args) => fleet::adopt(&cli.fleet, args),
         Command::New(args) => fleet::new(&cli.fleet, args),
         Command::Renew(args) => fleet::renew(&cli.fleet, args),
         Command::Get(args) => inspect::get(&cli.fleet, args),
         Command::List(args) => inspect::list(&cli.fleet, args),
         Command::Spec(args) => inspect::spec(&cli.fleet, args),
         Command::Check(args) => inspect::check(&cli.fleet, args),
+        Command::Rekey(args) => fleet::rekey(&cli.fleet, args),
         Command::Inject(args) => image::inject(&cli.fleet, args),
         Command::ApiKey(command) => image::api_key(command),
     }

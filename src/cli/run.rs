@@ -67,7 +67,7 @@ pub struct DecryptArgs {
 pub fn run(args: RunArgs) -> Result<(), Error> {
     let origin = args.spec.display().to_string();
     let format = Format::from_path(&args.spec).ok_or_else(|| spec::SpecError::UnknownFormat { origin: origin.clone() })?;
-    let bytes = std::fs::read(&args.spec).map_err(|e| Error::io(&args.spec, &e))?;
+    let bytes = crate::fsutil::read_regular(&args.spec, crate::fsutil::MAX_READ).map_err(|e| Error::read(&args.spec, e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{origin}: is not UTF-8 text")))?;
     parse_and_execute(text, format, origin, &args.flags)
 }
@@ -150,12 +150,12 @@ fn seed(dir: &Path) -> Result<Workspace, Error> {
     }
     files.sort();
     for (name, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, &e))?;
+        let bytes = crate::fsutil::read_beneath(dir, Path::new(&name), crate::fsutil::MAX_READ).map_err(|e| Error::read(&path, e))?;
         let visibility = match std::fs::metadata(&path) {
             Ok(m) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o044 != 0 => Visibility::Public,
             _ => Visibility::Private,
         };
-        ws.insert(name, File::new(bytes, visibility));
+        ws.insert_untrusted(name, File::new(bytes, visibility));
     }
     Ok(ws)
 }
@@ -174,7 +174,7 @@ fn private_dir() -> Result<PathBuf, Error> {
 /// Prints a SOPS file's plaintext.
 pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     let identities = crate::identity::for_sops(args.identity.as_deref())?;
-    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, &e))?;
+    let bytes = crate::fsutil::read_regular(&args.file, crate::fsutil::MAX_READ).map_err(|e| Error::read(&args.file, e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not a text file", args.file.display())))?;
     let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| Error::Integrity(format!("{}: {e}", args.file.display())))?;
     use std::io::Write;

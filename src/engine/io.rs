@@ -15,6 +15,37 @@ use crate::spec::Entry;
 use crate::store::{Data, Store};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
+/// Reads a `copy` source. A plain relative path stays inside `base` (no
+/// symlink out of it); with `confined` (fleet commands) nothing else is
+/// allowed, while a spec run may name an absolute or `..` path on purpose.
+/// Either way only a regular file within the size limit is read.
+fn read_copy(base: &Path, path: &str, confined: bool) -> Result<Vec<u8>, fsutil::ReadError> {
+    let p = Path::new(path);
+    if fsutil::is_plain_relative(p) {
+        fsutil::read_beneath(base, p, fsutil::MAX_READ)
+    } else if confined {
+        Err(fsutil::ReadError::Refused(format!("is outside {}; fleet specs read only inside the fleet", base.display())))
+    } else {
+        fsutil::read_regular(&resolve(base, path), fsutil::MAX_READ)
+    }
+}
+
+/// Writes a `copy` target with the same rule as [`read_copy`].
+fn write_copy(base: &Path, path: &str, content: &[u8], mode: u32, confined: bool) -> Result<bool, fsutil::ReadError> {
+    let p = Path::new(path);
+    if fsutil::is_plain_relative(p) {
+        return fsutil::write_beneath(base, p, content, mode);
+    }
+    if confined {
+        return Err(fsutil::ReadError::Refused(format!("is outside {}; fleet specs write only inside the fleet", base.display())));
+    }
+    let to = resolve(base, path);
+    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fsutil::ReadError::Io)?;
+    }
+    fsutil::write_atomic(&to, content, mode).map_err(fsutil::ReadError::Io)
+}
+
 /// A store entry as an import (or an earlier export) of this run saw it.
 pub(super) struct Seen {
     version: u64,
@@ -44,12 +75,16 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
     let allow_fail = args.bool_or("allow_fail", false).map_err(input)?;
     match entry.kind.as_str() {
         "copy" => {
-            let from = resolve(&options.base_dir, args.str("from").map_err(input)?);
+            let from = args.str("from").map_err(input)?;
             let to = args.name("to").map_err(input)?;
-            match std::fs::read(&from) {
-                Ok(bytes) => ws.insert(to, File { content: Zeroizing::new(bytes), visibility: Visibility::Private }),
-                Err(e) if allow_fail && e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", from.display(), crate::error::io_reason(&e)), Kind::Io)),
+            match read_copy(&options.base_dir, from, options.confined) {
+                // A file from disk is the caller's (or a repository
+                // writer's), not rumor's: it is marked so that nothing
+                // secret is derived from it unchecked (see generate::sops).
+                Ok(bytes) => ws.insert_untrusted(to, File { content: Zeroizing::new(bytes), visibility: Visibility::Private }),
+                Err(fsutil::ReadError::Missing) if allow_fail => {}
+                Err(e @ fsutil::ReadError::Refused(_)) => return Err(entry_error(entry, format!("argument \"from\": {} {}", resolve(&options.base_dir, from).display(), e.reason()), Kind::Input)),
+                Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", resolve(&options.base_dir, from).display(), e.reason()), Kind::Io)),
             }
         }
         "vault" | "vault-file" => {
@@ -118,13 +153,13 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
     match entry.kind.as_str() {
         "copy" => {
             let from = args.name("from").map_err(input)?;
-            let to = resolve(&options.base_dir, args.str("to").map_err(input)?);
+            let to_arg = args.str("to").map_err(input)?;
+            let to = resolve(&options.base_dir, to_arg);
             let file = ws.get(from).ok_or_else(|| entry_error(entry, format!("\"{from}\" is not in the workspace"), Kind::Input))?;
-            if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| entry_error(entry, format!("cannot create {}: {}", parent.display(), crate::error::io_reason(&e)), Kind::Io))?;
-            }
-            let wrote = fsutil::write_atomic(&to, &file.content, file.visibility.mode())
-                .map_err(|e| entry_error(entry, format!("cannot write {}: {}", to.display(), crate::error::io_reason(&e)), Kind::Io))?;
+            let wrote = write_copy(&options.base_dir, to_arg, &file.content, file.visibility.mode(), options.confined).map_err(|e| match e {
+                fsutil::ReadError::Refused(why) => entry_error(entry, format!("argument \"to\": {} {why}", to.display()), Kind::Input),
+                e => entry_error(entry, format!("cannot write {}: {}", to.display(), e.reason()), Kind::Io),
+            })?;
             if wrote {
                 outcome.files_written.push(to);
             }
@@ -175,4 +210,90 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
         eprintln!("rumor: {}: exported", entry.label());
     }
     Ok(())
+}
+
+/// Before a fleet run overwrites a file in the fleet (a device file in
+/// git), checks that what is there is what the store vouches for: the copy
+/// the store holds, or exactly what this run would write. A file that
+/// differs from the store's copy was changed outside rumor, perhaps
+/// planted by someone who can push to the repository, and is not silently
+/// replaced (`--reencrypt` replaces it on purpose). A file the store has no
+/// copy of (a store made before copies were kept, or rebuilt) is replaced
+/// with a warning: nothing is taken from it, since the SOPS generation
+/// reuses only trusted earlier output. A missing file is simply written.
+pub(super) fn check_vouched(
+    entry: &Entry,
+    ws: &Workspace,
+    vouched: &HashMap<String, Zeroizing<Vec<u8>>>,
+    store: &LazyStore,
+    seen: &HashMap<String, Seen>,
+    options: &Options,
+) -> Result<(), Error> {
+    let args = Args::new(&entry.arguments);
+    let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
+    let from = args.name("from").map_err(input)?;
+    let to = args.str("to").map_err(input)?;
+    let shown = resolve(&options.base_dir, to);
+    let existing = match fsutil::read_beneath(&options.base_dir, Path::new(to), fsutil::MAX_READ) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(fsutil::ReadError::Missing) => return Ok(()),
+        Err(e @ fsutil::ReadError::Refused(_)) => return Err(entry_error(entry, format!("{} {}", shown.display(), e.reason()), Kind::Input)),
+        Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", shown.display(), e.reason()), Kind::Io)),
+    };
+    let same = |a: &[u8], b: &[u8]| a.trim_ascii_end() == b.trim_ascii_end();
+    if ws.get(from).is_some_and(|f| same(&f.content, &existing)) || vouched.get(from).is_some_and(|v| same(v, &existing)) {
+        return Ok(());
+    }
+    if !vouched.contains_key(from) {
+        if options.dry_run {
+            return Err(entry_error(
+                entry,
+                format!("{} is not vouched for: the store holds no copy of it; a run re-encrypts it from the store under a fresh data key", shown.display()),
+                Kind::Integrity,
+            ));
+        }
+        eprintln!(
+            "rumor: warning: {}: the store holds no copy of it to vouch for it, so it is re-encrypted from the store under a fresh data key",
+            shown.display()
+        );
+        return Ok(());
+    }
+    if store_vouched_for(store, seen, from, &existing) {
+        return Ok(());
+    }
+    Err(entry_error(
+        entry,
+        format!(
+            "{} differs from the copy the store holds: it was changed outside rumor, or planted; nothing was written. Review its history (git log -p), then re-encrypt it from the store under a fresh data key with --reencrypt",
+            shown.display()
+        ),
+        Kind::Integrity,
+    ))
+}
+
+/// Whether the store holds `content` as `name` now or held it recently:
+/// another operator's run may have written the store and the file since
+/// this run read the store (its own store write will then fail its
+/// check-and-set), or a run was killed between writing the store and the
+/// file, leaving the file one version behind. Either way the file is one
+/// rumor wrote; only the store's copy is ever reused.
+fn store_vouched_for(store: &LazyStore, seen: &HashMap<String, Seen>, name: &str, content: &[u8]) -> bool {
+    /// How many earlier versions a file may lag behind.
+    const RECENT: usize = 10;
+    let Ok(store) = store.get() else { return false };
+    let holds = |path: &str| {
+        matches!(store.read(path), Ok(Some(v)) if v.data.get(name).is_some_and(|v| v.as_bytes().trim_ascii_end() == content.trim_ascii_end()))
+    };
+    for path in seen.keys() {
+        if holds(path) {
+            return true;
+        }
+        let Some(base) = path.strip_suffix("/current") else { continue };
+        let mut stamps: Vec<String> = store.list(base).unwrap_or_default().into_iter().filter(|k| k.len() == 14 && k.bytes().all(|b| b.is_ascii_digit())).collect();
+        stamps.sort();
+        if stamps.iter().rev().take(RECENT).any(|stamp| holds(&format!("{base}/{stamp}"))) {
+            return true;
+        }
+    }
+    false
 }

@@ -66,6 +66,13 @@ pub struct Options {
     /// Run imports and generations only: no store write, no file written
     /// (`rumor check` compares what a run would produce).
     pub dry_run: bool,
+    /// Fleet commands: `copy` and template paths must stay inside
+    /// `base_dir`, and a file in the fleet that rumor would overwrite must
+    /// be one the store vouches for (see [`Options::reencrypt`]).
+    pub confined: bool,
+    /// Encrypt SOPS outputs under fresh data keys, reusing nothing from
+    /// earlier outputs, and overwrite what the store does not vouch for.
+    pub reencrypt: bool,
     /// Asked after the generations and before the first export, also when
     /// a generation failed; its error wins. `rumor run` uses it to check
     /// the JSON Schema on another core while the generations run: nothing
@@ -79,7 +86,17 @@ pub type Gate = Box<dyn Fn() -> Result<(), Error> + Send + Sync>;
 impl Options {
     /// Options for `rumor run` in `base_dir`.
     pub fn run(base_dir: PathBuf) -> Options {
-        Options { mode: Mode::Run, identities: Vec::new(), now: OffsetDateTime::now_utc(), base_dir, verbose: false, dry_run: false, gate: None }
+        Options {
+            mode: Mode::Run,
+            identities: Vec::new(),
+            now: OffsetDateTime::now_utc(),
+            base_dir,
+            verbose: false,
+            dry_run: false,
+            confined: false,
+            reencrypt: false,
+            gate: None,
+        }
     }
 }
 
@@ -139,7 +156,8 @@ fn gen_error(entry: &Entry, e: GenError) -> Error {
 
 fn store_error(entry: &Entry, e: StoreError) -> Error {
     let kind = match e {
-        StoreError::BadPath { .. } => Kind::Input,
+        StoreError::BadPath { .. } | StoreError::Refused { .. } => Kind::Input,
+        StoreError::Forged { .. } => Kind::Integrity,
         _ => Kind::Store,
     };
     let message = e.to_string();
@@ -213,6 +231,7 @@ pub fn run(
     // What the imports read, so exports can check-and-set against that
     // version and need not read it again.
     let mut seen: HashMap<String, Seen> = HashMap::new();
+    let mut vouched: HashMap<String, zeroize::Zeroizing<Vec<u8>>> = HashMap::new();
 
     // RUMOR_TIMINGS=1 prints each entry's wall time to stderr, for the
     // benchmarks' cost split (KDFs, store round trips, the rest).
@@ -229,6 +248,22 @@ pub fn run(
             import(entry, &mut workspace, store, options, &mut seen)?;
             timed(entry, started);
         }
+        // What the store vouches for, before the generations replace it:
+        // the trusted content of every file a fleet `copy` export writes.
+        if options.confined {
+            for entry in spec.exports.iter().filter(|e| e.kind == "copy") {
+                if let Some(from) = entry.arguments.get("from").and_then(|v| v.as_str()) {
+                    if workspace.is_trusted(from) {
+                        if let Some(file) = workspace.get(from) {
+                            vouched.insert(from.to_owned(), file.content.clone());
+                        }
+                    }
+                }
+            }
+        }
+        if options.reencrypt {
+            workspace.distrust_all();
+        }
         for entry in &spec.generations {
             check_interrupted()?;
             let started = std::time::Instant::now();
@@ -241,6 +276,11 @@ pub fn run(
         gate()?;
     }
     made?;
+    if options.confined && !options.reencrypt {
+        for entry in spec.exports.iter().filter(|e| e.kind == "copy") {
+            io::check_vouched(entry, &workspace, &vouched, store, &seen, options)?;
+        }
+    }
     if options.dry_run {
         outcome.workspace = workspace;
         return Ok(outcome);
@@ -277,7 +317,12 @@ fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dy
         for name in generator.public_outputs(&args) {
             if let Some(file) = ws.get(&name) {
                 let content = file.content.clone();
-                ws.insert(name, File { content, visibility: Visibility::Public });
+                let public = File { content, visibility: Visibility::Public };
+                if ws.is_trusted(&name) {
+                    ws.insert(name, public);
+                } else {
+                    ws.insert_untrusted(name, public);
+                }
             }
         }
         outcome.kept += 1;
@@ -324,9 +369,15 @@ pub fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
             continue;
         }
         let Some(file) = entry.arguments.get("file").and_then(|f| f.as_str()).map(str::to_owned) else { continue };
+        // A template is read from inside `base` only: `file = "/etc/passwd"`
+        // or a symlink out would put another file's content into a
+        // workspace file that may be exported.
         let path = resolve(base, &file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| entry_error(entry, format!("argument \"file\": cannot read {}: {}", path.display(), crate::error::io_reason(&e)), Kind::Input))?;
+        let bytes = fsutil::read_beneath(base, Path::new(&file), 1 << 20).map_err(|e| {
+            let kind = if matches!(e, fsutil::ReadError::Refused(_)) { Kind::Input } else { Kind::Io };
+            entry_error(entry, format!("argument \"file\": cannot read {}: {}", path.display(), e.reason()), kind)
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| entry_error(entry, format!("argument \"file\": {} is not UTF-8 text", path.display()), Kind::Input))?;
         entry.arguments.insert("template".into(), serde_json::Value::String(text));
     }
     Ok(())

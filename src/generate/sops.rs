@@ -5,7 +5,8 @@
 //! used, or is used literally when no such file exists (the original's
 //! rule). The SOPS file is re-encrypted without churn: the workspace's
 //! current `public` file is passed as the previous output, so an unchanged
-//! map keeps its bytes and a changed value changes one line.
+//! map keeps its bytes and a changed value changes one line, but only when
+//! that file is trusted (from a store or this run, not from disk).
 
 use ::age::x25519::{Identity, Recipient};
 use serde_json::Value;
@@ -112,7 +113,12 @@ impl Generator for Sops {
             pairs.push((key, value.trim()));
         }
         let ids = identities(cx);
-        let previous = cx.workspace.text(public);
+        // The earlier output is reused (its data key, its ciphertexts) only
+        // when it came from a store or from this run. One read from disk may
+        // have been planted by anyone who can push to the repository: encrypted
+        // to the right recipients, but under a data key its author kept. Reusing
+        // that key would hand them every value written from now on.
+        let previous = if cx.workspace.is_trusted(public) { cx.workspace.text(public) } else { None };
         let fail = |e: sops::SopsError| GenError::Failed(format!("sops file \"{public}\": {e}"));
         let encrypted = sops::encrypt(&pairs, &recipients, previous, &ids, cx.now, &mut *cx.rng).map_err(fail)?;
         let plain = Zeroizing::new(sops::plain_yaml(&pairs).into_bytes());

@@ -111,7 +111,8 @@ pub fn encrypt(
         .filter(|(_, p)| p.age.iter().map(|e| e.recipient.as_str()).collect::<BTreeSet<_>>() == wanted_set);
 
     let (key, age, previous) = match previous {
-        Some((text, p)) if p.same_pairs(pairs) => return Ok(text.to_owned()),
+        // A store keeps values trimmed; the file ends in one newline.
+        Some((text, p)) if p.same_pairs(pairs) => return Ok(format!("{}\n", text.trim_end())),
         Some((_, p)) => (Zeroizing::new(*p.key), p.age.clone(), Some(p)),
         None => {
             // A new recipient set gets a new data key: a removed recipient

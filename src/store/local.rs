@@ -4,21 +4,29 @@
 //! The logical path `<mount>/<rest>` is the file `<dir>/<mount>/<rest>.age`,
 //! so the layout is Vault's: `<prefix>/devices/<id>/current` next to its
 //! timestamped siblings. Each file is encrypted to every admin recipient,
-//! so any one admin identity reads the whole store. Files are 0600 and
-//! directories 0700 from the moment they exist, and every write replaces
-//! a whole file atomically.
+//! so any one admin identity reads the whole store, and signed with the
+//! fleet's store key, whose public half rumor.toml pins, so nobody else can
+//! forge one (see `sealed`). Files are 0600 and directories 0700 from the
+//! moment they exist, every write replaces a whole file atomically, and
+//! nothing is read through a symlink out of the store or from anything but
+//! a regular file.
 
 mod lock;
 mod sealed;
+mod signer;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use age::x25519::{Identity, Recipient};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use lock::LockGuard;
 use lock::Locks;
+pub use signer::{format_pin, parse_pin};
 
 use crate::store::{split_mount, Data, Store, StoreError, Versioned};
 
@@ -27,7 +35,20 @@ pub struct LocalStore {
     dir: PathBuf,
     recipients: Vec<Recipient>,
     identities: Vec<Identity>,
+    /// The store key's public half, as rumor.toml pins it; `None` for a
+    /// store made before entries were signed (it must be rekeyed).
+    pin: Option<VerifyingKey>,
+    /// The store key, decrypted on the first write.
+    signing: OnceLock<Result<SigningKey, String>>,
     locks: Locks,
+}
+
+/// What [`LocalStore::rekey`] did.
+pub struct Rekeyed {
+    /// The new store key's pin, for rumor.toml's `store.signer`.
+    pub pin: String,
+    /// How many entries were re-encrypted and re-signed.
+    pub entries: usize,
 }
 
 impl LocalStore {
@@ -37,6 +58,7 @@ impl LocalStore {
         dir: impl Into<PathBuf>,
         recipients: Vec<Recipient>,
         identities: Vec<Identity>,
+        pin: Option<VerifyingKey>,
     ) -> Result<Self, StoreError> {
         let dir = dir.into();
         let store = LocalStore {
@@ -44,6 +66,8 @@ impl LocalStore {
             dir,
             recipients,
             identities,
+            pin,
+            signing: OnceLock::new(),
         };
         if store.recipients.is_empty() {
             return Err(store.other(
@@ -136,8 +160,9 @@ impl LocalStore {
         Ok(names)
     }
 
-    /// The file behind a logical path, refusing anything that could leave
-    /// the store's directory or collide with its own dot files.
+    /// The file behind a logical path, relative to the store's directory,
+    /// refusing anything that could leave it or collide with its own dot
+    /// files.
     fn file(&self, path: &str) -> Result<PathBuf, StoreError> {
         split_mount(path)?;
         let segments = segments(path).ok_or_else(|| StoreError::BadPath {
@@ -146,20 +171,145 @@ impl LocalStore {
         let (last, parents) = segments.split_last().ok_or_else(|| StoreError::BadPath {
             path: path.to_owned(),
         })?;
-        let dir = parents.iter().fold(self.dir.clone(), |dir, s| dir.join(s));
+        let dir = parents.iter().fold(PathBuf::new(), |dir, s| dir.join(s));
         Ok(dir.join(format!("{last}.age")))
     }
 
-    /// Reads and decrypts one entry; `None` when the file does not exist.
-    fn load(&self, path: &str, file: &Path) -> Result<Option<Versioned>, StoreError> {
-        let bytes = match std::fs::read(file) {
+    /// Reads, decrypts and authenticates one entry; `None` when the file
+    /// does not exist.
+    fn load(&self, path: &str, rel: &Path) -> Result<Option<Versioned>, StoreError> {
+        let Some(entry) = self.unseal(path, rel)? else { return Ok(None) };
+        let file = self.dir.join(rel);
+        let pin = self.pin.as_ref().ok_or_else(|| self.unsigned(path))?;
+        entry.verify(&file, path, pin).map_err(|e| self.forged(path, e.to_string()))?;
+        Ok(Some(Versioned { data: entry.data, version: entry.version }))
+    }
+
+    /// Reads and decrypts one entry without authenticating it.
+    fn unseal(&self, path: &str, rel: &Path) -> Result<Option<sealed::Unsealed>, StoreError> {
+        let file = self.dir.join(rel);
+        let bytes = match crate::fsutil::read_beneath(&self.dir, rel, crate::fsutil::MAX_READ) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io_error(path, file, &e)),
+            Err(crate::fsutil::ReadError::Missing) => return Ok(None),
+            Err(crate::fsutil::ReadError::Refused(why)) => {
+                return Err(StoreError::Refused { store: self.describe(), path: path.to_owned(), reason: format!("{} {why}", file.display()) })
+            }
+            Err(crate::fsutil::ReadError::Io(e)) => return Err(self.io_error(path, &file, &e)),
         };
-        let (version, data) = sealed::unseal(file, &bytes, &self.identities)
-            .map_err(|e| self.other(path, e.to_string()))?;
-        Ok(Some(Versioned { data, version }))
+        sealed::unseal(&file, &bytes, &self.identities)
+            .map(Some)
+            .map_err(|e| self.other(path, e.to_string()))
+    }
+
+    fn unsigned(&self, path: &str) -> StoreError {
+        self.forged(
+            path,
+            "rumor.toml pins no store.signer, so no entry can be authenticated (the store was made by an older rumor); review `git log store/`, then run `rumor rekey --trust-unsigned`".into(),
+        )
+    }
+
+    fn forged(&self, path: &str, reason: String) -> StoreError {
+        StoreError::Forged { store: self.describe(), path: path.to_owned(), reason }
+    }
+
+    /// The store key, checked against the pin.
+    fn signing_key(&self, path: &str) -> Result<&SigningKey, StoreError> {
+        let pin = self.pin.as_ref().ok_or_else(|| self.unsigned(path))?;
+        self.signing
+            .get_or_init(|| signer::load(&self.dir, &self.identities, pin))
+            .as_ref()
+            .map_err(|why| self.forged(path, why.clone()))
+    }
+
+    /// Writes `data` as the entry at `path` (relative file `rel`) with
+    /// `version`, signed with `key`.
+    fn put(&self, path: &str, rel: &Path, key: &SigningKey, version: u64, data: &Data) -> Result<(), StoreError> {
+        let file = self.dir.join(rel);
+        let bytes = sealed::seal(&self.recipients, key, path, version, data).map_err(|e| self.io_error(path, &file, &e))?;
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let refused = |e: crate::fsutil::ReadError| StoreError::Refused { store: self.describe(), path: path.to_owned(), reason: format!("{} {}", file.display(), e.reason()) };
+        let dir = crate::fsutil::dir_beneath(&self.dir, parent, 0o700).map_err(|e| match e {
+            crate::fsutil::ReadError::Io(e) => self.io_error(path, &file, &e),
+            e => refused(e),
+        })?;
+        crate::fsutil::write_at(&dir, &name, &bytes, 0o600).map_err(|e| self.io_error(path, &file, &e))?;
+        Ok(())
+    }
+
+    /// Makes the store key of a new store, encrypted to the admins, and
+    /// returns its pin for rumor.toml. Refused when the store already holds
+    /// entries: those need [`LocalStore::rekey`].
+    pub fn create_signer(&self) -> Result<String, StoreError> {
+        if !self.entries().map_err(|e| self.io_error("", &self.dir, &e))?.is_empty() {
+            return Err(self.unsigned(""));
+        }
+        let key = signer::create(&self.dir, &self.recipients, signer::CURRENT).map_err(|e| self.io_error("", &self.dir, &e))?;
+        Ok(format_pin(&key.verifying_key()))
+    }
+
+    /// Re-encrypts every entry to the current admin recipients and signs it
+    /// with a new store key; returns the new pin, which the caller writes
+    /// to rumor.toml before calling [`LocalStore::finish_rekey`]. Entries
+    /// must verify under the pinned key (or be unsigned, with
+    /// `trust_unsigned`). Safe to interrupt: a re-run resumes with the same
+    /// new key, and entries it already re-signed verify under it.
+    pub fn rekey(&self, trust_unsigned: bool) -> Result<Rekeyed, StoreError> {
+        let _guard = self.lock()?;
+        let io = |e: io::Error| self.io_error("", &self.dir, &e);
+        let next = match signer::load_file(&self.dir, &self.identities, signer::NEXT) {
+            Ok(Some(key)) => key,
+            Ok(None) => signer::create(&self.dir, &self.recipients, signer::NEXT).map_err(io)?,
+            Err(why) => return Err(self.forged("", why)),
+        };
+        let next_pin = next.verifying_key();
+        let mut count = 0;
+        for rel in self.entries().map_err(io)? {
+            let path = logical(&rel);
+            let Some(entry) = self.unseal(&path, &rel)? else { continue };
+            let file = self.dir.join(&rel);
+            if entry.verify(&file, &path, &next_pin).is_ok() {
+                continue; // re-signed by an interrupted run of this rekey
+            }
+            let trusted = match &self.pin {
+                Some(pin) => entry.verify(&file, &path, pin),
+                None => Err(sealed::UnsealError::Forged { file: file.display().to_string(), reason: "no store.signer is pinned" }),
+            };
+            if let Err(e) = trusted {
+                if !(trust_unsigned && !entry.is_signed()) {
+                    return Err(self.forged(&path, e.to_string()));
+                }
+            }
+            self.put(&path, &rel, &next, entry.version, &entry.data)?;
+            count += 1;
+        }
+        Ok(Rekeyed { pin: format_pin(&next_pin), entries: count })
+    }
+
+    /// After rumor.toml pins the key [`LocalStore::rekey`] returned: makes it
+    /// the store key.
+    pub fn finish_rekey(&self) -> Result<(), StoreError> {
+        signer::promote(&self.dir).map_err(|e| self.io_error("", &self.dir, &e))
+    }
+
+    /// Every entry file, relative to the store's directory.
+    fn entries(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        walk(&self.dir, Path::new(""), &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Checks every entry's signature; the problems, one per file.
+    pub fn verify_all(&self) -> Vec<String> {
+        let entries = match self.entries() {
+            Ok(e) => e,
+            Err(e) => return vec![format!("{}: {}", self.dir.display(), crate::error::io_reason(&e))],
+        };
+        entries
+            .iter()
+            .filter_map(|rel| self.load(&logical(rel), rel).err().map(|e| e.to_string()))
+            .collect()
     }
 
     fn other(&self, path: &str, reason: String) -> StoreError {
@@ -190,6 +340,37 @@ fn segments(path: &str) -> Option<Vec<&str>> {
     segments.iter().all(valid).then_some(segments)
 }
 
+/// The logical path of an entry file: `kv/a/b.age` is `kv/a/b`.
+fn logical(rel: &Path) -> String {
+    let text = rel.to_string_lossy();
+    text.strip_suffix(".age").unwrap_or(&text).to_owned()
+}
+
+/// Collects the entry files below `dir` (dot files are the lock, the
+/// store key and temporaries; symlinks are not followed).
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let entries = match std::fs::read_dir(root.join(rel)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(root, &rel.join(&*name), out)?;
+        } else if name.ends_with(".age") {
+            out.push(rel.join(&*name));
+        }
+    }
+    Ok(())
+}
+
 /// Whether two secrets hold the same keys, in the same order, with the
 /// same values; order counts because it is part of what is stored.
 fn same(a: &Data, b: &Data) -> bool {
@@ -205,18 +386,20 @@ impl Store for LocalStore {
     }
 
     fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
-        let file = self.file(path)?;
-        self.load(path, &file)
+        let rel = self.file(path)?;
+        self.load(path, &rel)
     }
 
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
-        let file = self.file(path)?;
+        let rel = self.file(path)?;
+        let key = self.signing_key(path)?;
         self.locks.with(
             |e| self.io_error(path, self.locks.path(), &e),
             || {
                 // Re-read under the lock: the version seen here is the one
-                // no other writer can change before the rename below.
-                let current = self.load(path, &file)?;
+                // no other writer can change before the rename below. A
+                // forged entry stops the write: nothing is replaced.
+                let current = self.load(path, &rel)?;
                 let version = current.as_ref().map_or(0, |c| c.version);
                 if cas.is_some_and(|expected| expected != version) {
                     return Err(StoreError::Conflict {
@@ -229,12 +412,13 @@ impl Store for LocalStore {
                 if current.is_some_and(|c| same(&c.data, data)) {
                     return Ok(());
                 }
-                sealed::replace(&file, |out| {
-                    sealed::seal(out, &self.recipients, version + 1, data)
-                })
-                .map_err(|e| self.io_error(path, &file, &e))
+                self.put(path, &rel, key, version + 1, data)
             },
         )
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        LocalStore::list(self, path)
     }
 }
 

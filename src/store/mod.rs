@@ -58,6 +58,28 @@ pub enum StoreError {
         /// The logical path.
         path: String,
     },
+    /// An entry fails authentication: unsigned, signed by another key, or
+    /// signed for another path.
+    #[error("{store}, \"{path}\": {reason}")]
+    Forged {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+        /// Why, naming the file.
+        reason: String,
+    },
+    /// Something in the store's directory is not what rumor reads: a
+    /// symlink out of it, a FIFO, a device, an oversized file.
+    #[error("{store}, \"{path}\": {reason}")]
+    Refused {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+        /// Why, naming the file.
+        reason: String,
+    },
     /// The path is not a valid `mount/path`.
     #[error("\"{path}\" is not a store path of the form <mount>/<path>")]
     BadPath {
@@ -89,6 +111,10 @@ pub trait Store: Send + Sync {
     /// only succeeds if the current version is that one (0: must not exist),
     /// and otherwise fails with [`StoreError::Conflict`].
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError>;
+
+    /// The names directly under a logical path, sorted; sub-folders end in
+    /// `/`, as `vault kv list` shows them.
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Splits `kv/ozds/x` into the mount `kv` and the path `ozds/x`, ignoring

@@ -340,6 +340,10 @@ impl Store for Vault {
             })
             .map_err(|failure| self.error(path, failure))
     }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        Vault::list(self, path)
+    }
 }
 
 impl fmt::Debug for Vault {

@@ -1,16 +1,26 @@
 //! One entry of the local store on disk: an armoured age file, encrypted to
-//! every admin recipient, holding `{"version": N, "data": {key: value}}`.
+//! every admin recipient, holding `{"version": N, "data": {key: value},
+//! "sig": "…"}`.
 //!
 //! Armour keeps the files diffable and pasteable; JSON with the keys in
 //! order keeps them identical to what Vault would hold.
+//!
+//! age gives secrecy, not authorship: anyone can encrypt a file to the
+//! admins' public recipients and commit it. So every entry is signed with
+//! the fleet's store key (Ed25519), whose public half rumor.toml pins
+//! (`store.signer`) and whose private half only the admins can decrypt.
+//! The signature covers the entry's logical path too, so an entry cannot
+//! be moved to another device.
 
-use std::fs::{DirBuilder, File, Permissions};
+use std::fs::DirBuilder;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::x25519::{Identity, Recipient};
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -23,12 +33,28 @@ use crate::store::Data;
 struct DocOut<'a> {
     version: u64,
     data: IndexMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sig: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct DocIn {
     version: u64,
     data: IndexMap<String, String>,
+    #[serde(default)]
+    sig: Option<String>,
+}
+
+/// What a signature covers: a domain tag, the logical path, and the
+/// entry's JSON without its signature, exactly as written.
+fn signed_message(path: &str, version: u64, data: IndexMap<&str, &str>) -> Zeroizing<Vec<u8>> {
+    let doc = DocOut { version, data, sig: None };
+    let mut message = Zeroizing::new(b"rumor local store entry v1\0".to_vec());
+    message.extend_from_slice(path.trim_matches('/').as_bytes());
+    message.push(0);
+    // Serialising a map of strings cannot fail.
+    let _ = serde_json::to_writer(&mut *message, &doc);
+    message
 }
 
 /// Why an entry could not be opened. Messages never quote the plaintext.
@@ -48,6 +74,14 @@ pub(super) enum UnsealError {
         /// What age said.
         reason: String,
     },
+    /// It decrypts, but its signature is missing or wrong.
+    #[error("{file} is not signed by the fleet's store key ({reason}); it was not written by rumor for this path, perhaps planted by someone who can push to the repository")]
+    Forged {
+        /// The file.
+        file: String,
+        /// Missing, or does not verify.
+        reason: &'static str,
+    },
     /// It decrypts, but not to a store entry.
     #[error("{file} does not hold a rumor store entry ({reason})")]
     Shape {
@@ -58,12 +92,57 @@ pub(super) enum UnsealError {
     },
 }
 
+/// A decrypted entry and whether its signature holds.
+pub(super) struct Unsealed {
+    pub(super) version: u64,
+    pub(super) data: Data,
+    sig: Option<String>,
+}
+
+impl Unsealed {
+    /// Whether the entry carries a signature at all.
+    pub(super) fn is_signed(&self) -> bool {
+        self.sig.is_some()
+    }
+
+    /// Checks the signature against `key` for `path`.
+    pub(super) fn verify(&self, file: &Path, path: &str, key: &VerifyingKey) -> Result<(), UnsealError> {
+        let forged = |reason| UnsealError::Forged { file: file.display().to_string(), reason };
+        let sig = self.sig.as_deref().ok_or_else(|| forged("no signature"))?;
+        let sig = base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| forged("a malformed signature"))?;
+        let sig = Signature::from_slice(&sig).map_err(|_| forged("a malformed signature"))?;
+        let message = signed_message(path, self.version, self.data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
+        key.verify_strict(&message, &sig).map_err(|_| forged("the signature does not verify"))
+    }
+}
+
 /// Decrypts and parses an entry read from `file`.
 pub(super) fn unseal(
     file: &Path,
     bytes: &[u8],
     identities: &[Identity],
-) -> Result<(u64, Data), UnsealError> {
+) -> Result<Unsealed, UnsealError> {
+    let plain = decrypt(file, bytes, identities)?;
+    let doc: DocIn = serde_json::from_slice(&plain).map_err(|e| UnsealError::Shape {
+        file: file.display().to_string(),
+        // serde_json's own message may quote a value; give only the place.
+        reason: format!(
+            "{:?} error at line {}, column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })?;
+    let data = doc
+        .data
+        .into_iter()
+        .map(|(k, v)| (k, Zeroizing::new(v)))
+        .collect();
+    Ok(Unsealed { version: doc.version, data, sig: doc.sig })
+}
+
+/// Decrypts an armoured age file with any of `identities`.
+pub(super) fn decrypt(file: &Path, bytes: &[u8], identities: &[Identity]) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
     let name = file.display().to_string();
     let damaged = |reason: String| UnsealError::Damaged {
         file: name.clone(),
@@ -82,76 +161,44 @@ pub(super) fn unseal(
     reader
         .read_to_end(&mut plain)
         .map_err(|e| damaged(e.to_string()))?;
-    let doc: DocIn = serde_json::from_slice(&plain).map_err(|e| UnsealError::Shape {
-        file: name.clone(),
-        // serde_json's own message may quote a value; give only the place.
-        reason: format!(
-            "{:?} error at line {}, column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        ),
-    })?;
-    let data = doc
-        .data
-        .into_iter()
-        .map(|(k, v)| (k, Zeroizing::new(v)))
-        .collect();
-    Ok((doc.version, data))
+    Ok(plain)
 }
 
-/// Encrypts an entry to all `recipients` into `out`.
-pub(super) fn seal(
-    out: impl Write,
-    recipients: &[Recipient],
-    version: u64,
-    data: &Data,
-) -> io::Result<()> {
+/// Encrypts `plain` to all `recipients` as an armoured age file.
+pub(super) fn encrypt(recipients: &[Recipient], plain: &[u8]) -> io::Result<Vec<u8>> {
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    let armored = ArmoredWriter::wrap_output(out, Format::AsciiArmor)?;
+    let mut out = Vec::new();
+    let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor)?;
     let mut stream = encryptor.wrap_output(armored)?;
+    stream.write_all(plain)?;
+    stream.finish()?.finish()?;
+    Ok(out)
+}
+
+/// Signs an entry for `path` with `key` and encrypts it to all `recipients`.
+pub(super) fn seal(
+    recipients: &[Recipient],
+    key: &SigningKey,
+    path: &str,
+    version: u64,
+    data: &Data,
+) -> io::Result<Vec<u8>> {
+    let pairs = || data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<IndexMap<_, _>>();
+    let sig = key.sign(&signed_message(path, version, pairs()));
     let doc = DocOut {
         version,
-        data: data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        data: pairs(),
+        sig: Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())),
     };
-    serde_json::to_writer(&mut stream, &doc)?;
-    stream.finish()?.finish()?;
-    Ok(())
+    let plain = Zeroizing::new(serde_json::to_vec(&doc)?);
+    encrypt(recipients, &plain)
 }
 
 /// Creates a directory and its missing parents, readable by the owner only.
 pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-/// Replaces `file` with what `fill` writes, so a reader (or a crash) sees
-/// the old entry or the new one, never half of one.
-pub(super) fn replace(
-    file: &Path,
-    fill: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    create_private_dir(dir)?;
-    let name = file
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    // Dot-prefixed so list() skips it, named after its writer so a later
-    // run can remove it if this one is killed; 0600 from creation, not
-    // chmod after.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{}-", crate::fsutil::temp_prefix(&name.to_string_lossy())))
-        .suffix(crate::fsutil::TEMP_SUFFIX)
-        .permissions(Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    fill(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(file).map_err(|e| e.error)?;
-    // The rename is durable only once the directory itself is synced.
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -164,11 +211,20 @@ mod tests {
         let data: Data = [("k".to_owned(), Zeroizing::new("secret-value".to_owned()))]
             .into_iter()
             .collect();
-        let mut sealed = Vec::new();
-        seal(&mut sealed, &[id.to_public()], 3, &data).unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let sealed = seal(&[id.to_public()], &key, "kv/x", 3, &data).unwrap();
         let file = Path::new("/s/kv/x.age");
-        let (version, back) = unseal(file, &sealed, &[id]).unwrap();
-        assert_eq!((version, back["k"].as_str()), (3, "secret-value"));
+        let back = unseal(file, &sealed, std::slice::from_ref(&id)).unwrap();
+        assert_eq!((back.version, back.data["k"].as_str()), (3, "secret-value"));
+        back.verify(file, "/kv/x/", &key.verifying_key()).unwrap();
+        // Another path, another key, or an unsigned entry fails.
+        let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+        let moved = back.verify(file, "kv/y", &key.verifying_key()).err().unwrap();
+        assert!(matches!(moved, UnsealError::Forged { .. }));
+        assert!(back.verify(file, "kv/x", &other).is_err());
+        let unsigned = encrypt(&[id.to_public()], br#"{"version":3,"data":{"k":"secret-value"}}"#).unwrap();
+        let unsigned = unseal(file, &unsigned, std::slice::from_ref(&id)).unwrap().verify(file, "kv/x", &key.verifying_key()).err().unwrap();
+        assert!(unsigned.to_string().contains("no signature"), "{unsigned}");
 
         let wrong = unseal(file, &sealed, &[Identity::generate()])
             .err()
@@ -189,7 +245,7 @@ mod tests {
         w.finish().unwrap();
         let shape = unseal(file, &odd, &[id]).err().unwrap();
         assert!(matches!(shape, UnsealError::Shape { .. }));
-        for e in [wrong, damaged, shape] {
+        for e in [wrong, damaged, shape, moved, unsigned] {
             let message = e.to_string();
             assert!(
                 message.contains("/s/kv/x.age") && !message.contains("secret-value"),
