@@ -1,7 +1,6 @@
 //! `rumor inject` and `rumor api-key`: the commands that hand secrets to
 //! the outside (a disk image, the cloud side).
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -115,9 +114,9 @@ pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
         ApiKeyCommand::Verify { hash, key } => {
             let key = match key.as_deref() {
                 None | Some("-") => {
-                    let mut buf = Zeroizing::new(String::new());
-                    std::io::stdin().read_to_string(&mut buf).map_err(|e| Error::io(std::path::Path::new("<stdin>"), &e))?;
-                    Zeroizing::new(buf.trim_end_matches(['\n', '\r']).to_owned())
+                    let bytes = super::read_stdin(super::MAX_STDIN_KEY, "the key")?;
+                    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Input("<stdin>: the key is not UTF-8 text".into()))?;
+                    Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())
                 }
                 Some(k) => Zeroizing::new(k.to_owned()),
             };

@@ -1,7 +1,6 @@
 //! `rumor run`, `rumor stdin` and `rumor decrypt`: the original tool's
 //! commands.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -93,9 +92,8 @@ fn parse_and_execute(text: String, format: Format, origin: String, flags: &Works
 /// Runs a spec from standard input.
 pub fn stdin(args: StdinArgs) -> Result<(), Error> {
     let format = Format::from_name(&args.format).ok_or_else(|| Error::Usage(format!("unknown format \"{}\"; use json, yaml or toml", args.format)))?;
-    let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::io(Path::new("<stdin>"), &e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
+    let mut bytes = super::read_stdin(super::MAX_STDIN_SPEC, "the spec")?;
+    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
     parse_and_execute(text, format, "<stdin>".into(), &args.flags)
 }
 
