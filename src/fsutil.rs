@@ -43,6 +43,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
             Err(e) => return Err(e),
         }
     };
+    let _leftover = crate::interrupt::remove_on_exit(&temp);
     let result = (|| {
         // The umask may have narrowed the mode; set it exactly before any
         // content is written (narrowing only, so nothing leaks).

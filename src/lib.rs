@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod image;
 pub mod identity;
+pub mod interrupt;
 pub mod nebula;
 pub mod sops;
 pub mod spec;

@@ -117,10 +117,19 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> R
     let mut rng = rand::rngs::OsRng;
     let outcome = engine::run(spec, workspace, &store, &options, &mut rng)?;
     if flags.keep {
-        let dir = if flags.stay { cwd } else { private_dir()? };
-        engine::materialize(&outcome.workspace, &dir)?;
-        if !flags.stay {
+        if flags.stay {
+            engine::materialize(&outcome.workspace, &cwd)?;
+        } else {
+            let dir = private_dir()?;
+            // Until its path is printed nobody knows it is there: a signal
+            // or a failed write removes it with the secrets in it.
+            let leftover = crate::interrupt::remove_dir_on_exit(&dir);
+            if let Err(e) = engine::materialize(&outcome.workspace, &dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
             eprintln!("rumor: kept the workspace in {} (remove it when done)", dir.display());
+            drop(leftover);
         }
     }
     eprintln!(
