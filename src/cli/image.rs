@@ -59,6 +59,10 @@ fn image_error(e: ImageError) -> Error {
 /// `rumor inject`.
 pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
     crate::device::check_id(&args.device)?;
+    // Checked before the fleet is opened: a mode that would expose the key
+    // is refused whatever else is wrong.
+    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| Error::Usage(format!("--mode \"{}\" is not an octal mode like 0400", args.mode)))?;
+    crate::image::check_mode(mode).map_err(image_error)?;
     let dir = match &fleet.fleet {
         Some(d) => d.clone(),
         None => super::current_dir()?,
@@ -69,7 +73,6 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         "auto" => Partition::Auto,
         n => Partition::Number(n.parse().map_err(|_| Error::Usage(format!("--partition \"{n}\" must be auto or a partition number")))?),
     };
-    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| Error::Usage(format!("--mode \"{}\" is not an octal mode like 0400", args.mode)))?;
     let options = InjectOptions {
         image: args.image.clone(),
         path: args.path.clone().unwrap_or_else(|| opened.settings.image.key_path.clone()),
