@@ -23,6 +23,7 @@ pub mod generate;
 pub mod image;
 pub mod identity;
 pub mod interrupt;
+pub mod names;
 pub mod nebula;
 pub mod sops;
 pub mod spec;
