@@ -183,7 +183,14 @@ pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     let identities = crate::identity::for_sops(args.identity.as_deref())?;
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, &e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not a text file", args.file.display())))?;
-    let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| Error::Integrity(format!("{}: {e}", args.file.display())))?;
+    let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| {
+        let message = format!("{}: {e}", args.file.display());
+        // A format rumor does not read is bad input, not a broken file.
+        match e {
+            crate::sops::SopsError::UnknownVersion { .. } => Error::Input(message),
+            _ => Error::Integrity(message),
+        }
+    })?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(decrypted.yaml().as_bytes()).map_err(|e| Error::io(Path::new("<stdout>"), &e))?;
