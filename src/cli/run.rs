@@ -107,6 +107,8 @@ pub fn vault_from_env() -> LazyStore {
 }
 
 fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> Result<(), Error> {
+    // Refused here, as input, before the store is opened lazily mid-run.
+    crate::store::vault::check_env_addr()?;
     let cwd = super::current_dir()?;
     let workspace = if flags.stay { seed(&cwd)? } else { Workspace::new() };
     let mut options = Options::run(cwd.clone());

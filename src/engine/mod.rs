@@ -139,7 +139,7 @@ fn gen_error(entry: &Entry, e: GenError) -> Error {
 
 fn store_error(entry: &Entry, e: StoreError) -> Error {
     let kind = match e {
-        StoreError::BadPath { .. } => Kind::Input,
+        StoreError::BadPath { .. } | StoreError::Setting { .. } => Kind::Input,
         _ => Kind::Store,
     };
     let message = e.to_string();
