@@ -75,6 +75,8 @@ impl Error {
             },
             Error::Store(StoreError::Forged { .. }) => 5,
             Error::Store(StoreError::Refused { .. }) => 3,
+            // A broken setting is the operator's input, not the store's fault.
+            Error::Store(StoreError::Setting { .. }) => 3,
             Error::Store(_) => 4,
             Error::Integrity(_) => 5,
             Error::Io { .. } => 6,
@@ -129,6 +131,7 @@ mod tests {
                 "generations[3] (nebula): missing argument \"ip\"",
             ),
             (Error::Store(StoreError::BadPath { path: "x".into() }), 4, "\"x\" is not a store path"),
+            (Error::Store(StoreError::Setting { variable: "VAULT_ADDR", reason: "contains a newline".into() }), 3, "VAULT_ADDR: contains"),
             (Error::Integrity("MAC mismatch".into()), 5, "MAC mismatch"),
             (Error::io(std::path::Path::new("/x"), &std::io::Error::from_raw_os_error(2)), 6, "/x: no such file or directory"),
             (Error::Mismatch("the key does not match the hash".into()), 1, "does not match"),

@@ -30,7 +30,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
     };
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let dir_fd = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    write_at(&dir_fd, &name.to_string_lossy(), content, mode)
+    write_at(&dir_fd, dir, &name.to_string_lossy(), content, mode)
 }
 
 /// [`write_atomic`] for the path `rel` beneath `root`: the parent
@@ -43,7 +43,7 @@ pub fn write_beneath(root: &Path, rel: &Path, content: &[u8], mode: u32) -> Resu
     let name = rel.file_name().ok_or_else(|| ReadError::Refused("has no file name".into()))?;
     let parent = rel.parent().unwrap_or(Path::new(""));
     let dir_fd = dir_beneath(root, parent, 0o755)?;
-    write_at(&dir_fd, &name.to_string_lossy(), content, mode).map_err(ReadError::Io)
+    write_at(&dir_fd, &root.join(parent), &name.to_string_lossy(), content, mode).map_err(ReadError::Io)
 }
 
 /// Whether `name` in `dir` is a regular file holding exactly `content`
@@ -66,7 +66,7 @@ fn holds(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> bool {
 /// The atomic write itself, inside an open directory: a temp file created
 /// with its final mode, fsynced, renamed over `name`, then the directory
 /// fsynced so the rename is durable.
-pub fn write_at(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> io::Result<bool> {
+pub fn write_at(dir: &OwnedFd, dir_path: &Path, name: &str, content: &[u8], mode: u32) -> io::Result<bool> {
     if holds(dir, name, content, mode) {
         return Ok(false);
     }
@@ -85,6 +85,7 @@ pub fn write_at(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> io::Res
         }
     };
     let mut file = fs::File::from(fd);
+    let _leftover = crate::interrupt::remove_on_exit(&dir_path.join(&temp));
     let result = (|| {
         // The umask may have narrowed the mode; set it exactly before any
         // content is written (narrowing only, so nothing leaks).

@@ -23,6 +23,8 @@ pub mod fsutil;
 pub mod generate;
 pub mod image;
 pub mod identity;
+pub mod interrupt;
+pub mod names;
 pub mod nebula;
 pub mod sops;
 pub mod spec;

@@ -94,11 +94,18 @@ fn line_note(line: &Option<usize>) -> String {
     line.map(|n| format!(", line {n}")).unwrap_or_default()
 }
 
+/// How many steps one render may take. The shipped templates take under a
+/// thousand (a test checks they fit in a hundredth); a template from a repository anyone can push to must not be
+/// able to spin for minutes (two nested `range(100000)` loops are 10^10
+/// steps). Ten million steps take well under a second.
+pub const FUEL: u64 = 10_000_000;
+
 /// The template environment: strict undefined variables, no auto-escape,
-/// trailing newlines kept (rendered files end like their templates), and
-/// the escaping filters.
+/// trailing newlines kept (rendered files end like their templates), a
+/// [`FUEL`] limit, and the escaping filters.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_keep_trailing_newline(true);
@@ -147,6 +154,9 @@ fn describe(err: &minijinja::Error, name: &str) -> TemplateError {
     let mut reason = err.kind().to_string().to_lowercase();
     if let (true, Some(detail)) = (structural, err.detail()) {
         reason = format!("{reason}: {detail}");
+    }
+    if err.kind() == ErrorKind::OutOfFuel {
+        reason = format!("took more than {FUEL} steps and was stopped; look for a runaway loop");
     }
     if err.kind() == ErrorKind::UndefinedError {
         reason.push_str("; every variable the template uses must be listed in \"variables\"");
@@ -357,6 +367,39 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         let err = render("{% if %}", "bad.j2", &cx).unwrap_err().to_string();
         assert!(err.starts_with("template \"bad.j2\", line 1: syntax error"), "{err}");
+    }
+
+    #[test]
+    fn a_runaway_loop_runs_out_of_fuel() {
+        let started = std::time::Instant::now();
+        let err = render("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "loop.j2", &json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("template \"loop.j2\", line 1: took more than"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+
+    /// The shipped templates stay far below the limit: each renders with a
+    /// hundredth of it. Undefined values are lenient and the filters pass
+    /// them through, so no fleet is needed; the one loop iterates a literal
+    /// list, so it still counts.
+    #[test]
+    fn shipped_templates_use_a_fraction_of_the_fuel() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut env = environment();
+            env.set_fuel(Some(FUEL / 100));
+            env.set_undefined_behavior(UndefinedBehavior::Chainable);
+            for filter in ["sql_literal", "sql_ident", "env", "shell", "yaml", "toml"] {
+                env.add_filter(filter, |v: Value| v.to_string());
+            }
+            let name = path.display().to_string();
+            if let Err(e) = env.render_named_str(&name, &text, json!({})) {
+                panic!("{name}: {e:#}");
+            }
+        }
     }
 
     #[test]

@@ -130,9 +130,10 @@ impl Workspace {
 }
 
 /// Checks that `name` is a plain file name inside the workspace: not empty,
-/// not absolute, no directory separators, no `.` or `..`, no control
-/// characters. Workspace names become Vault keys and file names, so a
-/// separator would let a spec write outside its place.
+/// not absolute, no directory separators, no `.` or `..`, no control or
+/// bidirectional characters ([`crate::names`]). Workspace names become
+/// Vault keys and file names, so a separator would let a spec write outside
+/// its place.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");
@@ -146,9 +147,7 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.contains(['/', '\\']) {
         return Err("contains a path separator; use a plain file name");
     }
-    if name.chars().any(char::is_control) {
-        return Err("contains a control character");
-    }
+    crate::names::check(name)?;
     if name.len() > 255 {
         return Err("is longer than 255 bytes");
     }
@@ -164,7 +163,7 @@ mod tests {
         for good in ["age.txt", "sops.yaml.pub", "id-2", ".hidden"] {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
-        for bad in ["", "/etc/passwd", "..", ".", "../x", "a/b", "a\\b", "a\nb"] {
+        for bad in ["", "/etc/passwd", "..", ".", "../x", "a/b", "a\\b", "a\nb", "a\0b", "key\u{202e}txt.age", "\u{2066}x"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,7 +1,6 @@
 //! `rumor inject` and `rumor api-key`: the commands that hand secrets to
 //! the outside (a disk image, the cloud side).
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -59,6 +58,10 @@ fn image_error(e: ImageError) -> Error {
 
 /// `rumor inject`.
 pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
+    // Checked before the fleet is opened: a mode that would expose the key
+    // is refused whatever else is wrong.
+    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| Error::Usage(format!("--mode \"{}\" is not an octal mode like 0400", args.mode)))?;
+    crate::image::check_mode(mode).map_err(image_error)?;
     let dir = match &fleet.fleet {
         Some(d) => d.clone(),
         None => super::current_dir()?,
@@ -69,7 +72,6 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         "auto" => Partition::Auto,
         n => Partition::Number(n.parse().map_err(|_| Error::Usage(format!("--partition \"{n}\" must be auto or a partition number")))?),
     };
-    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| Error::Usage(format!("--mode \"{}\" is not an octal mode like 0400", args.mode)))?;
     let options = InjectOptions {
         image: args.image.clone(),
         path: args.path.clone().unwrap_or_else(|| opened.settings.image.key_path.clone()),
@@ -114,9 +116,9 @@ pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
         ApiKeyCommand::Verify { hash, key } => {
             let key = match key.as_deref() {
                 None | Some("-") => {
-                    let mut buf = Zeroizing::new(String::new());
-                    std::io::stdin().read_to_string(&mut buf).map_err(|e| Error::io(std::path::Path::new("<stdin>"), &e))?;
-                    Zeroizing::new(buf.trim_end_matches(['\n', '\r']).to_owned())
+                    let bytes = super::read_stdin(super::MAX_STDIN_KEY, "the key")?;
+                    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Input("<stdin>: the key is not UTF-8 text".into()))?;
+                    Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())
                 }
                 Some(k) => Zeroizing::new(k.to_owned()),
             };

@@ -151,6 +151,31 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// The most `rumor stdin` reads: a generated spec for hundreds of devices
+/// is well under a megabyte.
+pub const MAX_STDIN_SPEC: u64 = 4 << 20;
+
+/// The most `rumor api-key verify` reads: a key is a line.
+pub const MAX_STDIN_KEY: u64 = 1 << 20;
+
+/// Reads standard input, refusing more than `limit` bytes (`what` names the
+/// input in the message), so `rumor stdin < /dev/zero` ends with one line
+/// instead of eating memory. The buffer is wiped on drop: it may be a key.
+pub fn read_stdin(limit: u64, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    use std::io::Read;
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    // One byte past the limit tells "exactly at the limit" from "over it".
+    std::io::stdin()
+        .lock()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(std::path::Path::new("<stdin>"), &e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::Input(format!("<stdin>: {what} is larger than {} MiB; rumor reads at most that much", limit >> 20)));
+    }
+    Ok(bytes)
+}
+
 /// The current directory, or an error saying so.
 pub fn current_dir() -> Result<PathBuf, Error> {
     std::env::current_dir().map_err(|e| Error::Io { path: ".".into(), reason: crate::error::io_reason(&e) })

@@ -1,7 +1,6 @@
 //! `rumor run`, `rumor stdin` and `rumor decrypt`: the original tool's
 //! commands.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -93,9 +92,8 @@ fn parse_and_execute(text: String, format: Format, origin: String, flags: &Works
 /// Runs a spec from standard input.
 pub fn stdin(args: StdinArgs) -> Result<(), Error> {
     let format = Format::from_name(&args.format).ok_or_else(|| Error::Usage(format!("unknown format \"{}\"; use json, yaml or toml", args.format)))?;
-    let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::io(Path::new("<stdin>"), &e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
+    let mut bytes = super::read_stdin(super::MAX_STDIN_SPEC, "the spec")?;
+    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
     parse_and_execute(text, format, "<stdin>".into(), &args.flags)
 }
 
@@ -109,6 +107,8 @@ pub fn vault_from_env() -> LazyStore {
 }
 
 fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> Result<(), Error> {
+    // Refused here, as input, before the store is opened lazily mid-run.
+    crate::store::vault::check_env_addr()?;
     let cwd = super::current_dir()?;
     let workspace = if flags.stay { seed(&cwd)? } else { Workspace::new() };
     let mut options = Options::run(cwd.clone());
@@ -119,10 +119,19 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> R
     let mut rng = rand::rngs::OsRng;
     let outcome = engine::run(spec, workspace, &store, &options, &mut rng)?;
     if flags.keep {
-        let dir = if flags.stay { cwd } else { private_dir()? };
-        engine::materialize(&outcome.workspace, &dir)?;
-        if !flags.stay {
+        if flags.stay {
+            engine::materialize(&outcome.workspace, &cwd)?;
+        } else {
+            let dir = private_dir()?;
+            // Until its path is printed nobody knows it is there: a signal
+            // or a failed write removes it with the secrets in it.
+            let leftover = crate::interrupt::remove_dir_on_exit(&dir);
+            if let Err(e) = engine::materialize(&outcome.workspace, &dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
             eprintln!("rumor: kept the workspace in {} (remove it when done)", dir.display());
+            drop(leftover);
         }
     }
     eprintln!(
@@ -176,7 +185,14 @@ pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     let identities = crate::identity::for_sops(args.identity.as_deref())?;
     let bytes = crate::fsutil::read_regular(&args.file, crate::fsutil::MAX_READ).map_err(|e| Error::read(&args.file, e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not a text file", args.file.display())))?;
-    let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| Error::Integrity(format!("{}: {e}", args.file.display())))?;
+    let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| {
+        let message = format!("{}: {e}", args.file.display());
+        // A format rumor does not read is bad input, not a broken file.
+        match e {
+            crate::sops::SopsError::UnknownVersion { .. } => Error::Input(message),
+            _ => Error::Integrity(message),
+        }
+    })?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(decrypted.yaml().as_bytes()).map_err(|e| Error::io(Path::new("<stdout>"), &e))?;

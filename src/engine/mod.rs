@@ -156,7 +156,7 @@ fn gen_error(entry: &Entry, e: GenError) -> Error {
 
 fn store_error(entry: &Entry, e: StoreError) -> Error {
     let kind = match e {
-        StoreError::BadPath { .. } | StoreError::Refused { .. } => Kind::Input,
+        StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => Kind::Input,
         StoreError::Forged { .. } => Kind::Integrity,
         _ => Kind::Store,
     };

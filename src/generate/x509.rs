@@ -109,9 +109,7 @@ fn extensions(args: &Args, ca: bool) -> Result<Vec<Ext>, ArgError> {
     });
     if let Some(sans) = args.opt_str_list("sans")? {
         let names: Vec<San> = sans.iter().map(|s| San::guess(s.trim())).collect();
-        if let Some(bad) = names.iter().find(|n| matches!(n, San::Dns(s) | San::Email(s) | San::Uri(s) if s.is_empty() || !s.is_ascii())) {
-            return Err(invalid("sans", format!("has an empty or non-ASCII name ({bad:?})")));
-        }
+        names.iter().try_for_each(San::check).map_err(|why| invalid("sans", why))?;
         if !names.is_empty() {
             out.push(Ext {
                 critical: false,

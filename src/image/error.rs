@@ -83,6 +83,12 @@ pub enum ImageError {
         /// The mode asked for.
         mode: u32,
     },
+    /// The mode gives the key to someone besides its owner, or has special bits.
+    #[error("mode {mode:04o} gives the group or others access to the key, or sets setuid, setgid or sticky; use 0400 or 0600")]
+    ModeTooOpen {
+        /// The mode asked for.
+        mode: u32,
+    },
     /// The key bytes cannot be written (empty, or a NUL guestfish cannot carry).
     #[error("the key to inject {reason}; expected an age identity (AGE-SECRET-KEY-1...) from the store")]
     InvalidKey {
@@ -127,6 +133,7 @@ mod tests {
             ImageError::NotLinuxFilesystem { image: image.clone(), number: 1, fstype: "vfat".into() },
             ImageError::InvalidPath { path: "root/key".into(), reason: "is not absolute".into() },
             ImageError::InvalidMode { mode: 0o10000 },
+            ImageError::ModeTooOpen { mode: 0o4400 },
             ImageError::InvalidKey { reason: "is empty".into() },
             ImageError::Guestfish { image: image.clone(), detail: "libguestfs: error: could not create appliance".into() },
             ImageError::VerifyFailed { image: image.clone(), path: "/root/host.scrt.key".into(), what: "mode is 0644, not 0400".into() },
@@ -142,6 +149,7 @@ mod tests {
             "partition 1 of image 'out/pidgeon-1.img' is vfat, not a Linux root filesystem; choose the NIXOS_SD partition with --partition N",
             "key path 'root/key' is not absolute; set [image] key_path in rumor.toml (default /root/host.scrt.key)",
             "mode 10000 is not a file permission mode; use an octal mode such as 400",
+            "mode 4400 gives the group or others access to the key, or sets setuid, setgid or sticky; use 0400 or 0600",
             "the key to inject is empty; expected an age identity (AGE-SECRET-KEY-1...) from the store",
             "guestfish failed on image 'out/pidgeon-1.img': libguestfs: error: could not create appliance (rerun with LIBGUESTFS_DEBUG=1 for details; without KVM set LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg)",
             "verifying '/root/host.scrt.key' in image 'out/pidgeon-1.img' failed: mode is 0644, not 0400; the image may be damaged, rebuild it",

@@ -154,12 +154,23 @@ pub fn inject(opts: &InjectOptions, key: &Zeroizing<Vec<u8>>) -> Result<InjectRe
     Ok(report)
 }
 
+/// Refuses a key file mode that is not a permission mode, or that lets
+/// anyone but the owner (root) read it: the key decrypts every secret of
+/// the device, and setuid, setgid and sticky bits have no business on it.
+pub fn check_mode(mode: u32) -> Result<(), ImageError> {
+    if mode > 0o7777 {
+        return Err(ImageError::InvalidMode { mode });
+    }
+    if mode & !0o700 != 0 {
+        return Err(ImageError::ModeTooOpen { mode });
+    }
+    Ok(())
+}
+
 /// The checks made before anything runs; returns the key's directory.
 fn check(opts: &InjectOptions) -> Result<String, ImageError> {
     let parent = validate_path(&opts.path)?;
-    if opts.mode > 0o7777 {
-        return Err(ImageError::InvalidMode { mode: opts.mode });
-    }
+    check_mode(opts.mode)?;
     let image = &opts.image;
     match std::fs::metadata(image) {
         Ok(meta) if meta.is_file() => {}
@@ -285,6 +296,13 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("/root/host.scrt.key with mode 0400")), "{lines:?}");
         opts.mode = 0o20000;
         assert!(matches!(plan(&opts), Err(ImageError::InvalidMode { .. })));
+        for open in [0o440, 0o404, 0o4400, 0o2400, 0o1400, 0o644, 0o777] {
+            opts.mode = open;
+            assert!(matches!(plan(&opts), Err(ImageError::ModeTooOpen { .. })), "{open:o}");
+        }
+        for fine in [0o400, 0o600, 0o700, 0o000] {
+            assert!(check_mode(fine).is_ok(), "{fine:o}");
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -32,18 +32,41 @@ pub fn directory(image: &Path) -> PathBuf {
     }
 }
 
+/// A temp file that is removed when dropped, and also when a signal stops
+/// rumor ([`crate::interrupt`]): a decompressed image holds the device's
+/// key once it is injected, and is gigabytes either way.
+pub struct Temp {
+    file: NamedTempFile,
+    _leftover: crate::interrupt::Leftover,
+}
+
+impl std::ops::Deref for Temp {
+    type Target = NamedTempFile;
+    fn deref(&self) -> &NamedTempFile {
+        &self.file
+    }
+}
+
+impl std::ops::DerefMut for Temp {
+    fn deref_mut(&mut self) -> &mut NamedTempFile {
+        &mut self.file
+    }
+}
+
 /// A fresh temp file beside `image`; failure means the directory is not
 /// writable, which the rename at the end would need anyway.
-pub fn temp_beside(image: &Path) -> Result<NamedTempFile, ImageError> {
-    tempfile::Builder::new()
+pub fn temp_beside(image: &Path) -> Result<Temp, ImageError> {
+    let file = tempfile::Builder::new()
         .prefix(".rumor-image-")
         .suffix(".rumor-tmp")
         .tempfile_in(directory(image))
-        .map_err(|e| ImageError::ImageNotWritable { image: image.to_path_buf(), reason: format!("cannot create a temp file beside it: {e}") })
+        .map_err(|e| ImageError::ImageNotWritable { image: image.to_path_buf(), reason: format!("cannot create a temp file beside it: {e}") })?;
+    let _leftover = crate::interrupt::remove_on_exit(file.path());
+    Ok(Temp { file, _leftover })
 }
 
 /// Decompresses `image` into a temp file beside it.
-pub fn decompress(image: &Path) -> Result<NamedTempFile, ImageError> {
+pub fn decompress(image: &Path) -> Result<Temp, ImageError> {
     let io_error = |what: &str, e: io::Error| ImageError::ImageIo { image: image.to_path_buf(), reason: format!("{what}: {e}") };
     let mut raw = temp_beside(image)?;
     let source = File::open(image).map_err(|e| io_error("opening", e))?;
@@ -70,6 +93,7 @@ pub fn recompress(raw: &Path, image: &Path) -> Result<(), ImageError> {
     let file = packed.as_file();
     file.set_permissions(fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_error("setting permissions", e))?;
     file.sync_all().map_err(|e| io_error("syncing", e))?;
+    let Temp { file: packed, _leftover } = packed;
     packed.persist(image).map_err(|e| io_error("replacing it", e.error))?;
     if let Ok(dir) = File::open(directory(image)) {
         let _ = dir.sync_all();

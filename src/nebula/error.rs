@@ -17,6 +17,16 @@ pub enum NebulaError {
         /// What is wrong with the text (never the text itself).
         reason: &'static str,
     },
+    /// A name or group holds a control or bidirectional character.
+    #[error("{field} \"{value}\" {why}")]
+    BadName {
+        /// `name` or `group`.
+        field: &'static str,
+        /// The value, escaped so it prints on one line as it is.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A key body has the wrong size.
     #[error("the {banner} is {found} bytes long, expected {expected}")]
     KeyLength {
@@ -207,6 +217,7 @@ mod tests {
             NebulaError::GroupNotInCa { group: "x".into(), allowed: vec!["a".into(), "b".into()] },
             NebulaError::IpOutsideCa { ip: net(9, 24), allowed: vec![net(0, 16), net(0, 8)] },
             NebulaError::SubnetOutsideCa { subnet: net(0, 24), allowed: vec![] },
+            NebulaError::BadName { field: "name", value: "a\\u{202e}".into(), why: "contains a Unicode bidirectional control character" },
         ];
         for e in &all {
             let text = e.to_string();

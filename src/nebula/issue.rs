@@ -42,6 +42,17 @@ fn clean_groups(groups: &[String]) -> Vec<String> {
     groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()).map(str::to_owned).collect()
 }
 
+/// Refuses names and groups that would read as something else in
+/// `nebula-cert print` and in firewall rules ([`crate::names`]).
+fn check_names(name: &str, groups: &[String]) -> Result<(), NebulaError> {
+    let bad = |field, value: &str, why| NebulaError::BadName { field, value: value.escape_debug().to_string(), why };
+    crate::names::check(name).map_err(|why| bad("name", name, why))?;
+    for group in groups {
+        crate::names::check(group).map_err(|why| bad("group", group, why))?;
+    }
+    Ok(())
+}
+
 fn masked(nets: &[Ipv4Net]) -> Vec<Ipv4Net> {
     nets.iter().map(Ipv4Net::network).collect()
 }
@@ -52,6 +63,7 @@ pub fn new_ca<R: RngCore + CryptoRng + ?Sized>(
     now: OffsetDateTime,
     rng: &mut R,
 ) -> Result<(String, Zeroizing<String>), NebulaError> {
+    check_names(&spec.name, &spec.groups)?;
     let end = now.checked_add(spec.duration).filter(|end| *end > now).ok_or(NebulaError::TimeRange { what: "CA expiry" })?;
     let key = CaKey::generate(rng);
     let details = Details {
@@ -98,6 +110,7 @@ pub fn issue_host<R: RngCore + CryptoRng + ?Sized>(
         return Err(NebulaError::KeyMismatch { ca: ca.details.name.clone() });
     }
     ca.check_ca(now)?;
+    check_names(&spec.name, &spec.groups)?;
     let key = HostKey::generate(rng);
     let details = Details {
         name: spec.name.clone(),
@@ -163,5 +176,22 @@ mod tests {
         assert!(matches!(err, NebulaError::KeyMismatch { .. }), "{err}");
         let zero = CaSpec { duration: Duration::ZERO, ..ca_spec() };
         assert!(new_ca(&zero, now, &mut rand::rngs::OsRng).is_err());
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_in_names_and_groups() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let bad_ca = CaSpec { name: "fleet\u{202e}".into(), ..ca_spec() };
+        let err = new_ca(&bad_ca, now, &mut rand::rngs::OsRng).unwrap_err();
+        assert_eq!(err.to_string(), "name \"fleet\\u{202e}\" contains a Unicode bidirectional control character, which makes text display differently from what it is");
+        let bad_group = CaSpec { groups: vec!["ops\0".into()], ..ca_spec() };
+        assert!(matches!(new_ca(&bad_group, now, &mut rand::rngs::OsRng), Err(NebulaError::BadName { field: "group", .. })));
+        let (ca_pem, key_pem) = new_ca(&ca_spec(), now, &mut rand::rngs::OsRng).unwrap();
+        for (name, group) in [("h\nx", "ops"), ("h", "web\u{2066}")] {
+            let spec = HostSpec { name: name.into(), ip: "10.8.3.4/24".parse().unwrap(), groups: vec![group.into()], subnets: vec![] };
+            let err = sign_host(&ca_pem, &key_pem, &spec, now, &mut rand::rngs::OsRng).unwrap_err();
+            assert!(matches!(err, NebulaError::BadName { .. }), "{err}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
     }
 }

@@ -33,6 +33,12 @@ pub enum SopsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `sops.version` names a major version other than 3.
+    #[error("sops metadata field \"version\" is \"{version}\", a format version rumor does not read (only 3.x); decrypt it with the sops that wrote it")]
+    UnknownVersion {
+        /// The version as written, escaped and shortened.
+        version: String,
+    },
     /// The metadata uses something rumor does not read.
     #[error("unsupported sops feature: {what}; decrypt this file with sops itself")]
     Unsupported {
@@ -130,6 +136,10 @@ mod tests {
             (
                 SopsError::Metadata { field: "version", reason: s("is missing") },
                 "sops metadata field \"version\" is missing; the file was edited or damaged",
+            ),
+            (
+                SopsError::UnknownVersion { version: s("4.0.0") },
+                "sops metadata field \"version\" is \"4.0.0\", a format version rumor does not read (only 3.x); decrypt it with the sops that wrote it",
             ),
             (
                 SopsError::Unsupported { what: s("shamir key groups") },

@@ -100,18 +100,26 @@ impl Metadata {
         }
     }
 
-    /// The version, which sops requires.
+    /// The version, which sops requires. Only major version 3 is read: a
+    /// file claiming another format version may mean something else by
+    /// the same fields, and guessing is how a parser gets talked into
+    /// trusting what it should not.
     pub(crate) fn check_version(&self) -> Result<(), SopsError> {
-        let present = match &self.version {
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(Value::Number(_)) => true,
-            _ => false,
+        let text = match &self.version {
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
         };
-        if present {
-            Ok(())
-        } else {
-            Err(SopsError::Metadata { field: "version", reason: "is missing or empty".into() })
+        if text.is_empty() {
+            return Err(SopsError::Metadata { field: "version", reason: "is missing or empty".into() });
         }
+        let major = text.split('.').next().unwrap_or_default();
+        if major != "3" {
+            // Quoted escaped and cut short: it is plaintext anyone can write.
+            let shown: String = text.escape_debug().take(40).collect();
+            return Err(SopsError::UnknownVersion { version: shown });
+        }
+        Ok(())
     }
 
     /// The encryption rule the block states.
@@ -253,6 +261,23 @@ mod tests {
         assert_eq!(lastmodified_aad("2026-11-23T07:40:49+02:00").unwrap(), "2026-11-23T07:40:49+02:00");
         assert_eq!(lastmodified_aad("2026-11-23T05:40:49+00:00").unwrap(), "2026-11-23T05:40:49Z");
         assert!(lastmodified_aad("yesterday").is_err());
+    }
+
+    #[test]
+    fn only_major_version_3_is_read() {
+        let with = |version: &str| {
+            let yaml = format!("version: {version}\n");
+            Metadata::from_value(serde_yaml_ng::from_str(&yaml).unwrap()).unwrap().check_version()
+        };
+        for good in ["3.11.0", "3.7.3", "\"3.0\"", "3"] {
+            assert!(with(good).is_ok(), "{good}");
+        }
+        for bad in ["4.0.0", "2.1", "30.0", "\"03.1\"", "v3.11", "4", "\"3\\n.1\""] {
+            assert!(matches!(with(bad), Err(SopsError::UnknownVersion { .. })), "{bad}");
+        }
+        assert!(matches!(with("\"\""), Err(SopsError::Metadata { field: "version", .. })));
+        let err = with("\"4.0\\n\\u202e\"").unwrap_err().to_string();
+        assert!(!err.contains('\n') && !err.contains('\u{202e}'), "{err}");
     }
 
     #[test]

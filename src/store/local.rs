@@ -233,7 +233,7 @@ impl LocalStore {
             crate::fsutil::ReadError::Io(e) => self.io_error(path, &file, &e),
             e => refused(e),
         })?;
-        crate::fsutil::write_at(&dir, &name, &bytes, 0o600).map_err(|e| self.io_error(path, &file, &e))?;
+        crate::fsutil::write_at(&dir, &self.dir.join(parent), &name, &bytes, 0o600).map_err(|e| self.io_error(path, &file, &e))?;
         Ok(())
     }
 

@@ -86,6 +86,14 @@ pub enum StoreError {
         /// The path as given.
         path: String,
     },
+    /// A setting in the environment cannot be used as it is.
+    #[error("{variable}: {reason}")]
+    Setting {
+        /// The variable, such as `VAULT_ADDR`.
+        variable: &'static str,
+        /// What is wrong with it; never a credential.
+        reason: String,
+    },
     /// Anything else.
     #[error("{store}, \"{path}\": {reason}")]
     Other {

@@ -10,6 +10,7 @@
 
 mod config;
 mod failure;
+mod redirect;
 
 use std::fmt;
 use std::future::Future;
@@ -23,7 +24,7 @@ use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 use zeroize::Zeroizing;
 
-pub use config::{AppRole, VaultConfig};
+pub use config::{check_env_addr, redact_addr, AppRole, VaultConfig};
 use failure::{classify, Failure};
 
 use crate::store::{split_mount, Data, Store, StoreError, Versioned};
@@ -35,10 +36,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Vault {
     client: VaultClient,
     runtime: tokio::runtime::Runtime,
+    /// VAULT_ADDR without its credentials, for messages.
     addr: String,
     namespace: Option<String>,
     /// Kept only to redact it from server messages.
     token: Zeroizing<String>,
+    /// The user info of VAULT_ADDR, if any, likewise.
+    credentials: Option<Zeroizing<String>>,
     retries: u32,
 }
 
@@ -52,17 +56,31 @@ impl Vault {
             path: path.to_owned(),
             reason,
         };
+        config::check_addr("VAULT_ADDR", &config.addr)?;
         // vaultrs panics on an address it cannot parse, so parse it first.
-        match url::Url::parse(&config.addr) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => {
-                return Err(other(
-                    "VAULT_ADDR",
-                    format!(
-                        "\"{}\" is not an http(s) URL; set VAULT_ADDR=https://<server>:8200",
-                        config.addr
-                    ),
-                ))
+        let origin = match url::Url::parse(&config.addr) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => redirect::Origin::of(&u),
+            _ => None,
+        };
+        let Some(origin) = origin else {
+            return Err(other(
+                "VAULT_ADDR",
+                format!(
+                    "\"{}\" is not an http(s) URL; set VAULT_ADDR=https://<server>:8200",
+                    redact_addr(&config.addr)
+                ),
+            ));
+        };
+        let mut allowed = vec![origin];
+        for node in &config.nodes {
+            match url::Url::parse(node).ok().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(|u| redirect::Origin::of(&u)) {
+                Some(origin) => allowed.push(origin),
+                None => {
+                    return Err(StoreError::Setting {
+                        variable: "RUMOR_VAULT_NODES",
+                        reason: format!("\"{}\" is not an http(s) URL; list the nodes like https://vault-2:8200,https://vault-3:8200", redact_addr(node)),
+                    })
+                }
             }
         }
         // Header values must be visible ASCII, or vaultrs panics building them.
@@ -98,10 +116,15 @@ impl Vault {
         let settings = settings
             .build()
             .map_err(|e| other("VAULT_ADDR", e.to_string()))?;
-        let client = VaultClient::new(settings).map_err(|e| match classify(&e) {
+        let mut client = VaultClient::new(settings).map_err(|e| match classify(&e) {
             Failure::Other(reason) => other("VAULT_CACERT", reason),
             _ => other("", "cannot set up the HTTP client".to_owned()),
         })?;
+        // vaultrs builds its reqwest client with the default redirect
+        // policy and offers no way to change it; build the same client
+        // with rumor's policy and put it in place.
+        let http = http_client(&client.settings, allowed).map_err(|reason| other("VAULT_CACERT", reason))?;
+        client.http = rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumor-vault")
@@ -111,7 +134,8 @@ impl Vault {
         let mut vault = Vault {
             client,
             runtime,
-            addr: config.addr.clone(),
+            addr: redact_addr(&config.addr),
+            credentials: config::credentials_of(&config.addr).map(|c| Zeroizing::new(c.to_owned())),
             namespace: config.namespace.clone(),
             token: config.token.clone(),
             retries: config.retries,
@@ -242,7 +266,10 @@ impl Vault {
                     reason: format!("{}{at}; {hint}", self.redact(reason)),
                 }
             }
-            Failure::NotFound(reason) | Failure::Server(reason) | Failure::Other(reason) => {
+            Failure::NotFound(reason)
+            | Failure::Server(reason)
+            | Failure::Redirect(reason)
+            | Failure::Other(reason) => {
                 StoreError::Other {
                     store,
                     path,
@@ -254,12 +281,40 @@ impl Vault {
 
     fn redact(&self, text: String) -> String {
         // Short tokens would blank out ordinary words; real ones are long.
-        if self.token.len() >= 8 && text.contains(self.token.as_str()) {
+        let text = if self.token.len() >= 8 && text.contains(self.token.as_str()) {
             text.replace(self.token.as_str(), "<redacted>")
         } else {
             text
+        };
+        // HTTP errors quote the request URL, user info and all.
+        match &self.credentials {
+            Some(c) => text.replace(&format!("{}@", c.as_str()), "<redacted>@"),
+            None => text,
         }
     }
+}
+
+/// The reqwest client vaultrs would build from `settings` (rustls, the
+/// timeout, VAULT_SKIP_VERIFY, the CA certificates, a client identity),
+/// with the redirect policy of [`redirect`].
+fn http_client(settings: &vaultrs::client::VaultClientSettings, allowed: Vec<redirect::Origin>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::ClientBuilder::new()
+        .use_rustls_tls()
+        .redirect(redirect::policy(allowed))
+        .danger_accept_invalid_certs(!settings.verify);
+    if let Some(timeout) = settings.timeout {
+        builder = builder.timeout(timeout);
+    }
+    for path in &settings.ca_certs {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", crate::error::io_reason(&e)))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|_| format!("{path} is not a PEM certificate; point VAULT_CACERT at the CA's PEM file"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if let Some(identity) = &settings.identity {
+        builder = builder.identity(identity.clone());
+    }
+    builder.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
 impl Store for Vault {
@@ -373,6 +428,7 @@ mod tests {
             Failure::Sealed,
             Failure::Unreachable(said()),
             Failure::Server(said()),
+            Failure::Redirect(said()),
             Failure::Other(said()),
         ];
         for failure in failures {

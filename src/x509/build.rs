@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::ext::{Ext, Issuer};
+use super::ext::{Ext, Issuer, San};
 use super::key::PrivateKey;
 use super::name::Subject;
 use super::X509Error;
@@ -67,6 +67,12 @@ fn cert_error(what: &'static str, reason: impl ToString) -> X509Error {
 }
 
 fn params(template: &Template) -> Result<CertificateParams, X509Error> {
+    // Every generator's names pass here, whatever parsed them.
+    for ext in &template.extensions {
+        if let super::ext::Extension::SubjectAltName(names) = &ext.kind {
+            names.iter().try_for_each(San::check).map_err(|why| cert_error("certificate", why))?;
+        }
+    }
     let mut params = CertificateParams::default();
     params.distinguished_name = template
         .subject

@@ -73,6 +73,28 @@ pub enum San {
 }
 
 impl San {
+    /// Refuses a name a certificate should not carry: empty, non-ASCII
+    /// (IA5String), or with a control or bidirectional character
+    /// ([`crate::names`]); says why, quoting the name escaped.
+    pub fn check(&self) -> Result<(), String> {
+        let (kind, text) = match self {
+            San::Dns(s) => ("DNS", s),
+            San::Email(s) => ("email", s),
+            San::Uri(s) => ("URI", s),
+            San::Ip(_) => return Ok(()),
+        };
+        let why = if text.is_empty() {
+            "is empty"
+        } else if let Err(why) = crate::names::check(text) {
+            why
+        } else if !text.is_ascii() {
+            "is not ASCII"
+        } else {
+            return Ok(());
+        };
+        Err(format!("subjectAltName {kind}:\"{}\" {why}", text.escape_debug()))
+    }
+
     /// Reads a name for the structured generators: `email:`, `uri:`, `dns:`,
     /// `ip:` prefixes are optional; an address is an IP, anything with `@`
     /// an email, anything with `://` a URI, the rest a DNS name.
@@ -269,5 +291,17 @@ mod tests {
         assert_eq!(San::guess("a@b.c"), San::Email("a@b.c".into()));
         assert_eq!(San::guess("URI:spiffe://x"), San::Uri("spiffe://x".into()));
         assert_eq!(San::guess("db.local"), San::Dns("db.local".into()));
+    }
+
+    #[test]
+    fn san_names_are_checked() {
+        assert!(San::Dns("db.local".into()).check().is_ok());
+        assert!(San::Ip("10.0.0.1".parse().unwrap()).check().is_ok());
+        assert!(San::Dns(String::new()).check().unwrap_err().contains("is empty"));
+        assert!(San::Dns("dé.local".into()).check().unwrap_err().contains("not ASCII"));
+        let err = San::Dns("db\0.local".into()).check().unwrap_err();
+        assert_eq!(err, "subjectAltName DNS:\"db\\0.local\" contains a control character");
+        assert!(San::Email("a@b\u{202e}c".into()).check().unwrap_err().contains("bidirectional"));
+        assert!(San::Uri("x://y\n".into()).check().unwrap_err().contains("control"));
     }
 }

@@ -130,6 +130,7 @@ impl Subject {
             return Err(NameError::Repeated(attribute.short));
         }
         let field = attribute.short;
+        crate::names::check(value).map_err(|why| NameError::BadValue { field, why })?;
         match attribute.encoding {
             Encoding::Printable if PrintableString::try_from(value).is_err() => {
                 return Err(NameError::BadValue {
@@ -195,5 +196,20 @@ impl Subject {
             dn.push(ty, value);
         }
         Ok(dn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_are_refused() {
+        let mut subject = Subject::new();
+        subject.push("CN", "db.pidgeon-1 Ünïcödé").unwrap();
+        for (field, value) in [("O", "a\0b"), ("OU", "x\ny"), ("L", "\u{202e}gpj"), ("ST", "\u{2067}")] {
+            let err = Subject::new().push(field, value).unwrap_err();
+            assert!(matches!(err, NameError::BadValue { .. }), "{value:?}: {err}");
+        }
     }
 }

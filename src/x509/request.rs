@@ -348,10 +348,5 @@ fn read_san(kind: &str, value: &str) -> Result<San, String> {
             "unsupported subjectAltName type \"{other}\" (use DNS, IP, email or URI)"
         )),
     }
-    .and_then(|san| match &san {
-        San::Dns(s) | San::Email(s) | San::Uri(s) if s.is_empty() || !s.is_ascii() => Err(format!(
-            "subjectAltName {kind} value must be non-empty ASCII"
-        )),
-        _ => Ok(san),
-    })
+    .and_then(|san| san.check().map(|()| san))
 }

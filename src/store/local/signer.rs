@@ -41,7 +41,7 @@ pub(super) fn create(dir: &Path, recipients: &[Recipient], name: &str) -> io::Re
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let sealed = super::sealed::encrypt(recipients, pem.as_bytes())?;
     let fd = crate::fsutil::dir_beneath(dir, Path::new(""), 0o700).map_err(|e| io::Error::other(e.reason()))?;
-    crate::fsutil::write_at(&fd, name, &sealed, 0o600)?;
+    crate::fsutil::write_at(&fd, dir, name, &sealed, 0o600)?;
     Ok(key)
 }
 

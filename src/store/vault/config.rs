@@ -34,6 +34,9 @@ pub struct VaultConfig {
     pub timeout: Duration,
     /// AppRole credentials to log in with when there is no token.
     pub approle: Option<AppRole>,
+    /// Other nodes of the cluster (`https://vault-2:8200`) that a standby's
+    /// redirect may lead to; redirects anywhere else are refused.
+    pub nodes: Vec<String>,
 }
 
 /// AppRole credentials: the role id is an identifier, the secret id a secret.
@@ -57,13 +60,15 @@ impl VaultConfig {
             retries: DEFAULT_RETRIES,
             timeout: DEFAULT_TIMEOUT,
             approle: None,
+            nodes: Vec::new(),
         }
     }
 
     /// Reads the configuration like the vault CLI does: `VAULT_ADDR` (else
     /// `BAO_ADDR`), `VAULT_TOKEN` (else `BAO_TOKEN`, else `~/.vault-token`),
     /// `VAULT_CACERT`, `VAULT_NAMESPACE`; `VAULT_ROLE_ID`, `VAULT_SECRET_ID`
-    /// and `VAULT_APPROLE_MOUNT` for AppRole; `RUMOR_VAULT_RETRIES`.
+    /// and `VAULT_APPROLE_MOUNT` for AppRole; `RUMOR_VAULT_RETRIES`;
+    /// `RUMOR_VAULT_NODES`, the cluster's other nodes, comma-separated.
     pub fn from_env() -> Result<Self, StoreError> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         Self::from_vars(|name| std::env::var(name).ok(), home.as_deref())
@@ -77,16 +82,22 @@ impl VaultConfig {
     ) -> Result<Self, StoreError> {
         // An exported-but-empty variable means unset, as in the vault CLI.
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let addr = var("VAULT_ADDR")
-            .or_else(|| var("BAO_ADDR"))
+        let (variable, addr) = var("VAULT_ADDR")
+            .map(|a| ("VAULT_ADDR", a))
+            .or_else(|| var("BAO_ADDR").map(|a| ("BAO_ADDR", a)))
             .ok_or_else(|| StoreError::Unreachable {
                 store: "Vault".to_owned(),
                 reason:
                     "VAULT_ADDR is not set; export VAULT_ADDR=https://<server>:8200 (or BAO_ADDR)"
                         .to_owned(),
             })?;
+        check_addr(variable, &addr)?;
         let mut config = VaultConfig::new(addr.trim(), String::new());
         config.namespace = var("VAULT_NAMESPACE");
+        if let Some(nodes) = var("RUMOR_VAULT_NODES") {
+            check_addr("RUMOR_VAULT_NODES", &nodes)?;
+            config.nodes = nodes.split([',', ' ']).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+        }
         config.ca_cert = var("VAULT_CACERT").map(PathBuf::from);
         if let Some(retries) = var("RUMOR_VAULT_RETRIES") {
             config.retries = retries.trim().parse().map_err(|_| {
@@ -120,9 +131,10 @@ impl VaultConfig {
         Ok(config)
     }
 
-    /// `Vault at <addr>`, the store's name in messages.
+    /// `Vault at <addr>`, the store's name in messages, without any
+    /// credentials the address carries.
     pub fn describe(&self) -> String {
-        format!("Vault at {}", self.addr)
+        format!("Vault at {}", redact_addr(&self.addr))
     }
 
     fn error(&self, path: &str, reason: String) -> StoreError {
@@ -131,6 +143,57 @@ impl VaultConfig {
             path: path.to_owned(),
             reason,
         }
+    }
+}
+
+/// Refuses an address with a control character. A newline in VAULT_ADDR
+/// (a pasted `$(cat file)` gone wrong, or a planted value) would end up in
+/// every message that names the server and could forge a line of output.
+pub fn check_addr(variable: &'static str, addr: &str) -> Result<(), StoreError> {
+    if addr.chars().any(char::is_control) {
+        return Err(StoreError::Setting {
+            variable,
+            reason: format!(
+                "\"{}\" contains a control character such as a newline; set it to one URL such as https://vault.example.com:8200",
+                redact_addr(addr).escape_debug()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the address variables of the process environment the way
+/// [`VaultConfig::from_env`] reads them, without needing a token.
+pub fn check_env_addr() -> Result<(), StoreError> {
+    for variable in ["VAULT_ADDR", "BAO_ADDR"] {
+        if let Some(addr) = std::env::var_os(variable) {
+            check_addr(variable, &addr.to_string_lossy())?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the credentials part of an address is (`user:pass` in
+/// `https://user:pass@host`), if it has one. Found by hand rather than by a
+/// URL parser so that an address no parser accepts is redacted too.
+fn credentials(addr: &str) -> Option<std::ops::Range<usize>> {
+    let start = addr.find("://").map_or(0, |i| i + 3);
+    let rest = &addr[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').filter(|at| *at > 0).map(|at| start..start + at)
+}
+
+/// The credentials an address carries, to redact them from messages that
+/// quote it.
+pub(crate) fn credentials_of(addr: &str) -> Option<&str> {
+    credentials(addr).map(|range| &addr[range])
+}
+
+/// The address as messages show it: credentials replaced by `<redacted>`.
+pub fn redact_addr(addr: &str) -> String {
+    match credentials(addr) {
+        Some(range) => format!("{}<redacted>{}", &addr[..range.start], &addr[range.end..]),
+        None => addr.to_owned(),
     }
 }
 
@@ -144,7 +207,7 @@ fn read_token_file(path: &Path) -> Option<Zeroizing<String>> {
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
-            .field("addr", &self.addr)
+            .field("addr", &redact_addr(&self.addr))
             .field(
                 "token",
                 &if self.token.is_empty() {
@@ -158,6 +221,7 @@ impl fmt::Debug for VaultConfig {
             .field("retries", &self.retries)
             .field("timeout", &self.timeout)
             .field("approle", &self.approle)
+            .field("nodes", &self.nodes.iter().map(|n| redact_addr(n)).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -234,6 +298,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("VAULT_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn address_credentials_are_redacted_and_control_characters_refused() {
+        assert_eq!(redact_addr("https://alice:pw@vault:8200/x@y"), "https://<redacted>@vault:8200/x@y");
+        assert_eq!(redact_addr("https://token@vault"), "https://<redacted>@vault");
+        assert_eq!(redact_addr("alice:pw@vault:8200"), "<redacted>@vault:8200");
+        assert_eq!(redact_addr("https://vault:8200/a@b"), "https://vault:8200/a@b");
+        assert_eq!(redact_addr("http://127.0.0.1:8200"), "http://127.0.0.1:8200");
+        assert_eq!(redact_addr("http://h@x"), "http://<redacted>@x");
+        let c = config(&[("VAULT_ADDR", "https://alice:s3cr3t@vault:8200"), ("VAULT_TOKEN", "t")], None).unwrap();
+        assert_eq!(c.describe(), "Vault at https://<redacted>@vault:8200");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        for bad in ["https://vault:8200\nrumor: all good", "https://vault\0", "https://a:s3cr3t@vault\r\n"] {
+            let err = config(&[("VAULT_ADDR", bad), ("VAULT_TOKEN", "t")], None).unwrap_err();
+            assert!(matches!(err, StoreError::Setting { variable: "VAULT_ADDR", .. }), "{err}");
+            let text = err.to_string();
+            assert!(!text.contains('\n') && !text.contains('\r') && !text.contains("s3cr3t"), "{text}");
+        }
+        let err = config(&[("BAO_ADDR", "http://b\n"), ("BAO_TOKEN", "t")], None).unwrap_err();
+        assert!(err.to_string().starts_with("BAO_ADDR: "), "{err}");
     }
 
     #[test]

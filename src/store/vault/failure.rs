@@ -17,6 +17,8 @@ pub(super) enum Failure {
     Unreachable(String),
     /// A 5xx other than sealed; worth retrying.
     Server(String),
+    /// A redirect rumor will not follow; not retried.
+    Redirect(String),
     /// Anything else; not retried.
     Other(String),
 }
@@ -32,6 +34,11 @@ impl Failure {
 
 /// Classifies a vaultrs error.
 pub(super) fn classify(err: &ClientError) -> Failure {
+    // Before anything else: a refused redirect looks like a transport
+    // error, but retrying it would only be refused again.
+    if let Some(refused) = super::redirect::refusal(err) {
+        return Failure::Redirect(refused);
+    }
     match err {
         ClientError::APIError { code, errors } => from_status(*code, &errors.join("; ")),
         ClientError::RestClientError { source } => match source {
