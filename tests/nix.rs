@@ -216,7 +216,7 @@ fn pidgeon_runs_through_its_own_module() {
     assert_eq!(own["pidgeon"]["envPath"], "/run/secrets/pidgeon.env", "the decrypted pidgeon.env from sops-nix");
     assert_eq!(own["pidgeon"]["configPath"], "/etc/pidgeon/config.toml");
     assert_eq!(own["pidgeon"]["debug"], true);
-    assert!(own["groups"].as_array().unwrap().iter().all(|g| g == "dialout") && own["groups"].as_array().unwrap().len() >= 1);
+    assert!(own["groups"].as_array().unwrap().iter().all(|g| g == "dialout") && !own["groups"].as_array().unwrap().is_empty());
     let unit = &own["unit"];
     assert_eq!(unit["description"], "pidgeon stand-in unit", "no second unit beside pidgeon's");
     assert_eq!(unit["exec"], "/stand-in/pidgeon-cli --debug --config '/etc/pidgeon/config.toml'");
