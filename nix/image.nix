@@ -9,12 +9,14 @@
 let
   system = pkgs.stdenv.hostPlatform.system;
   pidgeonPackages = pidgeon.packages.${system} or { };
+  # pidgeon's own NixOS module (services.pidgeon), which runs the daemon.
+  pidgeonModule = pidgeon.nixosModules.default or pidgeon.nixosModules.pidgeonCli or null;
 in
 {
   imports = [
     "${modulesPath}/installer/sd-card/sd-image-aarch64.nix"
     ./module.nix
-  ];
+  ] ++ lib.optional (pidgeonModule != null) pidgeonModule;
 
   nixpkgs.hostPlatform = lib.mkDefault "aarch64-linux";
 
@@ -34,6 +36,8 @@ in
     inherit device;
     deviceFile = root + "/devices/${device}.toml";
     secretsFile = root + "/secrets/${device}.yaml";
+    # Without pidgeon's module, rumor's fallback unit runs the package.
+    pidgeon.useModule = pidgeonModule != null;
     pidgeon.package = pidgeonPackages.default or pidgeonPackages.pidgeon or null;
   };
 

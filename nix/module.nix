@@ -8,9 +8,20 @@
 #
 # Needs sops-nix's module imported alongside (the flake's
 # nixosModules.default does both).
-{ config, lib, ... }:
+#
+# pidgeon runs through its own NixOS module (services.pidgeon: enable,
+# envPath, configPath, debug), imported alongside as nix/image.nix does;
+# this module only feeds it. A pidgeon package that ships no module gets
+# rumor's fallback unit instead (pidgeon.useModule = false).
+{ config, lib, options, ... }:
 let
   cfg = config.services.rumor-device;
+
+  # Whether pidgeon's own module is imported. Read from the declared
+  # options, not from config, so services.pidgeon is defined only where it
+  # exists (a definition of an undeclared option fails even under mkIf).
+  pidgeonModule = options ? services && options.services ? pidgeon;
+  useModule = cfg.enable && cfg.pidgeon.useModule;
 
   secrets = import ./secrets.nix {
     device = cfg.deviceFile;
@@ -74,14 +85,46 @@ in
       };
     };
 
-    pidgeon.package = lib.mkOption {
-      type = lib.types.nullOr lib.types.package;
-      default = null;
-      description = "The pidgeon meter daemon; null runs no daemon (pidgeon.env is still decrypted).";
+    pidgeon = {
+      useModule = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run pidgeon through its own NixOS module (services.pidgeon, which
+          must be imported). false runs rumor's fallback unit instead, for a
+          pidgeon package that ships no module.
+        '';
+      };
+
+      package = lib.mkOption {
+        type = lib.types.nullOr lib.types.package;
+        default = null;
+        description = "The pidgeon package for the fallback unit (useModule = false); null runs no fallback daemon (pidgeon.env is still decrypted).";
+      };
+
+      configPath = lib.mkOption {
+        type = lib.types.str;
+        default = "";
+        example = "/etc/pidgeon/config.toml";
+        description = "pidgeon's config file (services.pidgeon.configPath); empty for none.";
+      };
+
+      debug = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "pidgeon logs at DEBUG (services.pidgeon.debug).";
+      };
     };
   };
 
-  config = lib.mkIf cfg.enable {
+  config = lib.mkMerge [ (lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !cfg.pidgeon.useModule || pidgeonModule;
+        message = "rumor: services.rumor-device.pidgeon.useModule needs pidgeon's NixOS module (services.pidgeon) imported; import it, or set useModule = false for the fallback unit";
+      }
+    ];
+
     networking.hostName = lib.mkDefault cfg.device;
 
     sops = {
@@ -155,20 +198,45 @@ in
       settings.PermitRootLogin = "no";
     };
 
+    # pidgeon's own module declares the same user; the definitions merge.
+    # dialout: the meters' Modbus RTU serial line (/dev/ttyUSB*, /dev/ttyAMA*).
     users.users.pidgeon = {
       isSystemUser = true;
       group = "pidgeon";
+      extraGroups = [ "dialout" ];
     };
     users.groups.pidgeon = { };
 
-    systemd.services.pidgeon = lib.mkIf (cfg.pidgeon.package != null) {
-      description = "pidgeon meter daemon";
-      wantedBy = [ "multi-user.target" ];
+    # The unit is pidgeon's (or the fallback's); either way it starts once
+    # its database and overlay network are up.
+    systemd.services.pidgeon = lib.mkIf (useModule || cfg.pidgeon.package != null) {
       after = [ "network-online.target" "postgresql.service" "nebula@${cfg.nebulaNetwork}.service" ];
       wants = [ "network-online.target" ];
       requires = [ "postgresql.service" ];
+    };
+  })
+
+  # pidgeon's module runs the daemon: EnvironmentFile = envPath, as the
+  # pidgeon user, `pidgeon-cli [--debug] --config <configPath>`.
+  (lib.optionalAttrs pidgeonModule {
+    services.pidgeon = lib.mkIf useModule {
+      enable = true;
+      envPath = path "pidgeon.env";
+      inherit (cfg.pidgeon) configPath debug;
+    };
+  })
+
+  # The fallback, for a package without a module: the same command line.
+  (lib.mkIf (cfg.enable && !cfg.pidgeon.useModule && cfg.pidgeon.package != null) {
+    systemd.services.pidgeon = {
+      description = "pidgeon meter daemon";
+      wantedBy = [ "multi-user.target" ];
       serviceConfig = {
-        ExecStart = lib.getExe cfg.pidgeon.package;
+        ExecStart = lib.concatStringsSep " " (
+          [ (lib.getExe cfg.pidgeon.package) ]
+          ++ lib.optional cfg.pidgeon.debug "--debug"
+          ++ lib.optionals (cfg.pidgeon.configPath != "") [ "--config" cfg.pidgeon.configPath ]
+        );
         EnvironmentFile = path "pidgeon.env";
         User = "pidgeon";
         Group = "pidgeon";
@@ -180,5 +248,6 @@ in
         PrivateTmp = true;
       };
     };
-  };
+  })
+  ];
 }

@@ -3,6 +3,10 @@
 
 The argument tables below are the single place the schema is described;
 run `python3 scripts/schema.py > schema.json` after changing them.
+
+A generator may take its arguments in more than one form: every released
+form of the original tool (1.0 to 2.0.2) still runs. FORMS lists, per
+generator, the alternatives of which at least one must be given.
 """
 import json
 
@@ -39,17 +43,25 @@ GENERATORS = {
     "wpa-psk": ({"ssid": S, "passphrase": S, "name": S}, {}),
     "wps-pin": ({"name": S}, {}),
     "sops": ({"age": S, "private": S, "public": S, "secrets": M}, {"recipients": L}),
-    "openssl-ca": ({"config": S, "public": S, "private": S}, {"days": I}),
-    "openssl": ({"ca_public": S, "ca_private": S, "serial": S, "config": S, "public": S, "private": S}, {"days": I}),
+    "openssl-ca": ({"public": S, "private": S}, {"config": S, "name": S, "days": I}),
+    "openssl": ({"ca_public": S, "ca_private": S, "serial": S, "public": S, "private": S}, {"config": S, "name": S, "days": I}),
     "openssl-dhparam": ({"name": S}, {}),
     "nebula-ca": ({"name": S, "public": S, "private": S}, {"days": I, "ips": L, "subnets": L, "groups": L}),
     "nebula": ({"ca_public": S, "ca_private": S, "name": S, "ip": S, "public": S, "private": S}, {"groups": L, "subnets": L}),
     "cockroach-ca": ({"public": S, "private": S}, {"name": S, "days": I}),
     "cockroach": ({"ca_public": S, "ca_private": S, "hosts": STRS, "public": S, "private": S}, {"days": I}),
-    "cockroach-client": ({"ca_public": S, "ca_private": S, "user": S, "public": S, "private": S}, {"days": I}),
+    # "user" came in 1.3.0; without it the certificate is for "client", as 1.2 made it.
+    "cockroach-client": ({"ca_public": S, "ca_private": S, "public": S, "private": S}, {"user": S, "days": I}),
     "x509-ca": ({"public": S, "private": S, "subject": M}, {"sans": L, "key_usages": L, "extended_key_usages": L, "days": I, "key_type": {"enum": ["p256", "ed25519", "rsa"]}, "rsa_bits": I}),
     "x509": ({"ca_public": S, "ca_private": S, "public": S, "private": S, "subject": M}, {"serial": S, "sans": L, "key_usages": L, "extended_key_usages": L, "days": I, "key_type": {"enum": ["p256", "ed25519", "rsa"]}, "rsa_bits": I}),
 }
+
+# 2.0.0 replaced "name" (the subject CN, an Ed25519 key) with "config".
+CONFIG_OR_NAME = [
+    ("config", "2.x form: an OpenSSL config file in the workspace"),
+    ("name", "1.x form: the subject's CN; an Ed25519 key, as 1.x made"),
+]
+FORMS = {"openssl-ca": CONFIG_OR_NAME, "openssl": CONFIG_OR_NAME}
 
 
 def section(kind_key, table, generator):
@@ -59,15 +71,18 @@ def section(kind_key, table, generator):
         props.update(optional)
         if generator:
             props["renew"] = B
+        arguments = {
+            "type": "object",
+            "title": f"{kind} arguments",
+            "required": sorted(required),
+            "properties": props,
+        }
+        if generator and kind in FORMS:
+            arguments["anyOf"] = [{"title": title, "required": [arg]} for arg, title in FORMS[kind]]
         branches.append({
             "if": {"properties": {kind_key: {"const": kind}}},
             "then": {
-                "properties": {"arguments": {
-                    "type": "object",
-                    "title": f"{kind} arguments",
-                    "required": sorted(required),
-                    "properties": props,
-                }},
+                "properties": {"arguments": arguments},
                 **({"required": ["arguments"]} if required else {}),
             },
         })

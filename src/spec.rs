@@ -348,7 +348,7 @@ fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, Sp
     if let Some(validator) = validator().filter(|_| schema) {
         if let Some(error) = validator.iter_errors(value).next() {
             let location = spec.locate(&error.instance_path.to_string());
-            return Err(schema_error(location, schema_message(&error.kind)));
+            return Err(schema_error(location, schema_message(&error.kind, error.schema_path.as_str())));
         }
     }
     Ok(spec)
@@ -357,10 +357,11 @@ fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, Sp
 /// A schema error in words, built from the schema's side only: the
 /// validator's own messages quote the offending value, which may be a
 /// secret put in the wrong place.
-fn schema_message(kind: &jsonschema::error::ValidationErrorKind) -> String {
+fn schema_message(kind: &jsonschema::error::ValidationErrorKind, schema_path: &str) -> String {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     match kind {
         K::Required { property } => format!("missing argument {property}"),
+        K::AnyOf => any_of_message(schema_path).unwrap_or_else(|| "does not match the spec schema (see `rumor schema`)".into()),
         K::Type { kind: TypeKind::Single(t) } => format!("must be of type {t}"),
         K::Type { kind: TypeKind::Multiple(types) } => {
             format!("must be one of the types {}", types.into_iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
@@ -370,6 +371,24 @@ fn schema_message(kind: &jsonschema::error::ValidationErrorKind) -> String {
         K::AdditionalProperties { unexpected } => format!("unknown field \"{}\"", unexpected.join("\", \"")),
         _ => "does not match the spec schema (see `rumor schema`)".into(),
     }
+}
+
+/// An `anyOf` of argument forms (`config`, or the 1.x `name`) in words,
+/// from the alternatives' `required` and `title` in the schema itself.
+fn any_of_message(schema_path: &str) -> Option<String> {
+    static SCHEMA_VALUE: OnceLock<Option<Value>> = OnceLock::new();
+    let schema = SCHEMA_VALUE.get_or_init(|| serde_json::from_str(SCHEMA).ok()).as_ref()?;
+    let forms = schema.pointer(schema_path)?.as_array()?;
+    let named: Vec<String> = forms
+        .iter()
+        .map(|form| {
+            let arg = form.get("required")?.as_array()?.first()?.as_str()?;
+            let title = form.get("title").and_then(Value::as_str).unwrap_or("");
+            let release = title.split(':').next().unwrap_or("").trim();
+            Some(if release.is_empty() { format!("\"{arg}\"") } else { format!("\"{arg}\" ({release})") })
+        })
+        .collect::<Option<_>>()?;
+    Some(format!("missing argument {}", named.join(" or ")))
 }
 
 const IMPORTERS: &[&str] = &["copy", "vault", "vault-file"];
@@ -465,6 +484,18 @@ mod tests {
         assert!(!e.to_string().contains("12345678"), "schema errors never quote values: {e}");
         let e = parse("- a\n- b\n", Format::Yaml, "s.yaml").unwrap_err();
         assert!(e.to_string().contains("must be a map"), "{e}");
+    }
+
+    #[test]
+    fn both_released_argument_forms_pass_the_schema() {
+        let modern = r#"{"generations":[{"generator":"openssl-ca","arguments":{"config":"ca.cnf","public":"c","private":"k"}}]}"#;
+        let legacy = r#"{"generations":[{"generator":"openssl-ca","arguments":{"name":"CA","public":"c","private":"k"}},
+            {"generator":"cockroach-client","arguments":{"ca_public":"c","ca_private":"k","public":"p","private":"q"}}]}"#;
+        parse(modern, Format::Json, "t").unwrap();
+        parse(legacy, Format::Json, "t").unwrap();
+        let neither = r#"{"generations":[{"generator":"openssl","arguments":{"ca_public":"c","ca_private":"k","serial":"s","public":"p","private":"q"}}]}"#;
+        let e = parse(neither, Format::Json, "s.json").unwrap_err();
+        assert_eq!(e.to_string(), r#"s.json: generations[0] (openssl): missing argument "config" (2.x form) or "name" (1.x form)"#);
     }
 
     #[test]

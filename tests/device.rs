@@ -162,6 +162,9 @@ fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
     let env = env_file(&admin["pidgeon.env"]);
     assert_eq!(env["PIDGEON_CLOUD_API_KEY"], key.trim());
     assert_eq!(env["PIDGEON_CLOUD_ID"], id);
+    // pidgeon reads presence as HTTPS; the local database needs no TLS.
+    assert_eq!(env["PIDGEON_CLOUD_SSL"], "1");
+    assert!(!env.contains_key("PIDGEON_DB_SSL") && !env.contains_key("PIDGEON_MODBUS_PORT"), "{env:?}");
     assert!(!admin.values().any(|v| v.contains(&hash.trim().to_string())), "the hash stays out of the device file");
     // The API key verifies with the CLI, reading the key from stdin.
     let mut verify = fleet.rumor();

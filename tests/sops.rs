@@ -367,3 +367,37 @@ mod generator {
         assert!(msg.contains("age recipients") && !msg.contains("s3cret"), "{msg}");
     }
 }
+
+/// A device file in the shape sops 3.9.1 wrote (pidgeon's committed files):
+/// empty `kms`/`gcp_kms`/`azure_kv`/`hc_vault`/`pgp` lists, the suffix
+/// rule, `version: 3.9.1`. Made by sops 3.11 with its metadata block then
+/// rewritten to that shape; the block is outside the MAC, so the file is
+/// what 3.9.1 would have written for the same data key.
+#[test]
+fn sops_3_9_1_device_files_decrypt_with_the_key_only() {
+    let file = fixtures().join("v391.sops.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    for field in ["kms: []", "gcp_kms: []", "azure_kv: []", "hc_vault: []", "pgp: []", "unencrypted_suffix: _unencrypted", "version: 3.9.1"] {
+        assert!(text.contains(&format!("\n    {field}\n")), "{field}");
+    }
+    let source = yaml(&std::fs::read_to_string(fixtures().join("v391.yaml")).unwrap());
+    let id = fixture_identity();
+    if let Some(sops_bin) = support::require("sops") {
+        assert_eq!(yaml(&sops_decrypt(&sops_bin, &text, &id).unwrap()), source, "the real sops opens the fixture");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), &id);
+    let out = support::ok(support::rumor(dir.path()).arg("decrypt").arg(&file).arg("--identity").arg(&key));
+    assert_eq!(yaml(&out), source);
+
+    // Another key: one integrity line, exit 5, no plaintext.
+    let other = key_file(dir.path(), &Identity::generate());
+    let run = support::run(support::rumor(dir.path()).arg("decrypt").arg(&file).arg("--identity").arg(&other));
+    assert_eq!(run.status.code(), Some(5));
+    assert!(run.stdout.is_empty());
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("rumor: {}: ", file.display())), "{stderr}");
+    assert!(!stderr.contains("fixture passphrase") && !stderr.contains("meter-7"), "{stderr}");
+}

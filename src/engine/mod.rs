@@ -214,6 +214,18 @@ pub fn check(spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
+/// The generations written in an older release's argument form, each with
+/// the warning naming the current form.
+pub fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
+    spec.generations
+        .iter()
+        .filter_map(|entry| {
+            let note = generate::lookup(&entry.kind)?.legacy_form(&Args::new(&entry.arguments))?;
+            Some((entry, note))
+        })
+        .collect()
+}
+
 /// Runs a spec over `workspace` (empty, or the current directory's files
 /// with `--stay`).
 pub fn run(
@@ -226,6 +238,9 @@ pub fn run(
     check(spec)?;
     for entry in spec.entries().filter(|e| e.stray_renew) {
         eprintln!("rumor: warning: {}: \"renew\" beside \"arguments\" is ignored, as in the original; move it into arguments", entry.label());
+    }
+    for (entry, note) in legacy_forms(spec) {
+        eprintln!("rumor: warning: {}: {note}", entry.label());
     }
     let mut outcome = Outcome::default();
     // What the imports read, so exports can check-and-set against that

@@ -18,6 +18,10 @@ pub struct CockroachNode;
 /// A CockroachDB client certificate: CN=<user>.
 pub struct CockroachClient;
 
+/// The user 1.2.x made the client certificate for: it took no `user`
+/// argument and ran `cockroach cert create-client client`.
+const LEGACY_USER: &str = "client";
+
 const CA_DAYS: u64 = 10 * 365;
 const CERT_DAYS: u64 = 5 * 365;
 
@@ -213,8 +217,14 @@ impl Generator for CockroachClient {
         outputs(args)
     }
 
+    fn legacy_form(&self, args: &Args) -> Option<String> {
+        args.opt_value("user").is_none().then(|| {
+            format!("no \"user\" is the 1.2 form, made for the user \"{LEGACY_USER}\" as 1.2 did; 1.3 and later take \"user\"")
+        })
+    }
+
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
-        let user = args.str("user")?;
+        let user = args.opt_str("user")?.unwrap_or(LEGACY_USER);
         let extensions = vec![ext(
             false,
             Extension::ExtendedKeyUsage(vec![

@@ -167,6 +167,13 @@ pub trait Generator: Sync {
         Vec::new()
     }
 
+    /// When the entry is written in an argument form of an older release
+    /// of the original tool (which still runs, unchanged), the one-line
+    /// warning naming the current form.
+    fn legacy_form(&self, _args: &Args) -> Option<String> {
+        None
+    }
+
     /// Workspace files this generation reads. When one of them changed in
     /// this run (a rotated password), a device run remakes the outputs
     /// even though they exist (the password's hash).

@@ -1,12 +1,18 @@
-//! `openssl-ca` and `openssl`: a self-signed P-256 CA and the leaves it
-//! signs, configured by OpenSSL config files exactly as the original's
-//! `openssl req -x509 -extensions v3_ca` and
-//! `openssl x509 -req -CAserial … -extensions ext` calls were.
+//! `openssl-ca` and `openssl`: a self-signed CA and the leaves it signs.
+//!
+//! Two argument forms, as the original's releases had them:
+//! - 2.x, `config`: a P-256 key, subject and extensions from an OpenSSL
+//!   config file, exactly as the original's `openssl req -x509 -extensions
+//!   v3_ca` and `openssl x509 -req -CAserial … -extensions ext` calls were.
+//! - 1.x, `name`: what 1.0–1.3.1 ran, `openssl genpkey -algorithm ED25519`
+//!   then `req -x509 -subj /CN=<name>` (the CA) or `req -new -subj
+//!   /CN=<name>` and `x509 -req -CAserial` (a leaf), with OpenSSL's default
+//!   config. Kept so a 1.x spec runs unchanged; it warns once per entry.
 
 use time::Duration;
 
 use super::{ArgError, Args, Context, GenError, Generator, Output};
-use crate::x509::{self, next_serial, read_request, Ca, KeyType, PrivateKey, Template, X509Error};
+use crate::x509::{self, next_serial, read_request, Ca, Ext, Extension, KeyType, PrivateKey, Request, Subject, Template, Want, X509Error};
 
 /// A self-signed ECDSA P-256 CA from an OpenSSL config's `[ v3_ca ]`.
 pub struct OpensslCa;
@@ -22,11 +28,69 @@ pub(crate) fn x509_failed(e: X509Error) -> GenError {
     GenError::Failed(e.to_string())
 }
 
-/// The request a config file asks for, with errors naming the file.
-fn request(args: &Args, cx: &Context, section: &str) -> Result<x509::Request, GenError> {
-    let text = cx.input_text(args, "config")?;
-    let file = args.name("config")?.to_owned();
-    read_request(text, section).map_err(|source| x509_failed(X509Error::Config { file, source }))
+/// Which release's arguments an entry is written in.
+enum Form<'a> {
+    /// 2.x: `config` names an OpenSSL config file in the workspace.
+    Config,
+    /// 1.x: `name` is the subject's common name.
+    Name(&'a str),
+}
+
+/// The entry's form: `config` when given (2.x), else `name` (1.x).
+fn form<'a>(args: &Args<'a>) -> Result<Form<'a>, ArgError> {
+    if args.opt_value("config").is_some() {
+        args.name("config")?;
+        return Ok(Form::Config);
+    }
+    match args.opt_str("name")? {
+        Some(name) if name.trim().is_empty() => Err(ArgError::Invalid { arg: "name".into(), why: "must not be empty".into() }),
+        Some(name) => Ok(Form::Name(name)),
+        None => Err(ArgError::MissingForm { modern: "config", legacy: "name" }),
+    }
+}
+
+/// The warning a 1.x entry gets.
+const NAME_FORM: &str = "\"name\" is the 1.x form; 2.x uses \"config\" (made as 1.x did: an Ed25519 key, subject CN=<name>)";
+
+/// What the entry asks for: read from its config file (2.x), or what 1.x's
+/// `-subj /CN=<name>` with OpenSSL's default config gave. That config's
+/// `[ v3_ca ]` holds key identifiers and a critical `CA:true`; a leaf
+/// signed by `x509 -req` gets the key identifiers OpenSSL 3.2 and later
+/// add by default (3.0 wrote a v1 certificate without extensions, which
+/// verifies the same).
+fn request(args: &Args, cx: &Context, ca: bool) -> Result<Request, GenError> {
+    let name = match form(args)? {
+        Form::Config => {
+            let text = cx.input_text(args, "config")?;
+            let file = args.name("config")?.to_owned();
+            let section = if ca { "v3_ca" } else { "ext" };
+            return read_request(text, section).map_err(|source| x509_failed(X509Error::Config { file, source }));
+        }
+        Form::Name(name) => name,
+    };
+    let mut subject = Subject::new();
+    subject.push("CN", name).map_err(|e| ArgError::Invalid { arg: "name".into(), why: e.to_string() })?;
+    let ext = |critical, kind| Ext { critical, kind };
+    let mut extensions = vec![
+        ext(false, Extension::SubjectKeyIdentifier),
+        ext(false, Extension::AuthorityKeyIdentifier { keyid: if ca { Want::Always } else { Want::Yes }, issuer: Want::Yes }),
+    ];
+    if ca {
+        extensions.push(ext(true, Extension::BasicConstraints { ca: true, pathlen: None }));
+    }
+    Ok(Request { subject, extensions })
+}
+
+/// 2.0.2 and rumor make P-256 keys; 1.x made Ed25519 ones.
+fn key_type(args: &Args) -> Result<KeyType, ArgError> {
+    Ok(match form(args)? {
+        Form::Config => KeyType::P256,
+        Form::Name(_) => KeyType::Ed25519,
+    })
+}
+
+fn legacy_note(args: &Args) -> Option<String> {
+    matches!(form(args), Ok(Form::Name(_))).then(|| NAME_FORM.to_owned())
 }
 
 /// Loads the CA named by `ca_public` and `ca_private`.
@@ -71,8 +135,9 @@ fn public_output(args: &Args) -> Vec<String> {
     args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
 }
 
-/// Both kinds make a certificate and its key.
+/// Both kinds make a certificate and its key, in either form.
 fn key_pair(args: &Args) -> Result<Vec<String>, ArgError> {
+    form(args)?;
     Ok(vec![args.name("public")?.to_owned(), args.name("private")?.to_owned()])
 }
 
@@ -85,10 +150,14 @@ impl Generator for OpensslCa {
         key_pair(args)
     }
 
+    fn legacy_form(&self, args: &Args) -> Option<String> {
+        legacy_note(args)
+    }
+
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let days = args.int_or("days", 3650, 1, MAX_DAYS)?;
-        let request = request(args, cx, "v3_ca")?;
-        let key = PrivateKey::generate(KeyType::P256, cx.rng).map_err(x509_failed)?;
+        let request = request(args, cx, true)?;
+        let key = PrivateKey::generate(key_type(args)?, cx.rng).map_err(x509_failed)?;
         let template = Template {
             subject: request.subject,
             serial: x509::random_serial(cx.rng),
@@ -116,12 +185,16 @@ impl Generator for Openssl {
         key_pair(args)
     }
 
+    fn legacy_form(&self, args: &Args) -> Option<String> {
+        legacy_note(args)
+    }
+
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let days = args.int_or("days", 3650, 1, MAX_DAYS)?;
-        let request = request(args, cx, "ext")?;
+        let request = request(args, cx, false)?;
         let ca = load_ca(args, cx)?;
         let (serial, serial_text) = serial_from_file(args, cx)?;
-        let key = PrivateKey::generate(KeyType::P256, cx.rng).map_err(x509_failed)?;
+        let key = PrivateKey::generate(key_type(args)?, cx.rng).map_err(x509_failed)?;
         let template = Template {
             subject: request.subject,
             serial,

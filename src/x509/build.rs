@@ -262,6 +262,10 @@ mod tests {
             next_serial(Some("7F"), &mut rng).unwrap(),
             (vec![0x80], "80\n".to_owned())
         );
+        // As a 1.x fleet left them: either case, with or without a newline.
+        for text in ["3f1aa0c2e9", "3F1AA0C2E9\n", "3f1aA0c2e9\n", " 3f1aa0c2e9"] {
+            assert_eq!(next_serial(Some(text), &mut rng).unwrap().1, "3F1AA0C2EA\n", "{text:?}");
+        }
         assert!(next_serial(Some("xyz"), &mut rng).is_err());
         let (random, text) = next_serial(None, &mut rng).unwrap();
         assert!(random.len() <= 20 && random[0] & 0x80 == 0);
