@@ -109,15 +109,23 @@ fn text(data: &Map<String, Value>, key: &str) -> String {
 /// (here lower-case hex, as an operator may have written it by hand).
 /// Values trimmed, as the original stored them.
 fn seed_shared(bao: &Bao, dir: &Path) -> Map<String, Value> {
+    seed_shared_as(bao, dir, ORG, ["pg-ca.key", "pg-ca.crt", "pg-ca.srl", "vpn-ca.key", "vpn-ca.crt"])
+}
+
+/// [`seed_shared`] under `org`, with the names a fleet's spec uses for the
+/// PostgreSQL CA key, certificate and serial and the Nebula CA key and
+/// certificate.
+fn seed_shared_as(bao: &Bao, dir: &Path, org: &str, names: [&str; 5]) -> Map<String, Value> {
+    let [key, crt, srl, vkey, vcrt] = names;
     real(dir, "openssl", &["genpkey", "-algorithm", "ed25519", "-out", "pg-ca.key"]);
     real(dir, "openssl", &["req", "-x509", "-key", "pg-ca.key", "-out", "pg-ca.crt", "-subj", "/CN=meters-pg", "-days", "3650"]);
     real(dir, "nebula-cert", &["ca", "-name", "meters-vpn", "-duration", "87600h", "-out-crt", "vpn-ca.crt", "-out-key", "vpn-ca.key"]);
     let mut shared = Map::new();
-    for name in ["pg-ca.key", "pg-ca.crt", "vpn-ca.key", "vpn-ca.crt"] {
-        shared.insert(name.into(), fs::read_to_string(dir.join(name)).unwrap().trim().into());
+    for (name, file) in [(key, "pg-ca.key"), (crt, "pg-ca.crt"), (vkey, "vpn-ca.key"), (vcrt, "vpn-ca.crt")] {
+        shared.insert(name.into(), fs::read_to_string(dir.join(file)).unwrap().trim().into());
     }
-    shared.insert("pg-ca.srl".into(), "3f1aa0c2e9".into());
-    kv_put(bao, &format!("{ORG}/shared/current"), &shared);
+    shared.insert(srl.into(), "3f1aa0c2e9".into());
+    kv_put(bao, &format!("{org}/shared/current"), &shared);
     shared
 }
 
@@ -383,4 +391,145 @@ fn every_legacy_form_makes_what_its_release_made() {
     // cockroach-client without "user": the certificate 1.2 made, for "client".
     ok(Command::new(&openssl).current_dir(dir).args(["verify", "-CAfile", "crdb-ca.crt", "client.crt"]));
     assert!(x509("client.crt", &["-subject"]).contains("CN = client"), "cockroach 1.2 made client.client.crt");
+}
+
+/// The original tool's fleet, as the pidgeon fleet runs it (its spec in the
+/// original profile's names: `tests/fixtures/legacy/original.spec.json`),
+/// taken over by rumor's fleet commands: `init --profile original` and
+/// `adopt` its device list, then `new --all` rotates nothing, writes no
+/// version in Vault and changes no byte in git, and `check` passes.
+#[test]
+fn adopting_a_1x_fleet_rotates_nothing() {
+    for name in ["bao", "sops", "openssl", "nebula-cert"] {
+        if require(name).is_none() {
+            return;
+        }
+    }
+    let bao = Bao::start().expect("bao");
+    enable_kv(&bao);
+    let fleet = support::fleet::Fleet::new(bao.env());
+    let org = "ozds";
+    let seed = fleet.tmp.path().join("seed");
+    fs::create_dir_all(&seed).unwrap();
+    seed_shared_as(&bao, &seed, org, ["postgres-ca-priv", "postgres-ca-pub", "postgres-ca-srl", "nebula-ca-priv", "nebula-ca-pub"]);
+    // Ids as the fleet has them (mixed case); the third is new and uses the
+    // first's Wi-Fi. The first two were provisioned before.
+    let devices = [("Kx81aQ", "10.9.0.12", "Kx81aQ"), ("p0TzV3", "10.9.0.11", "p0TzV3"), ("Wq7Hn2", "10.9.0.15", "Kx81aQ")];
+    for (id, _, _) in &devices[..2] {
+        let mut data = Map::new();
+        data.insert("wifi.ssid.pub".into(), format!("pidgeon-1x-{id}").into());
+        data.insert("wifi.pass".into(), format!("1x wifi passphrase of {id}").into());
+        data.insert("key".into(), format!("1x-cloud-key-{id}").into());
+        kv_put(&bao, &format!("{org}/pidgeon/{id}/current"), &data);
+    }
+    let template = fs::read_to_string(support::root().join("tests/fixtures/legacy/original.spec.json")).unwrap();
+    let spec = |id: &str, ip: &str, wifi: &str| {
+        template.replace("@ORG@", org).replace("@ID@", id).replace("@IP@", ip).replace("@WIFI@", wifi).replace("@DOMAIN@", "cloud.example.com")
+    };
+    // The fleet's own script, twice: rm -rf artifacts; cd artifacts;
+    // rumor stdin json --stay (the device files land in assets/secrets/).
+    for _ in 0..2 {
+        for (id, ip, wifi) in &devices {
+            let dir = fleet.path("artifacts");
+            let _ = fs::remove_dir_all(&dir);
+            let out = stdin_run(&bao, &dir, &spec(id, ip, wifi));
+            assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    fs::remove_dir_all(fleet.path("artifacts")).unwrap();
+
+    // Everything rumor could change: every version of every path in Vault,
+    // and every file in the repository.
+    let paths: Vec<String> = devices.iter().map(|(id, _, _)| format!("{org}/pidgeon/{id}")).chain([format!("{org}/shared")]).collect();
+    let vault = || {
+        paths
+            .iter()
+            .map(|p| {
+                let meta: Value = serde_json::from_str(&bao.api("GET", &format!("/v1/kv/metadata/{p}/current"), None).1).unwrap();
+                let history = bao.kv_list("kv", p);
+                (p.clone(), (meta["data"]["current_version"].clone(), history, kv(&bao, p)))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let before = vault();
+    let files = || support::fleet::snapshot(&fleet.path("assets"));
+    let git_before = files();
+    assert_eq!(git_before.len(), 3);
+
+    fleet.run(&[
+        "init",
+        "--profile",
+        "original",
+        "--device-path",
+        &format!("kv/{org}/pidgeon/{{device}}"),
+        "--shared-path",
+        &format!("kv/{org}/shared"),
+        "--output",
+        "assets/secrets/{device}.yaml",
+    ]);
+    let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
+    fs::write(fleet.path("rumor.toml"), config.replace("10.8.0.0/16", "10.9.0.0/16")).unwrap();
+    let list: Vec<Value> = devices
+        .iter()
+        .enumerate()
+        .map(|(n, (id, ip, wifi))| {
+            let mut e = json!({ "id": id, "ip": ip, "wifi": wifi });
+            if n != 1 {
+                e["name"] = format!("Meter {n}").into();
+            }
+            e
+        })
+        .collect();
+    let list_file = fleet.write("pidgeons.json", &serde_json::to_string_pretty(&list).unwrap());
+    fleet.run(&["adopt", list_file.to_str().unwrap()]);
+    assert!(fs::read_to_string(fleet.path("rumor.toml")).unwrap().contains("mixed_case = true"));
+    assert_eq!(fs::read_to_string(fleet.path("devices/Wq7Hn2.toml")).unwrap().lines().find(|l| l.starts_with("wifi")), Some("wifi = \"Kx81aQ\""));
+    let ledger = fs::read_to_string(fleet.path("devices/.allocations")).unwrap();
+    assert!(devices.iter().all(|(id, ip, _)| ledger.contains(&format!("{ip} {id}"))), "{ledger}");
+    // Adopting again changes nothing.
+    let adopted = support::fleet::snapshot(&fleet.path("devices"));
+    fleet.run(&["adopt", list_file.to_str().unwrap()]);
+    assert_eq!(support::fleet::snapshot(&fleet.path("devices")), adopted);
+
+    fleet.run(&["new", "--all"]);
+    let after = vault();
+    for (path, (version, history, data)) in &after {
+        let (v0, h0, d0) = &before[path];
+        let changed: Vec<&String> = data.keys().chain(d0.keys()).filter(|k| data.get(*k) != d0.get(*k)).collect();
+        assert!(version == v0 && history == h0 && changed.is_empty(), "{path}: version {v0} -> {version}, changed keys {changed:?}");
+    }
+    assert_eq!(files(), git_before, "no byte changed in the device files");
+    fleet.run(&["check"]);
+
+    // From here rumor's commands work as on any fleet: renew rotates the
+    // marked secrets, the device file follows, check passes.
+    let old_key = fleet.run(&["get", "p0TzV3", "key"]);
+    fleet.run(&["renew", "p0TzV3"]);
+    assert_ne!(fleet.run(&["get", "p0TzV3", "key"]), old_key);
+    assert_ne!(files(), git_before);
+    fleet.run(&["check"]);
+}
+
+#[test]
+fn a_bad_device_list_is_one_line_and_writes_nothing() {
+    let fleet = support::fleet::Fleet::init(vec![]);
+    let before = fleet.snapshot();
+    for (list, expected) in [
+        (r#"[{"id": "a1", "ip": "10.8.0.2"}, {"id": "a2", "ip": "10.8.0.2"}]"#, r#"[1] ("a2") ip: 10.8.0.2 is also "a1"'s in the list"#),
+        (r#"[{"id": "a1", "ip": "10.9.0.2"}]"#, r#"[0] ("a1") ip: 10.9.0.2 is outside the overlay network"#),
+        (r#"[{"id": "a1", "ip": "10.8.0.1"}]"#, "lighthouse"),
+        (r#"[{"id": "a1", "ip": "10.8.0.2"}, {"id": "a1", "ip": "10.8.0.3"}]"#, r#"[1] ("a1") id: appears twice"#),
+        (r#"[{"id": "a1", "ip": "10.8.0.2", "wifi": "zz"}]"#, r#"[0] ("a1") wifi: "zz" is neither in the list"#),
+        (r#"[{"id": "../x", "ip": "10.8.0.2"}]"#, "is not a device name"),
+        (r#"[{"id": "a1", "ipp": "10.8.0.2"}]"#, "unknown field `ipp`"),
+        (r#"{"id": "a1"}"#, "pidgeons.json:1"),
+    ] {
+        let file = fleet.write("pidgeons.json", list);
+        let out = fleet.output(&["adopt", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{list}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("pidgeons.json") && stderr.contains(expected), "{expected}: {stderr}");
+        assert_eq!(fleet.snapshot(), before, "nothing written");
+    }
 }

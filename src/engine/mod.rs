@@ -239,8 +239,13 @@ pub fn run(
     for entry in spec.entries().filter(|e| e.stray_renew) {
         eprintln!("rumor: warning: {}: \"renew\" beside \"arguments\" is ignored, as in the original; move it into arguments", entry.label());
     }
-    for (entry, note) in legacy_forms(spec) {
-        eprintln!("rumor: warning: {}: {note}", entry.label());
+    // A spec someone wrote for the original gets told of its 1.x forms; a
+    // fleet profile that keeps one on purpose (the original profile's
+    // Ed25519 CA) is rumor's own and says nothing on every run.
+    if matches!(options.mode, Mode::Run) {
+        for (entry, note) in legacy_forms(spec) {
+            eprintln!("rumor: warning: {}: {note}", entry.label());
+        }
     }
     let mut outcome = Outcome::default();
     // What the imports read, so exports can check-and-set against that
