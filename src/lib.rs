@@ -26,6 +26,7 @@ pub mod identity;
 pub mod interrupt;
 pub mod names;
 pub mod nebula;
+pub mod ops;
 pub mod sops;
 pub mod spec;
 pub mod store;

@@ -1,16 +1,16 @@
-//! Fleet commands: `init`, `new`, `renew`, `get`, `list`, `spec`, `check`.
+//! Fleet commands that write: `init`, `adopt`, `new`, `renew`, `rekey`.
+//! They parse their arguments, call [`crate::ops`] and print.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use clap::Args;
-use zeroize::Zeroizing;
 
-use crate::device::{self, Device};
-use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
+use crate::device;
+use crate::engine::{self, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, Settings, StoreHandle, CONFIG};
+use crate::fleet::Fleet;
+use crate::ops::{self, setup::InitOptions, NewDevice};
 
 /// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
 /// current directory.
@@ -147,129 +147,12 @@ pub struct RekeyArgs {
     pub trust_unsigned: bool,
 }
 
-/// The admin identities, needed to open the local store and device files.
-pub fn admin_identities(required: bool) -> Result<Vec<age::x25519::Identity>, Error> {
-    match crate::identity::admin_path() {
-        Some(path) if path.is_file() => crate::identity::read(&path),
-        Some(path) if required => Err(Error::Input(format!(
-            "no admin identity at {}; run `rumor init`, or set RUMOR_IDENTITY to your age identity file",
-            path.display()
-        ))),
-        _ => Ok(Vec::new()),
-    }
-}
-
-/// A fleet with its admin identities and its store, opened once per
-/// command.
-pub(super) struct Opened {
-    pub(super) fleet: Fleet,
-    pub(super) identities: Vec<age::x25519::Identity>,
-    pub(super) handle: Arc<dyn StoreHandle>,
-    /// Who holds each overlay address, read once per command.
-    pub(super) owners: std::collections::BTreeMap<std::net::Ipv4Addr, BTreeSet<String>>,
-}
-
-pub(super) fn open(arg: &FleetArg) -> Result<Opened, Error> {
-    open_fleet(Fleet::open(&arg.dir()?)?)
-}
-
-/// [`open`] for a fleet already read.
-pub(super) fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
-    let local = fleet.settings.store.kind == "local";
-    let identities = admin_identities(local)?;
-    let handle = fleet.store(&identities)?;
-    remove_stale_temps(&fleet);
-    let owners = device::owners(&fleet)?;
-    Ok(Opened { fleet, identities, handle, owners })
-}
-
-/// Removes the temp files a killed run left beside the fleet's files
-/// (those of live writers stay). Best effort: a leftover never blocks a run.
-fn remove_stale_temps(fleet: &Fleet) {
-    let mut dirs: BTreeSet<PathBuf> = [fleet.dir.clone(), fleet.dir.join("devices"), fleet.dir.join("templates")].into();
-    for id in device::ids(fleet).unwrap_or_default() {
-        if let Some(parent) = fleet.dir.join(fleet.output(&id)).parent() {
-            dirs.insert(parent.to_path_buf());
-        }
-    }
-    for dir in dirs {
-        let _ = crate::fsutil::remove_stale_temps(&dir, false);
-    }
-}
-
-/// Runs one device's spec.
-pub(super) fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool) -> Result<Outcome, Error> {
-    provision_with(o, id, rotation, verbose, dry_run, false)
-}
-
-/// [`provision`], with `--reencrypt`.
-pub(super) fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool, reencrypt: bool) -> Result<Outcome, Error> {
-    let device = device::load(&o.fleet, id)?;
-    if let Ok(ip) = device.ip.parse() {
-        device::check_unique(&o.fleet, id, ip, &o.owners)?;
-    }
-    if let Some(other) = &device.wifi {
-        device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
-    }
-    let (spec, _) = device::spec(&o.fleet, id, &device)?;
-    let options = Options {
-        mode: Mode::Device(rotation),
-        identities: o.identities.clone(),
-        now: time::OffsetDateTime::now_utc(),
-        base_dir: o.fleet.dir.clone(),
-        verbose,
-        dry_run,
-        confined: true,
-        reencrypt,
-        gate: None,
-    };
-    let store = LazyStore::ready(o.handle.clone());
-    engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
-}
-
-/// Runs `work` for each device on a bounded pool of threads; results come
-/// back in the input order whatever the scheduling, and a failing device
-/// does not stop the others.
-fn for_each<T: Send>(ids: &[String], work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
-    let workers = jobs().min(ids.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> = ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
+/// [`ops::for_each`] with a progress line on a terminal.
+fn pool<T: Send>(ids: &[String], work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
     let progress = super::progress::Progress::new(ids.len());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(id) = ids.get(i) else { break };
-                let result = work(id);
-                progress.tick(id, result.is_ok());
-                if let Ok(mut slot) = results[i].lock() {
-                    *slot = Some(result);
-                }
-            });
-        }
-    });
+    let results = ops::for_each(ids, &|id, ok| progress.tick(id, ok), work);
     progress.finish();
     results
-        .into_iter()
-        .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
-        .collect()
-}
-
-/// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
-/// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
-/// with store round trips, so two per core keep the cores busy while half
-/// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
-/// bounds memory, and the cap bounds the connections to Vault.
-fn jobs() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    std::env::var("RUMOR_JOBS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(2 * cores).min(64)
-}
-
-/// An outcome without its workspace: a fleet run keeps one per device
-/// until the summary, and the secrets need not stay in memory that long.
-fn light(mut outcome: Outcome) -> Outcome {
-    outcome.workspace = crate::workspace::Workspace::new();
-    outcome
 }
 
 fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>) -> Result<(), Error> {
@@ -311,141 +194,36 @@ fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>
 
 /// `rumor init`.
 pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
-    let dir = match args.dir {
-        Some(d) => d,
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
         None => arg.dir()?,
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
-    for sub in ["devices", "templates", "secrets"] {
-        crate::fsutil::dir_beneath(&dir, Path::new(sub), 0o755).map_err(|e| Error::read(&dir.join(sub), e))?;
-    }
-    // The admin identity: made once, kept outside the fleet.
-    let identity_path = crate::identity::admin_path().ok_or_else(|| Error::Input("cannot tell where the admin identity goes; set RUMOR_IDENTITY or HOME".into()))?;
-    if !identity_path.is_file() {
-        let identity = age::x25519::Identity::generate();
-        if let Some(parent) = identity_path.parent() {
-            crate::fsutil::create_private_dir(parent).map_err(|e| Error::io(parent, &e))?;
-        }
-        use age::secrecy::ExposeSecret;
-        let text = Zeroizing::new(format!("# rumor fleet admin identity\n# public key: {}\n{}\n", identity.to_public(), identity.to_string().expose_secret()));
-        crate::fsutil::write_atomic(&identity_path, text.as_bytes(), 0o600).map_err(|e| Error::io(&identity_path, &e))?;
-        eprintln!("rumor: made the admin identity {} (back it up: it opens every secret)", identity_path.display());
-    }
-    let identities = crate::identity::read(&identity_path)?;
-    let recipient = identities[0].to_public().to_string();
-    let config = dir.join(CONFIG);
-    if !config.is_file() {
-        let mut settings = Settings::default();
-        let vault = args.vault || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
-        if vault {
-            settings.store.kind = "vault".into();
-        }
-        settings.store.mount = args.vault_mount.clone();
-        settings.store.prefix = args.vault_prefix.clone();
-        settings.store.devices = args.device_path.clone();
-        settings.store.shared = args.shared_path.clone();
-        if let Some(output) = &args.output {
-            settings.output.devices = output.clone();
-        }
-        settings.admins.recipients = vec![recipient.clone()];
-        let text = format!(
-            "# rumor fleet settings; see the README for every field.\n{}",
-            toml::to_string(&settings).map_err(|e| Error::Input(format!("{}: {e}", config.display())))?
-        );
-        crate::fsutil::write_beneath(&dir, Path::new(CONFIG), text.as_bytes(), 0o644).map_err(|e| Error::read(&config, e))?;
-        eprintln!("rumor: wrote {} ({} store)", config.display(), settings.store.kind);
-    }
-    let templates = if args.profile == "original" { ORIGINAL_TEMPLATES } else { DEFAULT_TEMPLATES };
-    for (name, text) in templates {
-        let path = dir.join("templates").join(name);
-        if !path.exists() {
-            crate::fsutil::write_beneath(&dir, &Path::new("templates").join(name), text.as_bytes(), 0o644).map_err(|e| Error::read(&path, e))?;
-        }
-    }
-    add_first_admin(&config, &recipient)?;
-    sign_new_store(&dir)?;
-    let o = open(&FleetArg { fleet: Some(dir.clone()) })?;
-    if !o.fleet.settings.admins.recipients.contains(&recipient) {
-        eprintln!("rumor: warning: your identity's recipient {recipient} is not in admins.recipients of {}", config.display());
-    }
-    let _lock = o.handle.lock()?;
-    let spec = device::shared_spec(&o.fleet)?;
-    let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), confined: true, ..Options::run(o.fleet.dir.clone()) };
-    let store = LazyStore::ready(o.handle.clone());
-    let outcome = engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)?;
-    if outcome.store_writes.is_empty() {
-        eprintln!("rumor: the fleet CAs are in {} already", o.fleet.shared_path());
-    } else {
-        eprintln!("rumor: made the fleet CAs in {} ({})", o.fleet.shared_path(), o.handle.describe());
-    }
-    Ok(())
-}
-
-/// A local store without a pinned store key gets one, when it holds no
-/// entries yet; a store with entries needs `rumor rekey --trust-unsigned`.
-fn sign_new_store(dir: &Path) -> Result<(), Error> {
-    let mut fleet = Fleet::open(dir)?;
-    if fleet.settings.store.kind != "local" || fleet.settings.store.signer.is_some() {
-        return Ok(());
-    }
-    let identities = admin_identities(true)?;
-    let handle = fleet.store(&identities)?;
-    let Some(local) = handle.local() else { return Ok(()) };
-    let pin = local.create_signer()?;
-    fleet.set_setting("store", "signer", &format!("\"{pin}\""))?;
-    eprintln!("rumor: made the store key; {} pins it as store.signer", fleet.dir.join(CONFIG).display());
-    Ok(())
+    let options = InitOptions {
+        vault: args.vault,
+        local: args.local,
+        vault_mount: args.vault_mount,
+        vault_prefix: args.vault_prefix,
+        profile: args.profile,
+        device_path: args.device_path,
+        shared_path: args.shared_path,
+        output: args.output,
+    };
+    ops::setup::init(&dir, &options)
 }
 
 /// `rumor rekey`.
 pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
-    let mut o = open(arg)?;
-    let Some(local) = o.handle.local() else {
-        eprintln!("rumor: the store is Vault: its access control, not rumor, guards it; nothing to rekey there");
-        return Ok(());
-    };
-    let done = local.rekey(args.trust_unsigned)?;
-    o.fleet.set_setting("store", "signer", &format!("\"{}\"", done.pin))?;
-    local.finish_rekey()?;
-    eprintln!("rumor: re-encrypted and re-signed {} store entries for {} admins; rumor.toml pins the new store key", done.entries, o.fleet.recipients().len());
-    Ok(())
-}
-
-/// A fleet checked out without admins (like this repository's example)
-/// gets the caller's recipient, edited in place so comments survive.
-fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
-    let dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let bytes = crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20).map_err(|e| Error::read(config, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", config.display())))?;
-    let settings: Settings = match toml::from_str(&text) {
-        Ok(s) => s,
-        Err(_) => return Ok(()), // Fleet::open reports it properly.
-    };
-    if !settings.admins.recipients.is_empty() {
-        return Ok(());
+    let mut o = ops::open(&arg.dir()?)?;
+    match ops::setup::rekey(&mut o, args.trust_unsigned)? {
+        Some(done) => eprintln!(
+            "rumor: re-encrypted and re-signed {} store entries for {} admins; rumor.toml pins the new store key",
+            done.entries,
+            o.fleet.recipients().len()
+        ),
+        None => eprintln!("rumor: the store is Vault: its access control, not rumor, guards it; nothing to rekey there"),
     }
-    let Some(line) = text.lines().find(|l| l.trim().replace(' ', "") == "recipients=[]") else { return Ok(()) };
-    let edited = text.replacen(line, &format!("recipients = [\"{recipient}\"]"), 1);
-    crate::fsutil::write_beneath(dir, Path::new(CONFIG), edited.as_bytes(), 0o644).map_err(|e| Error::read(config, e))?;
-    eprintln!("rumor: added your recipient to admins.recipients in {}", config.display());
     Ok(())
 }
-
-/// The built-in templates `rumor init` writes.
-pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
-    ("device.spec.toml.j2", include_str!("../../templates/device.spec.toml.j2")),
-    ("shared.spec.toml.j2", include_str!("../../templates/shared.spec.toml.j2")),
-    ("postgres-init.sql.j2", include_str!("../../templates/postgres-init.sql.j2")),
-    ("pidgeon.env.j2", include_str!("../../templates/pidgeon.env.j2")),
-    ("wifi.env.j2", include_str!("../../templates/wifi.env.j2")),
-];
-
-/// The original tool's profile (`rumor init --profile original`): its
-/// workspace names, store layout and device-file keys.
-pub const ORIGINAL_TEMPLATES: &[(&str, &str)] = &[
-    ("device.spec.toml.j2", include_str!("../../examples/original/templates/device.spec.toml.j2")),
-    ("shared.spec.toml.j2", include_str!("../../examples/original/templates/shared.spec.toml.j2")),
-];
 
 /// `rumor adopt`.
 pub fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
@@ -475,109 +253,31 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
     for id in args.devices.iter().chain(&args.wifi) {
         device::check_id_in(&fleet, id)?;
     }
-    let o = open_fleet(fleet)?;
+    let o = ops::open_fleet(fleet)?;
+    let new = NewDevice { ip: args.ip.clone(), name: args.name.clone(), wifi: args.wifi.clone() };
+    for (id, ip) in ops::create_devices(&o, &args.devices, &new)? {
+        eprintln!("rumor: {id}: created {} with ip {ip}", device::path(&o.fleet, &id).display());
+    }
     let _lock = o.handle.lock()?;
-    // What the embedded store holds for these devices must authenticate
-    // before anything is created: a planted entry stops the command here.
-    // (Vault's entries are guarded by its access control.)
-    if o.handle.local().is_some() {
-        o.handle.read(&format!("{}/current", o.fleet.shared_path()))?;
-        for id in &args.devices {
-            o.handle.read(&format!("{}/current", o.fleet.device_path(id)))?;
-        }
-    }
-    let devices_lock = device::lock_devices(&o.fleet)?;
-    let mut allocated = BTreeSet::new();
-    for id in &args.devices {
-        let path = device::path(&o.fleet, id);
-        if path.exists() {
-            if args.ip.is_some() || args.name.is_some() || args.wifi.is_some() {
-                let current = device::load(&o.fleet, id)?;
-                if args.ip.as_deref().is_some_and(|ip| ip != current.ip) {
-                    return Err(Error::Input(format!("{id} exists with ip {}; edit {} to change it", current.ip, path.display())));
-                }
-            }
-            continue;
-        }
-        let ip = match &args.ip {
-            Some(ip) => {
-                let ip = ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
-                device::check_unique(&o.fleet, id, ip, &o.owners)?;
-                ip
-            }
-            // allocate() scans every device file; after the first, the next
-            // free address is the one after this run's last (it allocates
-            // past the highest taken), which keeps creating N devices linear.
-            None => match allocated.last().and_then(|prev| next_in_overlay(&o.fleet, *prev)) {
-                Some(ip) => ip,
-                None => device::allocate(&o.fleet, &allocated)?,
-            },
-        };
-        allocated.insert(ip);
-        let device = Device { name: args.name.clone().unwrap_or_default(), ip: ip.to_string(), groups: vec!["pidgeon".into()], wifi: args.wifi.clone(), vars: Default::default() };
-        device::save(&o.fleet, id, &device)?;
-        // Validates the address against the overlay and the other fields.
-        if let Err(e) = device::load(&o.fleet, id) {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        device::record_allocation(&o.fleet, ip, id)?;
-        eprintln!("rumor: {id}: created {} with ip {ip}", path.display());
-    }
-    drop(devices_lock);
-    let results = for_each(&args.devices, |id| provision_with(&o, id, Rotation::Nothing, args.verbose, false, args.reencrypt).map(light));
+    let results = pool(&args.devices, |id| ops::provision_with(&o, id, Rotation::Nothing, args.verbose, false, args.reencrypt).map(ops::light));
     summarize(&o.fleet, &args.devices, results)
-}
-
-/// The address after `prev`, if it is still a host address of the overlay.
-fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
-    let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let last = u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
-    let next = u32::from(prev).checked_add(1)?;
-    (next <= last).then(|| std::net::Ipv4Addr::from(next))
 }
 
 /// `rumor renew`.
 pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
-    let o = open(arg)?;
+    let o = ops::open(&arg.dir()?)?;
     let ids = if args.all { device::ids(&o.fleet)? } else { args.devices.clone() };
     for id in &ids {
         device::check_id_in(&o.fleet, id)?;
     }
     let _lock = o.handle.lock()?;
-    let results = for_each(&ids, |id| {
+    let results = pool(&ids, |id| {
         let mut names: BTreeSet<String> = args.secrets.iter().cloned().collect();
         if let Some(days) = args.expiring {
-            names.extend(expiring(&o, id, days)?);
+            names.extend(ops::expiring(&o, id, days)?);
         }
         let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
-        provision(&o, id, rotation, args.verbose, false).map(light)
+        ops::provision(&o, id, rotation, args.verbose, false).map(ops::light)
     });
     summarize(&o.fleet, &ids, results)
-}
-
-/// Certificates of a device that expire within `days`.
-fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
-    let Some(current) = o.handle.read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
-    let limit = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
-    let mut out = Vec::new();
-    for (name, value) in &current.data {
-        if let Some(when) = expiry(value) {
-            if when < limit {
-                out.push(name.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// When a stored certificate expires, for X.509 and Nebula certificates.
-pub(super) fn expiry(value: &str) -> Option<time::OffsetDateTime> {
-    if value.contains("-----BEGIN CERTIFICATE-----") {
-        return crate::x509::not_after(value).ok();
-    }
-    if value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
-        return crate::nebula::Certificate::from_pem(value).ok().map(|c| c.expires_at());
-    }
-    None
 }

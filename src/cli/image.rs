@@ -85,7 +85,7 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         }
         return Ok(());
     }
-    let identities = super::fleet::admin_identities(opened.settings.store.kind == "local")?;
+    let identities = crate::ops::admin_identities(opened.settings.store.kind == "local")?;
     let handle = opened.store(&identities)?;
     let path = format!("{}/current", opened.device_path(&args.device));
     let current = handle.read(&path)?.ok_or_else(|| {

@@ -1,15 +1,13 @@
 //! Fleet commands that read: `get`, `list`, `spec` and `check`.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use clap::Args;
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use super::fleet::{admin_identities, expiry, open, provision, FleetArg, Opened};
+use super::fleet::FleetArg;
+use crate::ops::{self, Opened};
 use crate::device;
-use crate::engine::Rotation;
 use crate::error::Error;
 use crate::fleet::Fleet;
 
@@ -55,7 +53,7 @@ pub struct CheckArgs {
 pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     device::check_id_in(&fleet, &args.device)?;
-    let o = super::fleet::open_fleet(fleet)?;
+    let o = ops::open_fleet(fleet)?;
     device::load(&o.fleet, &args.device)?;
     let path = format!("{}/current", o.fleet.device_path(&args.device));
     let current = o.handle.read(&path)?.ok_or_else(|| {
@@ -82,12 +80,12 @@ pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
 
 /// `rumor list`.
 pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
-    let o = open(arg)?;
+    let o = ops::open(&arg.dir()?)?;
     let now = time::OffsetDateTime::now_utc();
     let mut rows = Vec::new();
     for id in device::ids(&o.fleet)? {
         let device = device::load(&o.fleet, &id)?;
-        let oldest = oldest_secret(&o, &id)?;
+        let oldest = ops::check::oldest_secret(&o, &id)?;
         let age_days = oldest.map(|t| (now - t).whole_days());
         rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days }));
     }
@@ -106,37 +104,10 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// When the oldest current value of a device was first stored: walks the
-/// timestamped copies back from the newest while each value stays equal.
-fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
-    let base = o.fleet.device_path(id);
-    let Some(current) = o.handle.read(&format!("{base}/current"))? else { return Ok(None) };
-    let mut stamps: Vec<String> = o.handle.list(&base)?.into_iter().filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())).collect();
-    stamps.sort();
-    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
-    let mut since: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    let mut alive: BTreeSet<&str> = current.data.keys().map(String::as_str).collect();
-    for stamp in stamps.iter().rev() {
-        if alive.is_empty() {
-            break;
-        }
-        let Some(old) = o.handle.read(&format!("{base}/{stamp}"))? else { continue };
-        alive.retain(|k| {
-            let same = old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
-            if same {
-                since.insert(k, stamp.clone());
-            }
-            same
-        });
-    }
-    let oldest = since.values().min().and_then(|s| time::PrimitiveDateTime::parse(s, &format).ok()).map(|t| t.assume_utc());
-    Ok(oldest)
-}
-
 /// `rumor check`.
 pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
-    let identities = admin_identities(true)?;
+    let identities = ops::admin_identities(true)?;
     let handle = fleet.store(&identities)?;
     let owners = device::owners(&fleet)?;
     let o = Opened { fleet, identities, handle, owners };
@@ -153,7 +124,7 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
         }
     }
     for id in &ids {
-        let problems = check_device(&o, id, args.days);
+        let problems = ops::check::device(&o, id, args.days);
         problems_total += problems.len();
         report.push(json!({ "device": id, "ok": problems.is_empty(), "problems": problems }));
     }
@@ -173,128 +144,4 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
         return Err(Error::Integrity(format!("{problems_total} problems in {} devices", report.iter().filter(|r| r["ok"] == false).count())));
     }
     Ok(())
-}
-
-/// The pairs of the plaintext device YAML a run renders.
-fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
-    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return vec![] };
-    map.into_iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Zeroizing::new(v.as_str()?.to_owned()))))
-        .collect()
-}
-
-/// The `private` and `public` names of a spec's (last) SOPS generation:
-/// the device file's plaintext and ciphertext in the workspace.
-fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
-    let entry = spec.generations.iter().rev().find(|g| g.kind == "sops")?;
-    let name = |k: &str| entry.arguments.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    Some((name("private")?, name("public")?))
-}
-
-/// How a Nebula host certificate disagrees with its device file: another
-/// address, or other groups (a hand-edited device file, or a certificate
-/// issued for another device).
-fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Option<String> {
-    if !value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
-        return None;
-    }
-    let cert = crate::nebula::Certificate::from_pem(value).ok()?;
-    if cert.details.is_ca {
-        return None;
-    }
-    let ip: std::net::Ipv4Addr = device.ip.parse().ok()?;
-    let (_, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let ips: Vec<String> = cert.details.ips.iter().map(|n| format!("{}/{}", n.addr(), n.prefix())).collect();
-    if ips != [format!("{ip}/{prefix}")] {
-        return Some(format!("is for {} but the device's ip is {ip}/{prefix}", ips.join(", ")));
-    }
-    let mut have = cert.details.groups.clone();
-    let mut want = device.groups.clone();
-    have.sort();
-    want.sort();
-    (have != want).then(|| format!("has groups [{}] but the device file says [{}]", have.join(", "), want.join(", ")))
-}
-
-fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = device::check_id_in(&o.fleet, id) {
-        return vec![e.to_string()];
-    }
-    let file = o.fleet.output(id);
-    let device = match device::load(&o.fleet, id) {
-        Ok(d) => d,
-        Err(e) => return vec![e.to_string()],
-    };
-    if let Ok(ip) = device.ip.parse() {
-        if let Err(e) = device::check_unique(&o.fleet, id, ip, &o.owners) {
-            problems.push(e.to_string());
-        }
-    }
-    let text = match o.fleet.read_text(&file) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            problems.push(format!("{file}: no such file; run `rumor new {id}`"));
-            return problems;
-        }
-        Err(e) => {
-            problems.push(e.to_string());
-            return problems;
-        }
-    };
-    // What the store holds, rendered the way a run would render it; its
-    // workspace also has the device's own key, which opens a device file
-    // encrypted to the device alone (as the original profile's are).
-    let rendered = device::spec(&o.fleet, id, &device).map(|(spec, _)| sops_names(&spec));
-    let outcome = match provision(o, id, Rotation::Nothing, false, true) {
-        Ok(outcome) => Some(outcome),
-        Err(e) => {
-            problems.push(format!("cannot render from the store: {e}"));
-            None
-        }
-    };
-    let mut identities = o.identities.clone();
-    if let Some(outcome) = &outcome {
-        for (_, f) in outcome.workspace.iter() {
-            if let Some(t) = f.text().filter(|t| t.trim_start().starts_with("AGE-SECRET-KEY-1")) {
-                identities.extend(t.lines().filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok()));
-            }
-        }
-    }
-    let decrypted = match crate::sops::decrypt(&text, &identities) {
-        Ok(d) => d,
-        Err(e) => {
-            problems.push(format!("{file}: does not decrypt with the admin identity or the device's key: {e}"));
-            return problems;
-        }
-    };
-    let Some(pairs) = decrypted.pairs() else {
-        problems.push(format!("{file}: is not a flat map of strings"));
-        return problems;
-    };
-    for (key, value) in &pairs {
-        if let Some(why) = nebula_mismatch(&device, &o.fleet, value) {
-            problems.push(format!("{file}: \"{key}\" {why}; rotate the certificate with `rumor renew {id} --secret <its name>`"));
-        }
-        if let Some(when) = expiry(value) {
-            let left = (when - time::OffsetDateTime::now_utc()).whole_days();
-            if left < days as i64 {
-                problems.push(format!("{file}: \"{key}\" expires in {left} days; run `rumor renew {id} --expiring {days}`"));
-            }
-        }
-    }
-    let (Some(outcome), Ok(Some((private, _)))) = (outcome, rendered) else { return problems };
-    let expected = plain_pairs(outcome.workspace.text(&private).unwrap_or_default());
-    for (key, value) in &pairs {
-        match expected.iter().find(|(k, _)| k == key) {
-            Some((_, v)) if v.as_str() == value.as_str() => {}
-            Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
-            None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
-        }
-    }
-    for (k, _) in &expected {
-        if !pairs.iter().any(|(key, _)| key == k) {
-            problems.push(format!("{file}: \"{k}\" is missing; run `rumor new {id}`"));
-        }
-    }
-    problems
 }

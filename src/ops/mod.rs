@@ -1,0 +1,254 @@
+//! Fleet operations: what the fleet commands do, as a library, so tests
+//! and other front ends call the same code the CLI does. `cli/` parses
+//! arguments and prints; everything else is here.
+//!
+//! - [`open`]: a fleet, its admin identities, its store, its addresses;
+//! - [`provision`]: one device's spec run over the store;
+//! - [`for_each`]: a bounded pool of devices at once;
+//! - [`create_devices`]: new device files with their addresses;
+//! - [`expiring`]: certificates close to expiry;
+//! - [`setup`]: init, the store key, rekey; [`check`]: what check reports.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::device::{self, Device};
+use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
+use crate::error::Error;
+use crate::fleet::{Fleet, StoreHandle};
+
+pub mod check;
+pub mod setup;
+
+/// The admin identities, needed to open the local store and device files.
+pub fn admin_identities(required: bool) -> Result<Vec<age::x25519::Identity>, Error> {
+    match crate::identity::admin_path() {
+        Some(path) if path.is_file() => crate::identity::read(&path),
+        Some(path) if required => Err(Error::Input(format!(
+            "no admin identity at {}; run `rumor init`, or set RUMOR_IDENTITY to your age identity file",
+            path.display()
+        ))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A fleet with its admin identities and its store, opened once per
+/// command.
+pub struct Opened {
+    /// The fleet.
+    pub fleet: Fleet,
+    /// The admin identities.
+    pub identities: Vec<age::x25519::Identity>,
+    /// The store.
+    pub handle: Arc<dyn StoreHandle>,
+    /// Who holds each overlay address, read once per command.
+    pub owners: std::collections::BTreeMap<std::net::Ipv4Addr, BTreeSet<String>>,
+}
+
+/// Opens the fleet in `dir`.
+pub fn open(dir: &Path) -> Result<Opened, Error> {
+    open_fleet(Fleet::open(dir)?)
+}
+
+/// [`open`] for a fleet already read.
+pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
+    let local = fleet.settings.store.kind == "local";
+    let identities = admin_identities(local)?;
+    let handle = fleet.store(&identities)?;
+    remove_stale_temps(&fleet);
+    let owners = device::owners(&fleet)?;
+    Ok(Opened { fleet, identities, handle, owners })
+}
+
+/// Removes the temp files a killed run left beside the fleet's files
+/// (those of live writers stay). Best effort: a leftover never blocks a run.
+fn remove_stale_temps(fleet: &Fleet) {
+    let mut dirs: BTreeSet<PathBuf> = [fleet.dir.clone(), fleet.dir.join("devices"), fleet.dir.join("templates")].into();
+    for id in device::ids(fleet).unwrap_or_default() {
+        if let Some(parent) = fleet.dir.join(fleet.output(&id)).parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        let _ = crate::fsutil::remove_stale_temps(&dir, false);
+    }
+}
+
+/// Runs one device's spec.
+pub fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool) -> Result<Outcome, Error> {
+    provision_with(o, id, rotation, verbose, dry_run, false)
+}
+
+/// [`provision`], with `--reencrypt`.
+pub fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool, reencrypt: bool) -> Result<Outcome, Error> {
+    let device = device::load(&o.fleet, id)?;
+    if let Ok(ip) = device.ip.parse() {
+        device::check_unique(&o.fleet, id, ip, &o.owners)?;
+    }
+    if let Some(other) = &device.wifi {
+        device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
+    }
+    let (spec, _) = device::spec(&o.fleet, id, &device)?;
+    let options = Options {
+        mode: Mode::Device(rotation),
+        identities: o.identities.clone(),
+        now: time::OffsetDateTime::now_utc(),
+        base_dir: o.fleet.dir.clone(),
+        verbose,
+        dry_run,
+        confined: true,
+        reencrypt,
+        gate: None,
+    };
+    let store = LazyStore::ready(o.handle.clone());
+    engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
+}
+
+/// Runs `work` for each device on a bounded pool of threads; results come
+/// back in the input order whatever the scheduling, and a failing device
+/// does not stop the others.
+/// `done` hears of each finished device (for a progress line).
+pub fn for_each<T: Send>(ids: &[String], done: &(dyn Fn(&str, bool) + Sync), work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
+    let workers = jobs().min(ids.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> = ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let result = work(id);
+                done(id, result.is_ok());
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
+        .collect()
+}
+
+/// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
+/// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
+/// with store round trips, so two per core keep the cores busy while half
+/// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
+/// bounds memory, and the cap bounds the connections to Vault.
+pub fn jobs() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    std::env::var("RUMOR_JOBS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(2 * cores).min(64)
+}
+
+/// An outcome without its workspace: a fleet run keeps one per device
+/// until the summary, and the secrets need not stay in memory that long.
+pub fn light(mut outcome: Outcome) -> Outcome {
+    outcome.workspace = crate::workspace::Workspace::new();
+    outcome
+}
+
+/// What `rumor new` gives a device it creates.
+#[derive(Default)]
+pub struct NewDevice {
+    /// Its overlay address (default: the next free one).
+    pub ip: Option<String>,
+    /// Its display name.
+    pub name: Option<String>,
+    /// The device whose Wi-Fi credentials it shares.
+    pub wifi: Option<String>,
+}
+
+/// Creates the devices among `ids` that have no device file yet: each gets
+/// the next free address (or `new.ip`) and a ledger line. Returns those it
+/// created, with their addresses. Holds the store's lock while it runs, and
+/// refuses to start when what the embedded store holds for them does not
+/// authenticate.
+pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<(String, std::net::Ipv4Addr)>, Error> {
+    let _lock = o.handle.lock()?;
+    // What the embedded store holds for these devices must authenticate
+    // before anything is created: a planted entry stops the command here.
+    // (Vault's entries are guarded by its access control.)
+    if o.handle.local().is_some() {
+        o.handle.read(&format!("{}/current", o.fleet.shared_path()))?;
+        for id in ids {
+            o.handle.read(&format!("{}/current", o.fleet.device_path(id)))?;
+        }
+    }
+    let devices_lock = device::lock_devices(&o.fleet)?;
+    let mut allocated = BTreeSet::new();
+    let mut created = Vec::new();
+    for id in ids {
+        let path = device::path(&o.fleet, id);
+        if path.exists() {
+            if new.ip.is_some() || new.name.is_some() || new.wifi.is_some() {
+                let current = device::load(&o.fleet, id)?;
+                if new.ip.as_deref().is_some_and(|ip| ip != current.ip) {
+                    return Err(Error::Input(format!("{id} exists with ip {}; edit {} to change it", current.ip, path.display())));
+                }
+            }
+            continue;
+        }
+        let ip = match &new.ip {
+            Some(ip) => {
+                let ip = ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
+                device::check_unique(&o.fleet, id, ip, &o.owners)?;
+                ip
+            }
+            // allocate() scans every device file; after the first, the next
+            // free address is the one after this run's last (it allocates
+            // past the highest taken), which keeps creating N devices linear.
+            None => match allocated.last().and_then(|prev| next_in_overlay(&o.fleet, *prev)) {
+                Some(ip) => ip,
+                None => device::allocate(&o.fleet, &allocated)?,
+            },
+        };
+        allocated.insert(ip);
+        let device = Device { name: new.name.clone().unwrap_or_default(), ip: ip.to_string(), groups: vec!["pidgeon".into()], wifi: new.wifi.clone(), vars: Default::default() };
+        device::save(&o.fleet, id, &device)?;
+        // Validates the address against the overlay and the other fields.
+        if let Err(e) = device::load(&o.fleet, id) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        device::record_allocation(&o.fleet, ip, id)?;
+        created.push((id.clone(), ip));
+    }
+    drop(devices_lock);
+    Ok(created)
+}
+
+/// The address after `prev`, if it is still a host address of the overlay.
+fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
+    let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
+    let last = u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
+    let next = u32::from(prev).checked_add(1)?;
+    (next <= last).then(|| std::net::Ipv4Addr::from(next))
+}
+
+/// Certificates of a device that expire within `days`.
+pub fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
+    let Some(current) = o.handle.read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
+    let limit = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
+    let mut out = Vec::new();
+    for (name, value) in &current.data {
+        if let Some(when) = expiry(value) {
+            if when < limit {
+                out.push(name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When a stored certificate expires, for X.509 and Nebula certificates.
+pub fn expiry(value: &str) -> Option<time::OffsetDateTime> {
+    if value.contains("-----BEGIN CERTIFICATE-----") {
+        return crate::x509::not_after(value).ok();
+    }
+    if value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
+        return crate::nebula::Certificate::from_pem(value).ok().map(|c| c.expires_at());
+    }
+    None
+}
