@@ -11,69 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use support::postgres::Postgres;
+use support::fleet::Fleet;
 use support::{fails, ok, require, Bao};
-
-/// A fleet in a temp dir with its own HOME (and so its own admin identity).
-struct Fleet {
-    tmp: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Fleet {
-    fn new(env: Vec<(&'static str, String)>) -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        Fleet { tmp, env }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.tmp.path().join("fleet")
-    }
-
-    fn identity(&self) -> PathBuf {
-        self.tmp.path().join(".home/.config/rumor/identity.txt")
-    }
-
-    fn rumor(&self) -> Command {
-        let mut cmd = support::rumor(self.tmp.path());
-        cmd.envs(self.env.clone()).arg("-C").arg(self.dir());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        ok(self.rumor().args(args))
-    }
-
-    fn fail(&self, args: &[&str]) -> String {
-        fails(self.rumor().args(args))
-    }
-
-    fn file(&self, id: &str) -> PathBuf {
-        self.dir().join(format!("secrets/{id}.yaml"))
-    }
-
-    /// The device file decrypted by the real sops with `key`.
-    fn sops_decrypt(&self, id: &str, key: &Path) -> BTreeMap<String, String> {
-        let out = Command::new(require("sops").unwrap())
-            .args(["decrypt", "--input-type", "yaml", "--output-type", "json"])
-            .arg(self.file(id))
-            .env("SOPS_AGE_KEY_FILE", key)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.tmp.path().join(name);
-        fs::write(&path, content).unwrap();
-        path
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]).args(args).current_dir(self.dir()))
-    }
-}
 
 /// Values of a systemd EnvironmentFile of `KEY="value"` lines, unescaped
 /// the way systemd reads double-quoted values.
