@@ -221,7 +221,6 @@ pub(super) fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: 
         dry_run,
         confined: true,
         reencrypt,
-        gate: None,
     };
     let store = LazyStore::ready(o.handle.clone());
     engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
