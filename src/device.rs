@@ -274,7 +274,7 @@ fn render_spec(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Re
     let path = fleet.dir.join(template);
     let text = fleet.read_text(template)?.ok_or_else(|| Error::io(&path, &std::io::Error::from(std::io::ErrorKind::NotFound)))?;
     let rendered = render_text(&text, template, context)?;
-    let mut spec = spec::parse_with(&rendered, Format::Toml, &format!("{template} (rendered)"), false)?;
+    let mut spec = spec::parse(&rendered, Format::Toml, &format!("{template} (rendered)"))?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;
     Ok((spec, rendered))
 }

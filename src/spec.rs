@@ -3,16 +3,16 @@
 //! A spec is three ordered lists, `imports`, `generations` and `exports`,
 //! of entries `{importer|generator|exporter: <kind>, arguments: {...}}`.
 //! Maps keep their written order (env variables and SOPS secrets are
-//! emitted in it). Every spec is checked against the shipped JSON Schema
-//! before anything runs.
+//! emitted in it). Every entry's kind is resolved and its arguments are
+//! checked against the kind's declaration (see [`crate::generate::decl`])
+//! when the spec is parsed, before anything runs.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-/// The JSON Schema of the spec format, as `rumor schema` prints it.
-pub const SCHEMA: &str = include_str!("../schema.json");
+use crate::generate::{self, decl, Arg, ArgError, Args, Registered};
+use crate::transfer::{Exporter, Importer};
 
 /// The three sections of a spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,59 @@ impl Section {
     }
 }
 
+/// What an entry does: its kind, resolved when the spec is parsed.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// An import.
+    Importer(Importer),
+    /// A generation.
+    Generator(Registered),
+    /// An export.
+    Exporter(Exporter),
+}
+
+impl Kind {
+    /// The name a spec uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Importer(i) => i.name(),
+            Kind::Generator(g) => g.name,
+            Kind::Exporter(e) => e.name(),
+        }
+    }
+
+    /// The kind's declared arguments.
+    pub fn args(self) -> &'static [Arg] {
+        match self {
+            Kind::Importer(i) => i.args(),
+            Kind::Generator(g) => g.generator.args(),
+            Kind::Exporter(e) => e.args(),
+        }
+    }
+
+    fn resolve(section: Section, name: &str) -> Option<Kind> {
+        match section {
+            Section::Imports => Importer::from_name(name).map(Kind::Importer),
+            Section::Generations => generate::resolve(name).map(Kind::Generator),
+            Section::Exports => Exporter::from_name(name).map(Kind::Exporter),
+        }
+    }
+
+    fn known(section: Section) -> Vec<&'static str> {
+        match section {
+            Section::Imports => Importer::ALL.iter().map(|i| i.name()).collect(),
+            Section::Generations => generate::kinds().collect(),
+            Section::Exports => Exporter::ALL.iter().map(|e| e.name()).collect(),
+        }
+    }
+}
+
+impl PartialEq<&str> for Kind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 /// One entry of a section.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -53,7 +106,7 @@ pub struct Entry {
     /// Its position there.
     pub index: usize,
     /// The importer, generator or exporter kind.
-    pub kind: String,
+    pub kind: Kind,
     /// Its arguments, in written order.
     pub arguments: Map<String, Value>,
     /// The original accepted a `renew` key beside `arguments` and ignored
@@ -64,7 +117,7 @@ pub struct Entry {
 impl Entry {
     /// `generations[3] (nebula)`, the prefix of every message about it.
     pub fn label(&self) -> String {
-        format!("{}[{}] ({})", self.section.key(), self.index, self.kind)
+        format!("{}[{}] ({})", self.section.key(), self.index, self.kind.name())
     }
 }
 
@@ -120,7 +173,8 @@ pub enum SpecError {
         /// The parser's message.
         message: String,
     },
-    /// The document does not match the spec schema.
+    /// The document does not match the spec format or an entry's declared
+    /// arguments.
     #[error("{origin}: {location}: {message}")]
     Schema {
         /// The file name, or `<stdin>`.
@@ -142,18 +196,10 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Parses spec text in `format`; `origin` names it in messages. The
-/// document is checked against the JSON Schema.
+/// Parses spec text in `format`; `origin` names it in messages. Every
+/// entry's kind is resolved and its arguments checked against the kind's
+/// declaration, the same for `rumor run` and device specs.
 pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError> {
-    parse_with(text, format, origin, true)
-}
-
-/// [`parse`], optionally without the JSON Schema check. Compiling the
-/// schema costs about 20 ms per process, most of a no-op device run, so
-/// device specs rendered from the fleet's templates skip it: the engine
-/// checks every entry's arguments before the first import either way, and
-/// a test keeps the default template schema-valid.
-pub fn parse_with(text: &str, format: Format, origin: &str, schema: bool) -> Result<Spec, SpecError> {
     let syntax = |line, message: String| SpecError::Syntax { origin: origin.to_owned(), line, message };
     let Unique(value) = match format {
         Format::Json => serde_json::from_str(text).map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
@@ -166,7 +212,7 @@ pub fn parse_with(text: &str, format: Format, origin: &str, schema: bool) -> Res
             syntax(line, e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; "))
         })?,
     };
-    from_value_with(&value, origin, schema)
+    from_value(&value, origin)
 }
 
 /// Deeper YAML flow nesting is refused before parsing: libyaml's scanner
@@ -281,34 +327,11 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
     parse(&text, format, &origin)
 }
 
-fn validator() -> Option<&'static jsonschema::Validator> {
-    static VALIDATOR: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
-    VALIDATOR
-        .get_or_init(|| serde_json::from_str(SCHEMA).ok().and_then(|schema| jsonschema::validator_for(&schema).ok()))
-        .as_ref()
-}
-
-/// Checks spec text against the JSON Schema only (the text must parse;
-/// [`parse_with`] reports syntax errors).
-pub fn check_schema(text: &str, format: Format, origin: &str) -> Result<(), SpecError> {
-    let value: Value = match format {
-        Format::Json => serde_json::from_str(text).ok(),
-        Format::Yaml => serde_yaml_ng::from_str(text).ok(),
-        Format::Toml => toml::from_str(text).ok(),
-    }
-    .unwrap_or(Value::Null);
-    from_value_with(&value, origin, true).map(|_| ())
-}
-
-/// Checks a parsed document against the schema and turns it into a spec.
+/// Checks a parsed document and turns it into a spec.
 pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
-    from_value_with(value, origin, true)
-}
-
-fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, SpecError> {
     let schema_error = |location: String, message: String| SpecError::Schema { origin: origin.to_owned(), location, message };
     let root = value.as_object().ok_or_else(|| schema_error("top level".into(), "a spec must be a map with imports, generations and exports".into()))?;
-    let mut spec = Spec::default();
+    let mut raw: Vec<(Section, usize, String, Map<String, Value>, bool)> = Vec::new();
     for section in [Section::Imports, Section::Generations, Section::Exports] {
         let list = match root.get(section.key()) {
             Some(Value::Array(list)) => list,
@@ -335,8 +358,12 @@ fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, Sp
                     return Err(schema_error(format!("{at} ({kind})"), format!("unknown field \"{key}\"; put arguments under \"arguments\"")));
                 }
             }
-            let stray_renew = map.contains_key("renew");
-            spec.sections_mut(section).push(Entry { section, index, kind, arguments, stray_renew });
+            let stray_renew = match map.get("renew") {
+                None => false,
+                Some(Value::Bool(_)) => true,
+                Some(_) => return Err(schema_error(format!("{at} ({kind})"), "must be of type boolean".into())),
+            };
+            raw.push((section, index, kind, arguments, stray_renew));
         }
     }
     for key in root.keys() {
@@ -344,55 +371,49 @@ fn from_value_with(value: &Value, origin: &str, schema: bool) -> Result<Spec, Sp
             return Err(schema_error("top level".into(), format!("unknown section \"{key}\"; a spec has imports, generations and exports")));
         }
     }
-    spec.check_kinds().map_err(|(location, message)| schema_error(location, message))?;
-    if let Some(validator) = validator().filter(|_| schema) {
-        if let Some(error) = validator.iter_errors(value).next() {
-            let location = spec.locate(&error.instance_path.to_string());
-            return Err(schema_error(location, schema_message(&error.kind, error.schema_path.as_str())));
-        }
+    // Unknown kinds get their own message, listing the known ones.
+    let mut spec = Spec::default();
+    for (section, index, name, arguments, stray_renew) in raw {
+        let Some(kind) = Kind::resolve(section, &name) else {
+            return Err(schema_error(
+                format!("{}[{index}]", section.key()),
+                format!("unknown {} \"{name}\"; known: {}", section.kind_key(), Kind::known(section).join(", ")),
+            ));
+        };
+        spec.sections_mut(section).push(Entry { section, index, kind, arguments, stray_renew });
+    }
+    for entry in spec.entries() {
+        check_arguments(entry).map_err(|(location, message)| schema_error(location, message))?;
     }
     Ok(spec)
 }
 
-/// A schema error in words, built from the schema's side only: the
-/// validator's own messages quote the offending value, which may be a
-/// secret put in the wrong place.
-fn schema_message(kind: &jsonschema::error::ValidationErrorKind, schema_path: &str) -> String {
-    use jsonschema::error::{TypeKind, ValidationErrorKind as K};
-    match kind {
-        K::Required { property } => format!("missing argument {property}"),
-        K::AnyOf => any_of_message(schema_path).unwrap_or_else(|| "does not match the spec schema (see `rumor schema`)".into()),
-        K::Type { kind: TypeKind::Single(t) } => format!("must be of type {t}"),
-        K::Type { kind: TypeKind::Multiple(types) } => {
-            format!("must be one of the types {}", types.into_iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+/// Checks an entry's arguments against its kind's declaration (and, for a
+/// generator, its own further checks).
+fn check_arguments(entry: &Entry) -> Result<(), (String, String)> {
+    let args = Args::new(&entry.arguments);
+    let checked = match entry.kind {
+        Kind::Generator(g) => args.renew().and_then(|_| g.generator.validate(&args)),
+        Kind::Importer(i) => decl::check(i.args(), &args),
+        // Exporters take no allow_fail, but a malformed one was always refused.
+        Kind::Exporter(e) => decl::check(e.args(), &args).and_then(|()| args.bool_or("allow_fail", false).map(drop)),
+    };
+    checked.map_err(|e| placed(entry, e))
+}
+
+/// Where and what: a value of the wrong type is worded as the JSON Schema
+/// words it, at `generations[0] (text), argument "text"`; anything else
+/// follows the entry, as the engine words it. Never the value itself.
+fn placed(entry: &Entry, e: ArgError) -> (String, String) {
+    if let ArgError::WrongType { arg, .. } = &e {
+        let declared = entry.kind.args().iter().find(|a| a.name == arg.as_str()).and_then(Arg::json_type);
+        let json_type = if arg == "renew" { Some("boolean") } else { declared };
+        if let Some(json_type) = json_type {
+            return (format!("{}, argument \"{arg}\"", entry.label()), format!("must be of type {json_type}"));
         }
-        K::Enum { options } => format!("must be one of {options}"),
-        K::Minimum { limit } => format!("must be at least {limit}"),
-        K::AdditionalProperties { unexpected } => format!("unknown field \"{}\"", unexpected.join("\", \"")),
-        _ => "does not match the spec schema (see `rumor schema`)".into(),
     }
+    (entry.label(), e.to_string())
 }
-
-/// An `anyOf` of argument forms (`config`, or the 1.x `name`) in words,
-/// from the alternatives' `required` and `title` in the schema itself.
-fn any_of_message(schema_path: &str) -> Option<String> {
-    static SCHEMA_VALUE: OnceLock<Option<Value>> = OnceLock::new();
-    let schema = SCHEMA_VALUE.get_or_init(|| serde_json::from_str(SCHEMA).ok()).as_ref()?;
-    let forms = schema.pointer(schema_path)?.as_array()?;
-    let named: Vec<String> = forms
-        .iter()
-        .map(|form| {
-            let arg = form.get("required")?.as_array()?.first()?.as_str()?;
-            let title = form.get("title").and_then(Value::as_str).unwrap_or("");
-            let release = title.split(':').next().unwrap_or("").trim();
-            Some(if release.is_empty() { format!("\"{arg}\"") } else { format!("\"{arg}\" ({release})") })
-        })
-        .collect::<Option<_>>()?;
-    Some(format!("missing argument {}", named.join(" or ")))
-}
-
-const IMPORTERS: &[&str] = &["copy", "vault", "vault-file"];
-const EXPORTERS: &[&str] = &["copy", "vault", "vault-file"];
 
 impl Spec {
     fn sections_mut(&mut self, section: Section) -> &mut Vec<Entry> {
@@ -406,43 +427,6 @@ impl Spec {
     /// All entries, in running order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.imports.iter().chain(&self.generations).chain(&self.exports)
-    }
-
-    /// Unknown kinds get their own message, listing the known ones.
-    fn check_kinds(&self) -> Result<(), (String, String)> {
-        for entry in self.entries() {
-            let known: Vec<&str> = match entry.section {
-                Section::Imports => IMPORTERS.to_vec(),
-                Section::Exports => EXPORTERS.to_vec(),
-                Section::Generations => crate::generate::kinds().collect(),
-            };
-            if !known.contains(&entry.kind.as_str()) {
-                return Err((
-                    format!("{}[{}]", entry.section.key(), entry.index),
-                    format!("unknown {} \"{}\"; known: {}", entry.section.kind_key(), entry.kind, known.join(", ")),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Turns a JSON pointer like `/generations/3/arguments/ip` into
-    /// `generations[3] (nebula), argument "ip"`.
-    fn locate(&self, pointer: &str) -> String {
-        let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
-        let section = match parts.first() {
-            Some(&"imports") => &self.imports,
-            Some(&"generations") => &self.generations,
-            Some(&"exports") => &self.exports,
-            _ => return if pointer.is_empty() { "top level".into() } else { pointer.into() },
-        };
-        let Some(entry) = parts.get(1).and_then(|i| i.parse::<usize>().ok()).and_then(|i| section.get(i)) else {
-            return parts[0].to_owned();
-        };
-        match (parts.get(2), parts.get(3)) {
-            (Some(&"arguments"), Some(arg)) => format!("{}, argument \"{arg}\"", entry.label()),
-            _ => entry.label(),
-        }
     }
 }
 
@@ -504,8 +488,4 @@ mod tests {
         assert!(spec.generations[0].stray_renew);
     }
 
-    #[test]
-    fn schema_parses() {
-        assert!(validator().is_some(), "schema.json must be a valid JSON Schema");
-    }
 }

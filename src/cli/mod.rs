@@ -133,7 +133,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Run(args) => run::run(args),
         Command::Stdin(args) => run::stdin(args),
         Command::Schema => {
-            print!("{}", crate::spec::SCHEMA);
+            print!("{}", crate::schema::schema());
             Ok(())
         }
         Command::Decrypt(args) => run::decrypt(args),

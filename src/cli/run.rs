@@ -71,22 +71,11 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
     parse_and_execute(text, format, origin, &args.flags)
 }
 
-/// Parses without the schema, then runs with the schema checked on another
-/// thread: compiling it takes about as long as a small spec's run, and
-/// nothing is written before the engine asks the gate.
+/// Parses (checking every entry against its declaration), then runs.
 fn parse_and_execute(text: String, format: Format, origin: String, flags: &WorkspaceFlags) -> Result<(), Error> {
-    let mut spec = spec::parse_with(&text, format, &origin, false)?;
+    let mut spec = spec::parse(&text, format, &origin)?;
     engine::load_templates(&mut spec, &super::current_dir()?)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(spec::check_schema(&text, format, &origin));
-    });
-    let rx = std::sync::Mutex::new(rx);
-    let gate: engine::Gate = Box::new(move || {
-        let verdict = rx.lock().map_err(|_| Error::Input("the schema check failed".into()))?.recv();
-        verdict.map_err(|_| Error::Input("the schema check did not finish".into()))?.map_err(Error::from)
-    });
-    execute(&spec, flags, Some(gate))
+    execute(&spec, flags)
 }
 
 /// Runs a spec from standard input.
@@ -106,7 +95,7 @@ pub fn vault_from_env() -> LazyStore {
     })
 }
 
-fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> Result<(), Error> {
+fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
     // Refused here, as input, before the store is opened lazily mid-run.
     crate::store::vault::check_env_addr()?;
     let cwd = super::current_dir()?;
@@ -114,7 +103,6 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags, gate: Option<engine::Gate>) -> R
     let mut options = Options::run(cwd.clone());
     options.identities = crate::identity::available();
     options.verbose = flags.verbose;
-    options.gate = gate;
     let store = vault_from_env();
     let mut rng = rand::rngs::OsRng;
     let outcome = engine::run(spec, workspace, &store, &options, &mut rng)?;

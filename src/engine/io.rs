@@ -11,7 +11,8 @@ use super::{entry_error, store_error, LazyStore, Options, Outcome};
 use crate::error::{Error, Kind};
 use crate::fsutil;
 use crate::generate::{self, Args};
-use crate::spec::Entry;
+use crate::spec::{Entry, Kind as EntryKind};
+use crate::transfer::{Exporter, Importer};
 use crate::store::{Data, Store};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
@@ -73,8 +74,11 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let allow_fail = args.bool_or("allow_fail", false).map_err(input)?;
-    match entry.kind.as_str() {
-        "copy" => {
+    let EntryKind::Importer(importer) = entry.kind else {
+        return Err(entry_error(entry, "is not an import", Kind::Input));
+    };
+    match importer {
+        Importer::Copy => {
             let from = args.str("from").map_err(input)?;
             let to = args.name("to").map_err(input)?;
             match read_copy(&options.base_dir, from, options.confined) {
@@ -87,7 +91,7 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
                 Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", resolve(&options.base_dir, from).display(), e.reason()), Kind::Io)),
             }
         }
-        "vault" | "vault-file" => {
+        Importer::Vault | Importer::VaultFile => {
             let path = current(args.str("path").map_err(input)?);
             let store = open_store(entry, store)?;
             let found = store.read(&path).map_err(|e| store_error(entry, e))?;
@@ -98,7 +102,7 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
                 }
                 return Err(entry_error(entry, format!("nothing at \"{path}\" in {}; set allow_fail = true if that is expected", store.describe()), Kind::Store));
             };
-            if entry.kind == "vault" {
+            if importer == Importer::Vault {
                 for (key, value) in &found.data {
                     check_name(key).map_err(|why| entry_error(entry, format!("\"{path}\" holds key \"{key}\", which {why}"), Kind::Input))?;
                     ws.insert(key.clone(), File::new(restore_newline(value), Visibility::Private));
@@ -112,7 +116,6 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
                 }
             }
         }
-        other => return Err(entry_error(entry, format!("unknown importer \"{other}\""), Kind::Input)),
     }
     if options.verbose {
         eprintln!("rumor: {}: imported", entry.label());
@@ -150,8 +153,11 @@ fn stamp(now: OffsetDateTime) -> String {
 pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, Seen>, outcome: &mut Outcome) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
-    match entry.kind.as_str() {
-        "copy" => {
+    let EntryKind::Exporter(exporter) = entry.kind else {
+        return Err(entry_error(entry, "is not an export", Kind::Input));
+    };
+    match exporter {
+        Exporter::Copy => {
             let from = args.name("from").map_err(input)?;
             let to_arg = args.str("to").map_err(input)?;
             let to = resolve(&options.base_dir, to_arg);
@@ -164,7 +170,7 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
                 outcome.files_written.push(to);
             }
         }
-        "vault" | "vault-file" => {
+        Exporter::Vault | Exporter::VaultFile => {
             let base = args.str("path").map_err(input)?.trim_matches('/').to_owned();
             let path = current(&base);
             let store = open_store(entry, store)?;
@@ -179,7 +185,7 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
             };
             let mut data: Data = existing.unwrap_or_default();
             let old = data.clone();
-            if entry.kind == "vault" {
+            if exporter == Exporter::Vault {
                 data = Data::new();
                 let names: Vec<String> = match args.opt_str_list("files").map_err(input)? {
                     Some(files) => files.into_iter().map(str::to_owned).collect(),
@@ -204,7 +210,6 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
             outcome.store_writes.push(path);
             outcome.store_writes.push(history);
         }
-        other => return Err(entry_error(entry, format!("unknown exporter \"{other}\""), Kind::Input)),
     }
     if options.verbose {
         eprintln!("rumor: {}: exported", entry.label());

@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use crate::error::{Error, Kind};
 use crate::fsutil;
 use crate::generate::{self, Args, Context, CryptoRngCore, GenError};
-use crate::spec::{Entry, Spec};
+use crate::spec::{self, Entry, Spec};
+use crate::transfer::{Exporter, Importer};
 use crate::store::{Store, StoreError};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
@@ -73,15 +74,7 @@ pub struct Options {
     /// Encrypt SOPS outputs under fresh data keys, reusing nothing from
     /// earlier outputs, and overwrite what the store does not vouch for.
     pub reencrypt: bool,
-    /// Asked after the generations and before the first export, also when
-    /// a generation failed; its error wins. `rumor run` uses it to check
-    /// the JSON Schema on another core while the generations run: nothing
-    /// before the exports writes anything.
-    pub gate: Option<Gate>,
 }
-
-/// See [`Options::gate`].
-pub type Gate = Box<dyn Fn() -> Result<(), Error> + Send + Sync>;
 
 impl Options {
     /// Options for `rumor run` in `base_dir`.
@@ -95,7 +88,6 @@ impl Options {
             dry_run: false,
             confined: false,
             reencrypt: false,
-            gate: None,
         }
     }
 }
@@ -176,39 +168,32 @@ fn check_interrupted() -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks every entry's arguments before anything runs.
+/// Checks every entry's arguments before anything runs: the declared
+/// ones again (a spec may be built or changed after parsing), then what
+/// only the engine knows (store paths, the names in `files`).
 pub fn check(spec: &Spec) -> Result<(), Error> {
     for entry in spec.entries() {
         let args = Args::new(&entry.arguments);
         let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
-        match (entry.section, entry.kind.as_str()) {
-            (crate::spec::Section::Generations, kind) => {
-                let generator = generate::lookup(kind).ok_or_else(|| entry_error(entry, "unknown generator", Kind::Input))?;
+        match entry.kind {
+            spec::Kind::Generator(g) => {
                 args.renew().map_err(input)?;
-                generator.outputs(&args).map_err(input)?;
+                g.generator.validate(&args).map_err(input)?;
             }
-            (_, "copy") => {
-                args.str("from").map_err(input)?;
-                args.str("to").map_err(input)?;
-                let name = if entry.section == crate::spec::Section::Imports { "to" } else { "from" };
-                args.name(name).map_err(input)?;
+            spec::Kind::Importer(i) => generate::decl::check(i.args(), &args).map_err(input)?,
+            spec::Kind::Exporter(e) => {
+                generate::decl::check(e.args(), &args).map_err(input)?;
+                // Exporters take no allow_fail, but a malformed one was always refused.
                 args.bool_or("allow_fail", false).map_err(input)?;
             }
-            (_, "vault") => {
-                crate::store::split_mount(args.str("path").map_err(input)?).map_err(|e| store_error(entry, e))?;
-                args.bool_or("allow_fail", false).map_err(input)?;
-                if let Some(files) = args.opt_str_list("files").map_err(input)? {
-                    for (i, f) in files.iter().enumerate() {
-                        check_name(f).map_err(|why| entry_error(entry, format!("argument \"files\"[{i}] \"{f}\" {why}"), Kind::Input))?;
-                    }
-                }
+        }
+        if matches!(entry.kind, spec::Kind::Importer(Importer::Vault | Importer::VaultFile) | spec::Kind::Exporter(Exporter::Vault | Exporter::VaultFile)) {
+            crate::store::split_mount(args.str("path").map_err(input)?).map_err(|e| store_error(entry, e))?;
+        }
+        if let Some(files) = args.opt_str_list("files").map_err(input)?.filter(|_| matches!(entry.kind, spec::Kind::Exporter(Exporter::Vault))) {
+            for (i, f) in files.iter().enumerate() {
+                check_name(f).map_err(|why| entry_error(entry, format!("argument \"files\"[{i}] \"{f}\" {why}"), Kind::Input))?;
             }
-            (_, "vault-file") => {
-                crate::store::split_mount(args.str("path").map_err(input)?).map_err(|e| store_error(entry, e))?;
-                args.name("file").map_err(input)?;
-                args.bool_or("allow_fail", false).map_err(input)?;
-            }
-            (_, kind) => return Err(entry_error(entry, format!("unknown kind \"{kind}\""), Kind::Input)),
         }
     }
     Ok(())
@@ -220,7 +205,8 @@ pub fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
     spec.generations
         .iter()
         .filter_map(|entry| {
-            let note = generate::lookup(&entry.kind)?.legacy_form(&Args::new(&entry.arguments))?;
+            let spec::Kind::Generator(g) = entry.kind else { return None };
+            let note = g.generator.legacy_form(&Args::new(&entry.arguments))?;
             Some((entry, note))
         })
         .collect()
@@ -271,7 +257,7 @@ pub fn run(
         // What the store vouches for, before the generations replace it:
         // the trusted content of every file a fleet `copy` export writes.
         if options.confined {
-            for entry in spec.exports.iter().filter(|e| e.kind == "copy") {
+            for entry in spec.exports.iter().filter(|e| is_file_export(e)) {
                 if let Some(from) = entry.arguments.get("from").and_then(|v| v.as_str()) {
                     if workspace.is_trusted(from) {
                         if let Some(file) = workspace.get(from) {
@@ -292,12 +278,9 @@ pub fn run(
         }
         Ok::<(), Error>(())
     })();
-    if let Some(gate) = &options.gate {
-        gate()?;
-    }
     made?;
     if options.confined && !options.reencrypt {
-        for entry in spec.exports.iter().filter(|e| e.kind == "copy") {
+        for entry in spec.exports.iter().filter(|e| is_file_export(e)) {
             io::check_vouched(entry, &workspace, &vouched, store, &seen, options)?;
         }
     }
@@ -305,7 +288,7 @@ pub fn run(
         outcome.workspace = workspace;
         return Ok(outcome);
     }
-    let (to_store, to_disk): (Vec<&Entry>, Vec<&Entry>) = spec.exports.iter().partition(|e| e.kind != "copy");
+    let (to_disk, to_store): (Vec<&Entry>, Vec<&Entry>) = spec.exports.iter().partition(|e| is_file_export(e));
     for entry in to_store.into_iter().chain(to_disk) {
         check_interrupted()?;
         let started = std::time::Instant::now();
@@ -316,9 +299,17 @@ pub fn run(
     Ok(outcome)
 }
 
+/// A `copy` export: it writes a file on disk.
+fn is_file_export(entry: &Entry) -> bool {
+    matches!(entry.kind, spec::Kind::Exporter(e) if !e.to_store())
+}
+
 fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dyn CryptoRngCore, outcome: &mut Outcome) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
-    let generator = generate::lookup(&entry.kind).ok_or_else(|| entry_error(entry, "unknown generator", Kind::Input))?;
+    let spec::Kind::Generator(registered) = entry.kind else {
+        return Err(entry_error(entry, "is not a generation", Kind::Input));
+    };
+    let generator = registered.generator;
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let outputs = generator.outputs(&args).map_err(input)?;
     let marked = args.renew().map_err(input)?;

@@ -3,14 +3,23 @@
 
 use age::secrecy::ExposeSecret;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// The `age` generator.
 pub struct Age;
 
+const ARGS: &[Arg] = &[
+    Arg::private("private", "the identity, AGE-SECRET-KEY-1…"),
+    Arg::public("public", "its recipient, age1…"),
+];
+
 impl Generator for Age {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![args.name("private")?.to_owned(), args.name("public")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "an age identity and its recipient, as age-keygen makes them"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, _cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -23,9 +32,5 @@ impl Generator for Age {
             Output::private(args.name("private")?, secret.expose_secret().as_bytes()),
             Output::public(args.name("public")?, recipient),
         ])
-    }
-
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
     }
 }

@@ -11,15 +11,10 @@ pub enum ArgError {
     /// A required argument is absent.
     #[error("missing argument \"{0}\"")]
     Missing(String),
-    /// Neither an argument nor the older release's form of it is given
-    /// (`config`, or the 1.x `name`).
-    #[error("missing argument \"{modern}\" (2.x form) or \"{legacy}\" (1.x form)")]
-    MissingForm {
-        /// The current argument.
-        modern: &'static str,
-        /// The argument the original's 1.x releases took instead.
-        legacy: &'static str,
-    },
+    /// None of an entry's alternative argument forms is given: `"config"
+    /// (2.x form) or "name" (1.x form)`, from the declaration.
+    #[error("missing argument {0}")]
+    MissingForm(String),
     /// An argument has the wrong JSON type.
     #[error("argument \"{arg}\" must be {expected}, not {found}")]
     WrongType {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::Duration;
 
 use super::openssl::{load_ca, x509_failed, MAX_DAYS};
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::x509::{self, Ext, Extension, KeyType, PrivateKey, San, Subject, Template};
 
 /// A CockroachDB CA: O=Cockroach, CN=Cockroach CA.
@@ -24,6 +24,32 @@ const LEGACY_USER: &str = "client";
 
 const CA_DAYS: u64 = 10 * 365;
 const CERT_DAYS: u64 = 5 * 365;
+
+const CA_ARGS: &[Arg] = &[
+    Arg::public("public", "the CA certificate"),
+    Arg::private("private", "the CA's RSA key, PKCS#1"),
+    Arg::value("name", Type::Str, "accepted as the original did; the CA is always CN=Cockroach CA").optional(),
+    Arg::int("days", CA_DAYS, 1, MAX_DAYS, "days valid"),
+];
+
+const NODE_ARGS: &[Arg] = &[
+    Arg::input("ca_public", "the CA certificate"),
+    Arg::input("ca_private", "the CA key"),
+    Arg::value("hosts", Type::StrOrList, "host names and addresses, a list or comma-separated"),
+    Arg::public("public", "the node certificate"),
+    Arg::private("private", "the node's RSA key, PKCS#1"),
+    Arg::int("days", CERT_DAYS, 1, MAX_DAYS, "days valid"),
+];
+
+const CLIENT_ARGS: &[Arg] = &[
+    Arg::input("ca_public", "the CA certificate"),
+    Arg::input("ca_private", "the CA key"),
+    Arg::public("public", "the client certificate"),
+    Arg::private("private", "the client's RSA key, PKCS#1"),
+    // Came in 1.3.0; without it the certificate is for "client", as 1.2 made it.
+    Arg::value("user", Type::Str, "the certificate's user (CN); 1.2 had none and made it for \"client\"").optional(),
+    Arg::int("days", CERT_DAYS, 1, MAX_DAYS, "days valid"),
+];
 
 const DIGITAL_SIGNATURE: u16 = 1;
 const CONTENT_COMMITMENT: u16 = 1 << 1;
@@ -50,10 +76,10 @@ fn template(
     args: &Args,
     cx: &mut Context,
     subject: Subject,
-    default_days: u64,
+    decl: &[Arg],
     extensions: Vec<Ext>,
 ) -> Result<Template, GenError> {
-    let days = args.int_or("days", default_days, 1, MAX_DAYS)?;
+    let days = decl::int(decl, args, "days")?;
     let not_before = cx.now - Duration::hours(1);
     Ok(Template {
         subject,
@@ -62,13 +88,6 @@ fn template(
         not_after: not_before + Duration::days(days as i64),
         extensions,
     })
-}
-
-fn outputs(args: &Args) -> Result<Vec<String>, ArgError> {
-    Ok(vec![
-        args.name("public")?.to_owned(),
-        args.name("private")?.to_owned(),
-    ])
 }
 
 fn write(args: &Args, cert: String, key: &PrivateKey) -> Result<Vec<Output>, GenError> {
@@ -88,6 +107,7 @@ fn rsa_key(cx: &mut Context) -> Result<PrivateKey, GenError> {
 fn leaf(
     args: &Args,
     cx: &mut Context,
+    decl: &[Arg],
     common_name: &str,
     mut extensions: Vec<Ext>,
 ) -> Result<Vec<Output>, GenError> {
@@ -106,7 +126,7 @@ fn leaf(
             issuer: x509::Want::No,
         },
     ));
-    let template = template(args, cx, subject(common_name)?, CERT_DAYS, extensions)?;
+    let template = template(args, cx, subject(common_name)?, decl, extensions)?;
     let key = rsa_key(cx)?;
     let cert = ca.sign(&template, &key).map_err(x509_failed)?;
     write(args, cert, &key)
@@ -145,12 +165,12 @@ fn hosts(args: &Args) -> Result<Vec<String>, ArgError> {
 }
 
 impl Generator for CockroachCa {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+    fn doc(&self) -> &'static str {
+        "an RSA 2048 CA, O=Cockroach, CN=Cockroach CA"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        outputs(args)
+    fn args(&self) -> &'static [Arg] {
+        CA_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -170,7 +190,7 @@ impl Generator for CockroachCa {
             ),
             ext(false, Extension::SubjectKeyIdentifier),
         ];
-        let template = template(args, cx, subject("Cockroach CA")?, CA_DAYS, extensions)?;
+        let template = template(args, cx, subject("Cockroach CA")?, CA_ARGS, extensions)?;
         let key = rsa_key(cx)?;
         let cert = x509::self_signed(&template, &key).map_err(x509_failed)?;
         write(args, cert, &key)
@@ -178,12 +198,12 @@ impl Generator for CockroachCa {
 }
 
 impl Generator for CockroachNode {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+    fn doc(&self) -> &'static str {
+        "a node certificate: CN=node, a SAN per host, serverAuth and clientAuth"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        outputs(args)
+    fn args(&self) -> &'static [Arg] {
+        NODE_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -204,17 +224,17 @@ impl Generator for CockroachNode {
             ),
             ext(false, Extension::SubjectAltName(sans)),
         ];
-        leaf(args, cx, "node", extensions)
+        leaf(args, cx, NODE_ARGS, "node", extensions)
     }
 }
 
 impl Generator for CockroachClient {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+    fn doc(&self) -> &'static str {
+        "a client certificate: CN=user, clientAuth"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        outputs(args)
+    fn args(&self) -> &'static [Arg] {
+        CLIENT_ARGS
     }
 
     fn legacy_form(&self, args: &Args) -> Option<String> {
@@ -231,6 +251,6 @@ impl Generator for CockroachClient {
                 x509::ext::extended_key_usage_oid("clientAuth").unwrap_or_default()
             ]),
         )];
-        leaf(args, cx, user, extensions)
+        leaf(args, cx, CLIENT_ARGS, user, extensions)
     }
 }

@@ -1,14 +1,23 @@
 //! `copy` (from, to): a workspace file under a second name.
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// The `copy` generator.
 pub struct Copy;
 
+const ARGS: &[Arg] = &[
+    Arg::input("from", "the workspace file to copy"),
+    // Private whatever it copies: the file keeps the source's mode.
+    Arg::private("to", "the second name"),
+];
+
 impl Generator for Copy {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.name("from")?;
-        Ok(vec![args.name("to")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "a workspace file under a second name"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -6,7 +6,7 @@
 //! name, so nothing is lost and no prime search is needed. The bytes match
 //! `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048`.
 
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// Writes the ffdhe2048 group as `BEGIN DH PARAMETERS` PEM.
 pub struct Dhparam;
@@ -42,9 +42,16 @@ pub fn ffdhe2048_pem() -> Result<String, GenError> {
     ))
 }
 
+// Public parameters, but the original chmods the file 600.
+const ARGS: &[Arg] = &[Arg::private("name", "the PEM file")];
+
 impl Generator for Dhparam {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "BEGIN DH PARAMETERS for the RFC 7919 ffdhe2048 group"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, _cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 
 /// The `env` generator.
 pub struct Env;
@@ -25,15 +25,28 @@ fn check_key(key: &str) -> Result<(), ArgError> {
     }
 }
 
+const ARGS: &[Arg] = &[
+    Arg::private("name", "the env file"),
+    Arg::value("variables", Type::Map, "variable names and values; a value naming a workspace file is replaced by its content"),
+];
+
 impl Generator for Env {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
+    fn doc(&self) -> &'static str {
+        "lines KEY=\"value\", values trimmed and escaped"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
+    }
+
+    fn check(&self, args: &Args) -> Result<(), ArgError> {
         for (key, value) in args.map_arg("variables")? {
             check_key(key)?;
             if !value.is_string() {
                 return Err(ArgError::Invalid { arg: "variables".into(), why: format!("value of \"{key}\" must be a string") });
             }
         }
-        Ok(vec![args.name("name")?.to_owned()])
+        Ok(())
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

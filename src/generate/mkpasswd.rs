@@ -5,7 +5,7 @@ use yescrypt::{PasswordHasher, Yescrypt};
 use zeroize::Zeroizing;
 
 use super::random::{alphanumeric, MAX_LENGTH};
-use super::{Args, ArgError, Context, CryptoRngCore, GenError, Generator, Output};
+use super::{decl, Arg, Args, Context, CryptoRngCore, GenError, Generator, Output};
 
 /// The `mkpasswd` generator.
 pub struct Mkpasswd;
@@ -21,20 +21,25 @@ pub fn yescrypt_hash(password: &[u8], rng: &mut dyn CryptoRngCore) -> Result<Str
         .map_err(|e| GenError::Failed(format!("yescrypt failed: {e}")))
 }
 
+const ARGS: &[Arg] = &[
+    Arg::private("private", "the password"),
+    Arg::public("public", "its $y$ hash"),
+    Arg::int("length", 8, 1, MAX_LENGTH, "the password's length"),
+];
+
 impl Generator for Mkpasswd {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.int_or("length", 8, 1, MAX_LENGTH)?;
-        Ok(vec![args.name("private")?.to_owned(), args.name("public")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "a random alphanumeric password and its yescrypt crypt(3) hash"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
-        let length = args.int_or("length", 8, 1, MAX_LENGTH)? as usize;
+        let length = decl::int(ARGS, args, "length")? as usize;
         let password: Zeroizing<Vec<u8>> = alphanumeric(cx.rng, length);
         let hash = yescrypt_hash(&password, cx.rng)?;
         Ok(vec![Output::secret(args.name("private")?, password), Output::public(args.name("public")?, hash)])
-    }
-
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
     }
 }

@@ -1,5 +1,7 @@
 //! Generators: each kind is one module with one [`Generator`] value, listed
-//! once in [`REGISTRY`]. Adding a kind is a new module plus one line there.
+//! once in [`REGISTRY`]. Adding a kind is a new module plus one line there:
+//! the module declares its arguments ([`Generator::args`]), and the spec
+//! checks, the schema and the engine's outputs and inputs follow from them.
 
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{Map, Value};
@@ -12,6 +14,7 @@ pub mod age;
 pub mod args;
 pub mod cockroach;
 pub mod copy;
+pub mod decl;
 pub mod dhparam;
 pub mod env;
 pub mod mkpasswd;
@@ -29,6 +32,7 @@ pub mod wifi;
 pub mod x509;
 
 pub use args::{ArgError, Args};
+pub use decl::{Arg, Need, Role, Type};
 
 /// Every generator kind, by the name a spec uses.
 pub static REGISTRY: &[(&str, &dyn Generator)] = &[
@@ -64,7 +68,27 @@ pub static REGISTRY: &[(&str, &dyn Generator)] = &[
 
 /// The generator called `kind`.
 pub fn lookup(kind: &str) -> Option<&'static dyn Generator> {
-    REGISTRY.iter().find(|(name, _)| *name == kind).map(|(_, g)| *g)
+    resolve(kind).map(|r| r.generator)
+}
+
+/// A generator kind resolved from the registry: its name and its value.
+#[derive(Clone, Copy)]
+pub struct Registered {
+    /// The name a spec uses.
+    pub name: &'static str,
+    /// The generator.
+    pub generator: &'static dyn Generator,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The registry entry called `kind`.
+pub fn resolve(kind: &str) -> Option<Registered> {
+    REGISTRY.iter().find(|(name, _)| *name == kind).map(|&(name, generator)| Registered { name, generator })
 }
 
 /// The names of all generator kinds, for error messages and the schema.
@@ -144,11 +168,34 @@ pub enum GenError {
     Failed(String),
 }
 
-/// One kind of generation.
+/// One kind of generation. Its arguments are declared once, in
+/// [`Generator::args`]; the checks, the outputs, the inputs and the schema
+/// are read from there.
 pub trait Generator: Sync {
+    /// What it makes, in one line.
+    fn doc(&self) -> &'static str;
+
+    /// Its arguments (every generator also takes `renew`).
+    fn args(&self) -> &'static [Arg];
+
+    /// Checks beyond the declaration (an env variable's spelling), made
+    /// after the declared ones.
+    fn check(&self, _args: &Args) -> Result<(), ArgError> {
+        Ok(())
+    }
+
+    /// Checks every argument: the declared ones (outputs first), then
+    /// [`Generator::check`]. Specs are checked so when parsed.
+    fn validate(&self, args: &Args) -> Result<(), ArgError> {
+        decl::check(self.args(), args)?;
+        self.check(args)
+    }
+
     /// The files this generation makes, for the keep-unless-renew rule: when
     /// all of them exist and renew is off, the generator is not run.
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError>;
+    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
+        decl::outputs(self.args(), args)
+    }
 
     /// Makes the files. May also return files beyond [`Generator::outputs`]
     /// (an updated serial), which are written as well.
@@ -163,8 +210,8 @@ pub trait Generator: Sync {
 
     /// Outputs that are public (0644) when kept from an import, so a
     /// materialised workspace gets the same modes as a fresh one.
-    fn public_outputs(&self, _args: &Args) -> Vec<String> {
-        Vec::new()
+    fn public_outputs(&self, args: &Args) -> Vec<String> {
+        decl::named(self.args(), args, Role::Public)
     }
 
     /// When the entry is written in an argument form of an older release
@@ -174,11 +221,11 @@ pub trait Generator: Sync {
         None
     }
 
-    /// Workspace files this generation reads. When one of them changed in
-    /// this run (a rotated password), a device run remakes the outputs
-    /// even though they exist (the password's hash).
-    fn inputs(&self, _args: &Args) -> Vec<String> {
-        Vec::new()
+    /// Workspace files this generation reads ([`Role::Source`]). When one
+    /// of them changed in this run (a rotated password), a device run
+    /// remakes the outputs even though they exist (the password's hash).
+    fn inputs(&self, args: &Args) -> Vec<String> {
+        decl::named(self.args(), args, Role::Source)
     }
 }
 
@@ -208,4 +255,51 @@ impl<'a> Context<'a> {
 /// Reads an argument map from a JSON value, for tests and callers.
 pub fn args_of(value: &Value) -> Option<&Map<String, Value>> {
     value.as_object()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's generator table is prose, written by hand; this keeps
+    /// it complete: every registered generator has a row naming each of
+    /// its declared arguments, and a default it states is the declared one.
+    #[test]
+    fn readme_table_lists_every_generator_and_argument() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme.split("\n### Generators\n").nth(1).expect("README.md has a \"### Generators\" section");
+        let section = section.split("\n### ").next().unwrap();
+        let rows: Vec<(String, String)> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split(" | ").collect();
+                (cells[0].to_owned(), cells.get(1).copied().unwrap_or("").to_owned())
+            })
+            .collect();
+        let row_of = |kind: &str| rows.iter().find(|(kinds, _)| kinds.contains(&format!("`{kind}`"))).map(|(_, args)| args.clone());
+        let mut problems = Vec::new();
+        for (kind, generator) in REGISTRY {
+            let Some(mut cell) = row_of(kind) else {
+                problems.push(format!("generator `{kind}` has no row"));
+                continue;
+            };
+            // "as `x509-ca`, plus …" takes that row's arguments too.
+            if let Some(other) = cell.strip_prefix("as `").and_then(|rest| rest.split('`').next()) {
+                cell.push_str(&row_of(other).unwrap_or_default());
+            }
+            for arg in generator.args() {
+                if !cell.contains(&format!("`{}`", arg.name)) {
+                    problems.push(format!("`{kind}`: argument `{}` is missing", arg.name));
+                }
+                if let (Type::Int { default, .. }, Some(at)) = (arg.ty, cell.find(&format!("`{}`=", arg.name))) {
+                    let stated: String = cell[at + arg.name.len() + 3..].chars().take_while(char::is_ascii_digit).collect();
+                    if !stated.is_empty() && stated != default.to_string() {
+                        problems.push(format!("`{kind}`: `{}`={stated}, but the default is {default}", arg.name));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "README.md, section \"### Generators\", is out of step with the declarations:\n{}", problems.join("\n"));
+    }
 }

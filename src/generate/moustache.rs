@@ -9,7 +9,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 
 /// The `moustache` generator.
 pub struct Moustache;
@@ -40,15 +40,28 @@ pub fn render<'v>(template: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> R
     Ok(out)
 }
 
+const ARGS: &[Arg] = &[
+    Arg::private("name", "the rendered file"),
+    Arg::value("template", Type::Str, "the template text, {{VAR}} substituted"),
+    Arg::value("variables", Type::Map, "variable names and values; a value naming a workspace file is replaced by its content"),
+];
+
 impl Generator for Moustache {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.str("template")?;
+    fn doc(&self) -> &'static str {
+        "{{VAR}} substituted into the trimmed template"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
+    }
+
+    fn check(&self, args: &Args) -> Result<(), ArgError> {
         for (key, value) in args.map_arg("variables")? {
             if !value.is_string() {
                 return Err(ArgError::Invalid { arg: "variables".into(), why: format!("value of \"{key}\" must be a string") });
             }
         }
-        Ok(vec![args.name("name")?.to_owned()])
+        Ok(())
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

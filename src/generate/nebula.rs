@@ -4,7 +4,7 @@
 use time::Duration;
 use zeroize::Zeroizing;
 
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Role, Type};
 use crate::nebula::{issue_host, new_ca, CaKey, CaSpec, Certificate, HostSpec, Ipv4Net, NebulaError};
 
 /// A Nebula CA: certificate (public) and Ed25519 key (private).
@@ -19,14 +19,28 @@ const DEFAULT_DAYS: u64 = 3650;
 /// A century; beyond that a typo is likelier than intent.
 const MAX_DAYS: u64 = 36_500;
 
-fn public_and_private(args: &Args) -> Result<Vec<String>, ArgError> {
-    Ok(vec![args.name("public")?.to_owned(), args.name("private")?.to_owned()])
-}
+const CA_ARGS: &[Arg] = &[
+    Arg::value("name", Type::Str, "the CA's name"),
+    Arg::public("public", "the CA certificate"),
+    Arg::private("private", "the CA's Ed25519 key"),
+    Arg::int("days", DEFAULT_DAYS, 1, MAX_DAYS, "days valid"),
+    Arg::value("ips", Type::List, "networks (CIDR) the CA's hosts must be in").optional(),
+    Arg::value("subnets", Type::List, "networks (CIDR) the CA's hosts may route").optional(),
+    Arg::value("groups", Type::List, "groups the CA's hosts may be in").optional(),
+];
 
-/// The certificate, which is public however it reached the workspace.
-fn certificate(args: &Args) -> Vec<String> {
-    args.name("public").map(|name| vec![name.to_owned()]).unwrap_or_default()
-}
+/// A renewed CA makes every host certificate under the old one useless,
+/// so hosts are remade when either CA file changed in this run.
+const HOST_ARGS: &[Arg] = &[
+    Arg::input("ca_public", "the CA certificate").role(Role::Source),
+    Arg::input("ca_private", "the CA key").role(Role::Source),
+    Arg::value("name", Type::Str, "the host's name"),
+    Arg::value("ip", Type::Str, "the host's address in CIDR form, like 10.8.0.5/16"),
+    Arg::public("public", "the host certificate"),
+    Arg::private("private", "the host's X25519 key"),
+    Arg::value("groups", Type::List, "the host's groups").optional(),
+    Arg::value("subnets", Type::List, "networks (CIDR) the host routes").optional(),
+];
 
 /// nebula-cert refuses an empty `-name`; so does rumor, naming the field.
 fn cert_name(args: &Args) -> Result<String, ArgError> {
@@ -59,18 +73,18 @@ fn key_output(name: &str, mut pem: Zeroizing<String>) -> Output {
 }
 
 impl Generator for NebulaCa {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        public_and_private(args)
+    fn doc(&self) -> &'static str {
+        "a Nebula v1 CA (Ed25519), as nebula-cert ca makes it"
     }
 
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        certificate(args)
+    fn args(&self) -> &'static [Arg] {
+        CA_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let spec = CaSpec {
             name: cert_name(args)?,
-            duration: Duration::days(args.int_or("days", DEFAULT_DAYS, 1, MAX_DAYS)? as i64),
+            duration: Duration::days(decl::int(CA_ARGS, args, "days")? as i64),
             ips: networks(args, "ips")?,
             subnets: networks(args, "subnets")?,
             groups: groups(args)?,
@@ -82,18 +96,12 @@ impl Generator for NebulaCa {
 }
 
 impl Generator for Nebula {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        public_and_private(args)
+    fn doc(&self) -> &'static str {
+        "a Nebula v1 host certificate (X25519 key) signed by the CA"
     }
 
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        certificate(args)
-    }
-
-    /// A renewed CA makes every host certificate under the old one useless,
-    /// so hosts are remade when either CA file changed in this run.
-    fn inputs(&self, args: &Args) -> Vec<String> {
-        ["ca_public", "ca_private"].iter().filter_map(|arg| args.name(arg).ok()).map(str::to_owned).collect()
+    fn args(&self) -> &'static [Arg] {
+        HOST_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -11,7 +11,7 @@
 
 use time::Duration;
 
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::x509::{self, next_serial, read_request, Ca, Ext, Extension, KeyType, PrivateKey, Request, Subject, Template, Want, X509Error};
 
 /// A self-signed ECDSA P-256 CA from an OpenSSL config's `[ v3_ca ]`.
@@ -23,6 +23,29 @@ pub struct Openssl;
 
 /// The most days a certificate may be valid: until year 9999 is plenty.
 pub(crate) const MAX_DAYS: u64 = 2_900_000;
+
+/// 2.0.0 replaced `name` (the subject CN, an Ed25519 key) with `config`.
+const CONFIG: Arg = Arg::input("config", "an OpenSSL config file in the workspace").form("2.x form");
+const NAME: Arg = Arg::value("name", Type::Str, "the subject's CN; an Ed25519 key, as 1.x made").form("1.x form");
+
+const CA_ARGS: &[Arg] = &[
+    Arg::public("public", "the CA certificate"),
+    Arg::private("private", "the CA key, PKCS#8"),
+    CONFIG,
+    NAME,
+    Arg::int("days", 3650, 1, MAX_DAYS, "days valid"),
+];
+
+const LEAF_ARGS: &[Arg] = &[
+    Arg::input("ca_public", "the CA certificate"),
+    Arg::input("ca_private", "the CA key"),
+    Arg::input("serial", "the serial file, as -CAserial; made when missing, written back"),
+    Arg::public("public", "the certificate"),
+    Arg::private("private", "the key, PKCS#8"),
+    CONFIG,
+    NAME,
+    Arg::int("days", 3650, 1, MAX_DAYS, "days valid"),
+];
 
 pub(crate) fn x509_failed(e: X509Error) -> GenError {
     GenError::Failed(e.to_string())
@@ -45,7 +68,7 @@ fn form<'a>(args: &Args<'a>) -> Result<Form<'a>, ArgError> {
     match args.opt_str("name")? {
         Some(name) if name.trim().is_empty() => Err(ArgError::Invalid { arg: "name".into(), why: "must not be empty".into() }),
         Some(name) => Ok(Form::Name(name)),
-        None => Err(ArgError::MissingForm { modern: "config", legacy: "name" }),
+        None => Err(decl::missing_form(CA_ARGS)),
     }
 }
 
@@ -130,24 +153,17 @@ pub(crate) fn serial_from_file(
     })
 }
 
-/// The certificate is public.
-fn public_output(args: &Args) -> Vec<String> {
-    args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
-}
-
-/// Both kinds make a certificate and its key, in either form.
-fn key_pair(args: &Args) -> Result<Vec<String>, ArgError> {
-    form(args)?;
-    Ok(vec![args.name("public")?.to_owned(), args.name("private")?.to_owned()])
-}
-
 impl Generator for OpensslCa {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        public_output(args)
+    fn doc(&self) -> &'static str {
+        "a self-signed CA from an OpenSSL config (2.x) or a CN (1.x)"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        key_pair(args)
+    fn args(&self) -> &'static [Arg] {
+        CA_ARGS
+    }
+
+    fn check(&self, args: &Args) -> Result<(), ArgError> {
+        form(args).map(drop)
     }
 
     fn legacy_form(&self, args: &Args) -> Option<String> {
@@ -155,7 +171,7 @@ impl Generator for OpensslCa {
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
-        let days = args.int_or("days", 3650, 1, MAX_DAYS)?;
+        let days = decl::int(CA_ARGS, args, "days")?;
         let request = request(args, cx, true)?;
         let key = PrivateKey::generate(key_type(args)?, cx.rng).map_err(x509_failed)?;
         let template = Template {
@@ -177,12 +193,16 @@ impl Generator for OpensslCa {
 }
 
 impl Generator for Openssl {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        public_output(args)
+    fn doc(&self) -> &'static str {
+        "a leaf signed by the CA, from an OpenSSL config (2.x) or a CN (1.x)"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        key_pair(args)
+    fn args(&self) -> &'static [Arg] {
+        LEAF_ARGS
+    }
+
+    fn check(&self, args: &Args) -> Result<(), ArgError> {
+        form(args).map(drop)
     }
 
     fn legacy_form(&self, args: &Args) -> Option<String> {
@@ -190,7 +210,7 @@ impl Generator for Openssl {
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
-        let days = args.int_or("days", 3650, 1, MAX_DAYS)?;
+        let days = decl::int(LEAF_ARGS, args, "days")?;
         let request = request(args, cx, false)?;
         let ca = load_ca(args, cx)?;
         let (serial, serial_text) = serial_from_file(args, cx)?;

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Role};
 
 /// The `pbkdf2` generator.
 pub struct Pbkdf2;
@@ -95,17 +95,25 @@ pub fn verify(encoded: &str, key: &[u8]) -> Result<bool, Pbkdf2Error> {
     Ok(bool::from(actual.as_slice().ct_eq(&expected)))
 }
 
+const ARGS: &[Arg] = &[
+    Arg::input("key", "the API key file; a new key remakes the hash").role(Role::Source),
+    Arg::private("name", "the hash file"),
+    Arg::int("iterations", DEFAULT_ITERATIONS, 1, MAX_ITERATIONS, "PBKDF2 iterations"),
+];
+
 fn iterations(args: &Args) -> Result<u32, ArgError> {
-    let n = args.int_or("iterations", DEFAULT_ITERATIONS, 1, MAX_ITERATIONS)?;
+    let n = decl::int(ARGS, args, "iterations")?;
     // MAX_ITERATIONS fits in a u32, so this never fails.
     u32::try_from(n).map_err(|_| ArgError::Invalid { arg: "iterations".into(), why: format!("must be at most {MAX_ITERATIONS}") })
 }
 
 impl Generator for Pbkdf2 {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.name("key")?;
-        iterations(args)?;
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "pbkdf2-sha256$<iterations>$<salt>$<hash> of an API key"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -119,10 +127,6 @@ impl Generator for Pbkdf2 {
         let mut salt = [0u8; SALT_BYTES];
         cx.rng.fill_bytes(&mut salt);
         Ok(vec![Output::private(args.name("name")?, encode(key, &salt, iterations))])
-    }
-
-    fn inputs(&self, args: &Args) -> Vec<String> {
-        args.name("key").map(|n| vec![n.to_owned()]).unwrap_or_default()
     }
 }
 

@@ -6,7 +6,7 @@
 use rand::Rng;
 use zeroize::Zeroizing;
 
-use super::{Args, ArgError, Context, CryptoRngCore, GenError, Generator, Output};
+use super::{decl, Arg, Args, Context, CryptoRngCore, GenError, Generator, Output};
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const DIGITS: &[u8] = b"0123456789";
@@ -16,17 +16,29 @@ pub const MAX_LENGTH: u64 = 4096;
 
 /// A random-string generator.
 pub struct Random {
-    default_length: u64,
+    doc: &'static str,
+    args: &'static [Arg],
     alphabet: &'static [u8],
-    public: bool,
 }
 
 /// `id`: 16 alphanumeric characters, public.
-pub static ID: Random = Random { default_length: 16, alphabet: ALPHANUMERIC, public: true };
+pub static ID: Random = Random {
+    doc: "a random alphanumeric id, public",
+    args: &[Arg::public("name", "the id"), Arg::int("length", 16, 1, MAX_LENGTH, "characters")],
+    alphabet: ALPHANUMERIC,
+};
 /// `key`: 32 alphanumeric characters, private.
-pub static KEY: Random = Random { default_length: 32, alphabet: ALPHANUMERIC, public: false };
+pub static KEY: Random = Random {
+    doc: "a random alphanumeric key, private",
+    args: &[Arg::private("name", "the key"), Arg::int("length", 32, 1, MAX_LENGTH, "characters")],
+    alphabet: ALPHANUMERIC,
+};
 /// `pin`: 8 digits, private.
-pub static PIN: Random = Random { default_length: 8, alphabet: DIGITS, public: false };
+pub static PIN: Random = Random {
+    doc: "a random decimal pin, private",
+    args: &[Arg::private("name", "the pin"), Arg::int("length", 8, 1, MAX_LENGTH, "digits")],
+    alphabet: DIGITS,
+};
 
 /// `length` characters drawn uniformly from `alphabet`.
 pub fn string(rng: &mut dyn CryptoRngCore, alphabet: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
@@ -43,23 +55,20 @@ pub fn alphanumeric(rng: &mut dyn CryptoRngCore, length: usize) -> Zeroizing<Vec
 }
 
 impl Generator for Random {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.int_or("length", self.default_length, 1, MAX_LENGTH)?;
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        self.doc
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        self.args
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
-        let length = args.int_or("length", self.default_length, 1, MAX_LENGTH)? as usize;
+        let length = decl::int(self.args, args, "length")? as usize;
         let name = args.name("name")?;
         let value = string(cx.rng, self.alphabet, length);
-        Ok(vec![if self.public { Output::public(name, value.to_vec()) } else { Output::secret(name, value) }])
-    }
-
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        match (self.public, args.name("name")) {
-            (true, Ok(name)) => vec![name.to_owned()],
-            _ => vec![],
-        }
+        let public = !self.public_outputs(args).is_empty();
+        Ok(vec![if public { Output::public(name, value.to_vec()) } else { Output::secret(name, value) }])
     }
 }
 

@@ -12,7 +12,7 @@ use ::age::x25519::{Identity, Recipient};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::sops;
 
 /// The `sops` generator.
@@ -70,9 +70,23 @@ fn identities(cx: &Context) -> Vec<Identity> {
     ids
 }
 
+const ARGS: &[Arg] = &[
+    Arg::input("age", "the device's age recipient file"),
+    Arg::private("private", "the secrets as plaintext YAML"),
+    // Written 0644, but kept from an import with the mode it came with, as
+    // before the declarations: so not declared public.
+    Arg::private("public", "the SOPS file"),
+    Arg::value("secrets", Type::Map, "keys and values; a value naming a workspace file is replaced by its content"),
+    Arg::value("recipients", Type::List, "extra age recipients: age1… literals or workspace files").optional(),
+];
+
 impl Generator for Sops {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![args.name("private")?.to_owned(), args.name("public")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "a map of secrets as YAML and as a SOPS file for age recipients"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn derived(&self) -> bool {

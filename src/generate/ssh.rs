@@ -3,15 +3,24 @@
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `ssh-keygen` generator.
 pub struct SshKeygen;
 
+const ARGS: &[Arg] = &[
+    Arg::value("name", Type::Str, "the key's comment"),
+    Arg::private("private", "the OpenSSH private key"),
+    Arg::public("public", "the public key line"),
+];
+
 impl Generator for SshKeygen {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.str("name")?;
-        Ok(vec![args.name("private")?.to_owned(), args.name("public")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "an OpenSSH ed25519 key pair"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -22,9 +31,5 @@ impl Generator for SshKeygen {
         let private = key.to_openssh(LineEnding::LF).map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
         let public = key.public_key().to_openssh().map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
         Ok(vec![Output::private(args.name("private")?, private.as_bytes()), Output::public(args.name("public")?, public + "\n")])
-    }
-
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `json` generator.
 pub struct Json;
@@ -12,10 +12,10 @@ pub struct Yaml;
 /// The `toml` generator.
 pub struct Toml;
 
-fn outputs(args: &Args) -> Result<Vec<String>, ArgError> {
-    args.value("value")?;
-    Ok(vec![args.name("name")?.to_owned()])
-}
+const ARGS: &[Arg] = &[Arg::private("name", "the file"), Arg::value("value", Type::Any, "the value to write")];
+
+/// TOML documents are maps at the top.
+const TOML_ARGS: &[Arg] = &[Arg::private("name", "the file"), Arg::value("value", Type::Map, "the map to write")];
 
 fn render(format: &str, value: &Value) -> Result<String, GenError> {
     let failed = |e: String| GenError::Failed(format!("argument \"value\" cannot be written as {format}: {e}"));
@@ -30,10 +30,14 @@ fn render(format: &str, value: &Value) -> Result<String, GenError> {
 }
 
 macro_rules! structured {
-    ($type:ident, $format:literal) => {
+    ($type:ident, $format:literal, $args:ident) => {
         impl Generator for $type {
-            fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-                outputs(args)
+            fn doc(&self) -> &'static str {
+                concat!("the value serialised as ", $format)
+            }
+
+            fn args(&self) -> &'static [Arg] {
+                $args
             }
 
             fn generate(&self, args: &Args, _cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -48,9 +52,9 @@ macro_rules! structured {
     };
 }
 
-structured!(Json, "json");
-structured!(Yaml, "yaml");
-structured!(Toml, "toml");
+structured!(Json, "json", ARGS);
+structured!(Yaml, "yaml", ARGS);
+structured!(Toml, "toml", TOML_ARGS);
 
 #[cfg(test)]
 mod tests {

@@ -10,20 +10,27 @@
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::workspace::check_name;
 
 /// The `template` generator.
 pub struct Template;
 
+const ARGS: &[Arg] = &[
+    Arg::private("name", "the rendered file"),
+    Arg::value("template", Type::Str, "the minijinja template text").optional(),
+    Arg::value("file", Type::Str, "a template file in the fleet, read into template before the run").optional(),
+    // Optional: a template with no variables is fine.
+    Arg::value("variables", Type::Map, "the template's variables; a string naming a workspace file is replaced by its content").optional(),
+];
+
 impl Generator for Template {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        // Optional: a template with no variables is fine.
-        if args.opt_value("variables").is_some() {
-            args.map_arg("variables")?;
-        }
-        args.opt_str("template")?;
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "a minijinja template rendered with the variables"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

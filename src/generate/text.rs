@@ -1,14 +1,22 @@
 //! `text` (name, text): a file with the given text.
 
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `text` generator.
 pub struct Text;
 
+const ARGS: &[Arg] = &[
+    Arg::private("name", "the file"),
+    Arg::value("text", Type::Str, "its content"),
+];
+
 impl Generator for Text {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.str("text")?;
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "a file with the given text"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        ARGS
     }
 
     fn generate(&self, args: &Args, _cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -12,7 +12,7 @@ use sha1::Sha1;
 use zeroize::Zeroizing;
 
 use super::random::string;
-use super::{Args, ArgError, Context, GenError, Generator, Output};
+use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Role, Type};
 use crate::workspace::check_name;
 
 /// The `wpa-psk` generator.
@@ -57,11 +57,24 @@ fn without_newline(text: &str) -> &str {
     text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text)
 }
 
+// Not derived: PBKDF2 with 4096 rounds is worth keeping in the store
+// rather than re-deriving on every device run; a rotated passphrase or a
+// renamed SSID remakes it through the sources.
+const PSK_ARGS: &[Arg] = &[
+    Arg::input("passphrase", "the file holding the passphrase").role(Role::Source),
+    Arg::value("ssid", Type::Str, "the network name, or a workspace file holding it").role(Role::Source),
+    Arg::private("name", "the PSK file"),
+];
+
+const PIN_ARGS: &[Arg] = &[Arg::private("name", "the PIN file")];
+
 impl Generator for WpaPsk {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        args.str("ssid")?;
-        args.name("passphrase")?;
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "the 64-hex-digit PSK wpa_passphrase derives"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        PSK_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -76,17 +89,6 @@ impl Generator for WpaPsk {
         check_passphrase(passphrase).map_err(|reason| GenError::BadInput { arg: "passphrase", file: passphrase_name.to_owned(), reason })?;
         let psk = wpa_psk(ssid.as_bytes(), passphrase.as_bytes());
         Ok(vec![Output::private(args.name("name")?, psk.as_bytes())])
-    }
-
-    // Not derived: PBKDF2 with 4096 rounds is worth keeping in the store
-    // rather than re-deriving on every device run; a rotated passphrase or
-    // a renamed SSID remakes it through `inputs`.
-    fn inputs(&self, args: &Args) -> Vec<String> {
-        let mut inputs: Vec<String> = args.name("passphrase").map(|n| vec![n.to_owned()]).unwrap_or_default();
-        if let Ok(ssid) = args.name("ssid") {
-            inputs.push(ssid.to_owned());
-        }
-        inputs
     }
 }
 
@@ -105,8 +107,12 @@ pub fn wps_checksum_valid(pin: &str) -> bool {
 }
 
 impl Generator for WpsPin {
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        Ok(vec![args.name("name")?.to_owned()])
+    fn doc(&self) -> &'static str {
+        "an 8-digit WPS PIN: 7 random digits and the checksum digit"
+    }
+
+    fn args(&self) -> &'static [Arg] {
+        PIN_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::Duration;
 
 use super::openssl::{load_ca, serial_from_file, x509_failed, MAX_DAYS};
-use super::{ArgError, Args, Context, GenError, Generator, Output};
+use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::x509::ext::{extended_key_usage_oid, key_usage_bit};
 use crate::x509::{self, Ext, Extension, KeyType, PrivateKey, San, Subject, Template, Want};
 
@@ -16,6 +16,35 @@ pub struct X509Ca;
 /// A leaf signed by a CA.
 pub struct X509;
 
+const KEY_TYPES: Type = Type::Choice(&["p256", "ed25519", "rsa"]);
+
+const CA_ARGS: &[Arg] = &[
+    Arg::public("public", "the CA certificate"),
+    Arg::private("private", "the CA key, PKCS#8"),
+    Arg::value("subject", Type::Map, "the subject's fields: CN, O, OU, C, ST, L, emailAddress"),
+    Arg::value("sans", Type::List, "subject alternative names; IPs detected, email: and uri: prefixes optional").optional(),
+    Arg::value("key_usages", Type::List, "key usages (keyCertSign, cRLSign, digitalSignature by default)").optional(),
+    Arg::value("extended_key_usages", Type::List, "extended key usages (serverAuth, clientAuth, …)").optional(),
+    Arg::int("days", 3650, 1, MAX_DAYS, "days valid"),
+    Arg::value("key_type", KEY_TYPES, "the key's type (p256 by default)").optional(),
+    Arg::int("rsa_bits", 2048, 2048, 8192, "the RSA key's size"),
+];
+
+const LEAF_ARGS: &[Arg] = &[
+    Arg::input("ca_public", "the CA certificate"),
+    Arg::input("ca_private", "the CA key"),
+    Arg::public("public", "the certificate"),
+    Arg::private("private", "the key, PKCS#8"),
+    Arg::value("subject", Type::Map, "the subject's fields: CN, O, OU, C, ST, L, emailAddress"),
+    Arg::input("serial", "a serial file, as -CAserial; a random serial without it").optional(),
+    Arg::value("sans", Type::List, "subject alternative names; IPs detected, email: and uri: prefixes optional").optional(),
+    Arg::value("key_usages", Type::List, "key usages (digitalSignature, keyEncipherment by default)").optional(),
+    Arg::value("extended_key_usages", Type::List, "extended key usages (serverAuth, clientAuth, …)").optional(),
+    Arg::int("days", 825, 1, MAX_DAYS, "days valid"),
+    Arg::value("key_type", KEY_TYPES, "the key's type (p256 by default)").optional(),
+    Arg::int("rsa_bits", 2048, 2048, 8192, "the RSA key's size"),
+];
+
 fn invalid(arg: &str, why: String) -> ArgError {
     ArgError::Invalid {
         arg: arg.to_owned(),
@@ -23,12 +52,12 @@ fn invalid(arg: &str, why: String) -> ArgError {
     }
 }
 
-fn key_type(args: &Args) -> Result<KeyType, ArgError> {
+fn key_type(args: &Args, decl: &[Arg]) -> Result<KeyType, ArgError> {
     match args.opt_str("key_type")?.unwrap_or("p256") {
         "p256" => Ok(KeyType::P256),
         "ed25519" => Ok(KeyType::Ed25519),
         "rsa" => Ok(KeyType::Rsa {
-            bits: args.int_or("rsa_bits", 2048, 2048, 8192)? as usize,
+            bits: decl::int(decl, args, "rsa_bits")? as usize,
         }),
         other => Err(invalid(
             "key_type",
@@ -121,7 +150,7 @@ fn extensions(args: &Args, ca: bool) -> Result<Vec<Ext>, ArgError> {
 }
 
 fn template(args: &Args, cx: &Context, serial: Vec<u8>, ca: bool) -> Result<Template, ArgError> {
-    let days = args.int_or("days", if ca { 3650 } else { 825 }, 1, MAX_DAYS)?;
+    let days = decl::int(if ca { CA_ARGS } else { LEAF_ARGS }, args, "days")?;
     Ok(Template {
         subject: subject(args)?,
         serial,
@@ -129,13 +158,6 @@ fn template(args: &Args, cx: &Context, serial: Vec<u8>, ca: bool) -> Result<Temp
         not_after: cx.now + Duration::days(days as i64),
         extensions: extensions(args, ca)?,
     })
-}
-
-fn outputs(args: &Args) -> Result<Vec<String>, ArgError> {
-    Ok(vec![
-        args.name("public")?.to_owned(),
-        args.name("private")?.to_owned(),
-    ])
 }
 
 fn key_output(args: &Args, key: &PrivateKey) -> Result<Output, GenError> {
@@ -146,18 +168,18 @@ fn key_output(args: &Args, key: &PrivateKey) -> Result<Output, GenError> {
 }
 
 impl Generator for X509Ca {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+    fn doc(&self) -> &'static str {
+        "a self-signed CA from structured arguments, no OpenSSL config needed"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        outputs(args)
+    fn args(&self) -> &'static [Arg] {
+        CA_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let serial = x509::random_serial(cx.rng);
         let template = template(args, cx, serial, true)?;
-        let key = PrivateKey::generate(key_type(args)?, cx.rng).map_err(x509_failed)?;
+        let key = PrivateKey::generate(key_type(args, CA_ARGS)?, cx.rng).map_err(x509_failed)?;
         let cert = x509::self_signed(&template, &key).map_err(x509_failed)?;
         Ok(vec![
             Output::public(args.name("public")?, cert),
@@ -167,12 +189,12 @@ impl Generator for X509Ca {
 }
 
 impl Generator for X509 {
-    fn public_outputs(&self, args: &Args) -> Vec<String> {
-        args.name("public").map(|n| vec![n.to_owned()]).unwrap_or_default()
+    fn doc(&self) -> &'static str {
+        "a leaf signed by the CA, from structured arguments"
     }
 
-    fn outputs(&self, args: &Args) -> Result<Vec<String>, ArgError> {
-        outputs(args)
+    fn args(&self) -> &'static [Arg] {
+        LEAF_ARGS
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
@@ -193,7 +215,7 @@ impl Generator for X509 {
             None => (x509::random_serial(cx.rng), None),
         };
         let template = template(args, cx, serial, false)?;
-        let key = PrivateKey::generate(key_type(args)?, cx.rng).map_err(x509_failed)?;
+        let key = PrivateKey::generate(key_type(args, LEAF_ARGS)?, cx.rng).map_err(x509_failed)?;
         let cert = ca.sign(&template, &key).map_err(x509_failed)?;
         let mut out = vec![
             Output::public(args.name("public")?, cert),

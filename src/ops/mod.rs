@@ -99,7 +99,6 @@ pub fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, d
         dry_run,
         confined: true,
         reencrypt,
-        gate: None,
     };
     let store = LazyStore::ready(o.handle.clone());
     engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
