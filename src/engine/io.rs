@@ -145,6 +145,26 @@ fn same_data(a: &Data, b: &Data) -> bool {
     a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).map(|w| w.as_str() == v.as_str()).unwrap_or(false))
 }
 
+/// Writes the timestamped copy `<base>/<YYYYmmddHHMMSS>` of a new version.
+/// Two versions written in one second would share a stamp and the second
+/// would erase the first from the history, so each copy is created only
+/// where none exists (check-and-set 0), taking the next free second.
+fn write_history(store: &dyn Store, base: &str, data: &Data, now: OffsetDateTime) -> Result<String, crate::store::StoreError> {
+    let mut at = now;
+    loop {
+        let history = format!("{base}/{}", stamp(at));
+        match store.write(&history, data, Some(0)) {
+            Ok(()) => return Ok(history),
+            // Taken within the last minute: try the next second; beyond
+            // that something else is wrong, and overwriting is the
+            // original's behaviour.
+            Err(crate::store::StoreError::Conflict { .. }) if at - now < time::Duration::minutes(1) => at += time::Duration::seconds(1),
+            Err(crate::store::StoreError::Conflict { .. }) => return store.write(&history, data, None).map(|()| history),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn stamp(now: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year][month][day][hour][minute][second]");
     now.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| now.unix_timestamp().to_string())
@@ -205,8 +225,7 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
             }
             store.write(&path, &data, Some(cas)).map_err(|e| store_error(entry, e))?;
             seen.insert(path.clone(), Seen { version: cas + 1, data: Some(data.clone()) });
-            let history = format!("{base}/{}", stamp(options.now));
-            store.write(&history, &data, None).map_err(|e| store_error(entry, e))?;
+            let history = write_history(store, &base, &data, options.now).map_err(|e| store_error(entry, e))?;
             outcome.store_writes.push(path);
             outcome.store_writes.push(history);
         }
