@@ -42,6 +42,8 @@
           version = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).package.version;
           src = nixpkgs.lib.cleanSource ./.;
           cargoLock.lockFile = ./Cargo.lock;
+          # yescrypt comes from libxcrypt (libcrypt.so.1), linked with -lcrypt.
+          buildInputs = [ pkgs.libxcrypt ];
           # The integration tests need guestfish, sops and OpenBao; CI runs them.
           doCheck = false;
           meta.mainProgram = "rumor";
