@@ -42,8 +42,21 @@
           version = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).package.version;
           src = nixpkgs.lib.cleanSource ./.;
           cargoLock.lockFile = ./Cargo.lock;
+          # yescrypt comes from libxcrypt (libcrypt.so.1), linked with -lcrypt.
+          buildInputs = [ pkgs.libxcrypt ];
           # The integration tests need guestfish, sops and OpenBao; CI runs them.
           doCheck = false;
+          # Completions and the man page come from the binary's own clap
+          # definitions, so they are made by running it (not when cross-compiling).
+          nativeBuildInputs = [ pkgs.installShellFiles ];
+          postInstall = pkgs.lib.optionalString (pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform) ''
+            installShellCompletion --cmd rumor \
+              --bash <($out/bin/rumor completions bash) \
+              --zsh <($out/bin/rumor completions zsh) \
+              --fish <($out/bin/rumor completions fish)
+            $out/bin/rumor man > rumor.1
+            installManPage rumor.1
+          '';
           meta.mainProgram = "rumor";
         };
         default = self.packages.${pkgs.system}.rumor;

@@ -10,7 +10,9 @@
 //! Compatibility promise: specs of the original Nushell rumor (2.x) run
 //! unchanged, and the Vault layout (`<path>/current` plus timestamped copies)
 //! is the same, so existing data keeps working.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: the libxcrypt binding (generate::mkpasswd::crypt)
+// is the one module allowed `unsafe`.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod adopt;

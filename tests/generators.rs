@@ -1,7 +1,7 @@
-//! The device-profile generators (`template`, `pbkdf2`, `wpa-psk`,
-//! `wps-pin`) and the template filters, checked against the real readers:
-//! PostgreSQL, systemd, sh/bash, PyYAML, Python's hashlib, wpa_passphrase
-//! and wpa_supplicant.
+//! The device-profile generators (`template`, `pbkdf2`, `mkpasswd`,
+//! `wpa-psk`, `wps-pin`) and the template filters, checked against the real
+//! readers: PostgreSQL, systemd, sh/bash, PyYAML, Python's hashlib and crypt
+//! (libxcrypt), mkpasswd, wpa_passphrase and wpa_supplicant.
 
 mod support;
 
@@ -42,11 +42,16 @@ fn workspace(files: &[(&str, &str)]) -> Workspace {
 /// Runs generator `kind` with `args` over `ws`.
 #[track_caller]
 fn generate(kind: &str, args: Value, ws: &Workspace) -> Result<Vec<Output>, GenError> {
+    generate_with(kind, args, ws, &mut rand::rngs::OsRng)
+}
+
+/// Runs generator `kind` with `args` over `ws`, drawing from `rng`.
+#[track_caller]
+fn generate_with(kind: &str, args: Value, ws: &Workspace, rng: &mut dyn rumor::generate::CryptoRngCore) -> Result<Vec<Output>, GenError> {
     let generator = lookup(kind).unwrap_or_else(|| panic!("{kind} is not registered"));
     let map = args.as_object().unwrap().clone();
     let args = Args::new(&map);
-    let mut rng = rand::rngs::OsRng;
-    let mut cx = Context { workspace: ws, rng: &mut rng, now: time::OffsetDateTime::now_utc(), identities: &[] };
+    let mut cx = Context { workspace: ws, rng, now: time::OffsetDateTime::now_utc(), identities: &[] };
     generator.outputs(&args).map_err(GenError::from)?;
     generator.generate(&args, &mut cx)
 }
@@ -326,6 +331,50 @@ fn pbkdf2_argument_errors() {
     assert!(fails("pbkdf2", json!({"key": "empty", "name": "h"}), &ws).contains("is empty"));
     let err = fails("pbkdf2", json!({"key": "empty", "name": "h", "iterations": 0}), &ws);
     assert!(err.contains("\"iterations\""), "{err}");
+}
+
+// ---------------------------------------------------------------- mkpasswd
+
+#[test]
+fn mkpasswd_is_libxcrypt_yescrypt_as_mkpasswd_makes_it() {
+    use rand::SeedableRng;
+    let ws = Workspace::new();
+    let args = json!({"private": "pw", "public": "pw.hash", "length": 16});
+    let texts = |outputs: Vec<Output>| outputs.iter().map(|o| o.file.text().unwrap().to_owned()).collect::<Vec<_>>();
+    let pinned = || rand::rngs::StdRng::seed_from_u64(16);
+    // The RNG passed in is the only source: the salt comes from it, not
+    // from libxcrypt's own getrandom.
+    let first = texts(generate_with("mkpasswd", args.clone(), &ws, &mut pinned()).unwrap());
+    assert_eq!(first, texts(generate_with("mkpasswd", args.clone(), &ws, &mut pinned()).unwrap()));
+    let (password, hash) = (&first[0], &first[1]);
+    assert_eq!(password.len(), 16);
+
+    // Same method, cost and field sizes as the real mkpasswd.
+    let shape = |h: &str| h.split('$').map(str::len).collect::<Vec<_>>();
+    let params = |h: &str| h.split('$').take(3).collect::<Vec<_>>().join("$");
+    if let Some(mkpasswd) = support::require("mkpasswd") {
+        let theirs = support::ok(Command::new(mkpasswd).args(["-m", "yescrypt", "some-password"]));
+        let theirs = theirs.trim();
+        assert_eq!((params(hash), shape(hash)), (params(theirs), shape(theirs)), "{hash} vs {theirs}");
+    }
+    assert!(hash.starts_with("$y$j9T$"), "{hash}");
+
+    // libxcrypt, through Python's crypt, verifies it.
+    if let Some(python) = support::require("python3") {
+        let verify = |pw: &str| {
+            let script = "import crypt, sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])";
+            support::ok(Command::new(&python).args(["-W", "ignore", "-c", script, pw, hash])).trim() == "True"
+        };
+        assert!(verify(password));
+        assert!(!verify("wrong-password"));
+    }
+
+    // Past libxcrypt's limit the device could not check the password: an
+    // argument error, not a failed hash.
+    let long = texts(generate("mkpasswd", json!({"private": "p", "public": "h", "length": 511}), &ws).unwrap());
+    assert_eq!(long[0].len(), 511);
+    let err = fails("mkpasswd", json!({"private": "p", "public": "h", "length": 512}), &ws);
+    assert!(err.contains("\"length\"") && err.contains("511"), "{err}");
 }
 
 // ---------------------------------------------------------------- wpa-psk

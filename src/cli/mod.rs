@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 
+pub mod docs;
 pub mod fleet;
 pub mod image;
 pub mod inspect;
@@ -90,10 +91,23 @@ pub enum Command {
     /// Cloud API key hashes.
     #[command(name = "api-key", subcommand)]
     ApiKey(image::ApiKeyCommand),
+    /// Print a shell completion script (bash, zsh or fish).
+    #[command(after_help = "Examples:\n  \
+        source <(rumor completions bash)                      in ~/.bashrc\n  \
+        rumor completions zsh > ~/.zfunc/_rumor               with ~/.zfunc on $fpath\n  \
+        rumor completions fish > ~/.config/fish/completions/rumor.fish")]
+    Completions {
+        /// The shell.
+        shell: docs::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  rumor man > rumor.1 && man ./rumor.1")]
+    Man,
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "inject", "api-key", "help",
+    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "inject", "api-key",
+    "completions", "man", "help",
 ];
 
 /// `rumor <spec>` means `rumor run <spec>`: insert `run` when the first
@@ -148,6 +162,8 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Rekey(args) => fleet::rekey(&cli.fleet, args),
         Command::Inject(args) => image::inject(&cli.fleet, args),
         Command::ApiKey(command) => image::api_key(command),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
     }
 }
 
@@ -192,5 +208,17 @@ mod tests {
         assert_eq!(with_shorthand(a(&["rumor", "run", "x"])), a(&["rumor", "run", "x"]));
         assert_eq!(with_shorthand(a(&["rumor", "--help"])), a(&["rumor", "--help"]));
         Cli::try_parse_from(a(&["rumor", "run", "s.toml", "--stay", "--keep"])).unwrap();
+    }
+
+    #[test]
+    fn shorthand_knows_every_subcommand() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut clap: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        let mut ours = SUBCOMMANDS.to_vec();
+        clap.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(ours, clap);
     }
 }

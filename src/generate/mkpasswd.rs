@@ -1,24 +1,29 @@
 //! `mkpasswd` (private, public, length=8): a random alphanumeric password
 //! and its yescrypt crypt(3) hash, as `mkpasswd --method=yescrypt` makes.
 
-use yescrypt::{PasswordHasher, Yescrypt};
+mod crypt;
+
 use zeroize::Zeroizing;
 
-use super::random::{alphanumeric, MAX_LENGTH};
+use super::random::alphanumeric;
 use super::{decl, Arg, Args, Context, CryptoRngCore, GenError, Generator, Output};
 
 /// The `mkpasswd` generator.
 pub struct Mkpasswd;
 
+/// The longest password: libxcrypt, here and in the device's login, hashes
+/// no passphrase longer than this.
+pub const MAX_LENGTH: u64 = crypt::MAX_PASSPHRASE as u64;
+
 /// The `$y$…` hash of `password` with a fresh 16-byte salt and libxcrypt's
 /// default cost (N=4096, r=32), which `mkpasswd` also uses.
 pub fn yescrypt_hash(password: &[u8], rng: &mut dyn CryptoRngCore) -> Result<String, GenError> {
+    let failed = |e: crypt::CryptError| GenError::Failed(format!("yescrypt: {e}"));
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
-    Yescrypt::default()
-        .hash_password_with_salt(password, &salt)
-        .map(|h| h.as_str().to_owned())
-        .map_err(|e| GenError::Failed(format!("yescrypt failed: {e}")))
+    // Cost 0 is libxcrypt's default, the `j9T` that `mkpasswd` writes.
+    let setting = crypt::gensalt(c"$y$", 0, &salt).map_err(failed)?;
+    crypt::crypt(password, &setting).map_err(failed)
 }
 
 const ARGS: &[Arg] = &[
