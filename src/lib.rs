@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admins;
 pub mod adopt;
 pub mod cli;
 pub mod engine;

@@ -393,21 +393,66 @@ fn sign_new_store(dir: &Path) -> Result<(), Error> {
     let Some(local) = handle.local() else { return Ok(()) };
     let pin = local.create_signer()?;
     fleet.set_setting("store", "signer", &format!("\"{pin}\""))?;
+    crate::admins::record_store_recipients(&fleet)?;
     eprintln!("rumor: made the store key; {} pins it as store.signer", fleet.dir.join(CONFIG).display());
     Ok(())
 }
 
 /// `rumor rekey`.
 pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
-    let mut o = open(arg)?;
-    let Some(local) = o.handle.local() else {
-        eprintln!("rumor: the store is Vault: its access control, not rumor, guards it; nothing to rekey there");
-        return Ok(());
+    let dir = arg.dir()?;
+    let local = Fleet::open(&dir)?.settings.store.kind == "local";
+    let done = crate::admins::rekey(&dir, &admin_identities(local)?, args.trust_unsigned)?;
+    report_rekey(&done);
+    Ok(())
+}
+
+fn report_rekey(done: &crate::admins::Rekeyed) {
+    if let Some(n) = done.store_entries {
+        eprintln!("rumor: re-encrypted and re-signed {n} store entries; rumor.toml pins the new store key");
+    }
+    eprintln!("rumor: {} device files rewrapped for the new recipients, {} unchanged; no secret was rotated", done.rewrapped.len(), done.unchanged);
+}
+
+/// `rumor admins`.
+#[derive(clap::Subcommand, Debug)]
+#[command(after_help = "A removed admin may have copied secrets before: follow a removal with `rumor renew --all`.")]
+pub enum AdminsCommand {
+    /// Add an age recipient to admins.recipients and rekey the fleet.
+    Add {
+        /// An age recipient (age1…).
+        recipient: String,
+    },
+    /// Remove an admin and rekey the fleet.
+    Remove {
+        /// The admin's age recipient (age1…).
+        recipient: String,
+    },
+    /// Print admins.recipients, one per line.
+    List,
+}
+
+/// `rumor admins`.
+pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
+    let dir = arg.dir()?;
+    let mut fleet = Fleet::open(&dir)?;
+    let change = match &command {
+        AdminsCommand::Add { recipient } => crate::admins::Change::Add(recipient),
+        AdminsCommand::Remove { recipient } => crate::admins::Change::Remove(recipient),
+        AdminsCommand::List => {
+            crate::admins::list(&fleet).iter().for_each(|r| println!("{r}"));
+            return Ok(());
+        }
     };
-    let done = local.rekey(args.trust_unsigned)?;
-    o.fleet.set_setting("store", "signer", &format!("\"{}\"", done.pin))?;
-    local.finish_rekey()?;
-    eprintln!("rumor: re-encrypted and re-signed {} store entries for {} admins; rumor.toml pins the new store key", done.entries, o.fleet.recipients().len());
+    // The identity must open the fleet before rumor.toml changes.
+    let identities = admin_identities(fleet.settings.store.kind == "local")?;
+    crate::admins::apply(&mut fleet, change, &identities)?;
+    eprintln!("rumor: admins.recipients in {} now lists {} admins; rekeying", fleet.dir.join(CONFIG).display(), fleet.recipients().len());
+    let done = crate::admins::rekey(&dir, &identities, false)?;
+    report_rekey(&done);
+    if matches!(change, crate::admins::Change::Remove(_)) {
+        eprintln!("rumor: the removed admin may have copied secrets before; rotate them with `rumor renew --all`");
+    }
     Ok(())
 }
 

@@ -147,8 +147,9 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     // signature, also those no device reads.
     if let Some(local) = o.handle.local() {
         let problems = local.verify_all();
-        problems_total += problems.len();
+        let problems: Vec<String> = problems.into_iter().chain(crate::admins::store_mismatch(&o.fleet)).collect();
         if !problems.is_empty() {
+            problems_total += problems.len();
             report.push(json!({ "device": "store", "ok": false, "problems": problems }));
         }
     }
@@ -241,6 +242,7 @@ fn check_device(o: &Opened, id: &str, days: u32) -> Vec<String> {
             return problems;
         }
     };
+    problems.extend(crate::admins::device_mismatch(&o.fleet, o.handle.as_ref(), &o.identities, id, &text));
     // What the store holds, rendered the way a run would render it; its
     // workspace also has the device's own key, which opens a device file
     // encrypted to the device alone (as the original profile's are).
