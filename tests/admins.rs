@@ -300,8 +300,8 @@ fn killed_rekeys_converge() {
     let _ = child.kill();
     child.wait().unwrap();
     let span = (start.elapsed().as_millis() as u64).max(50);
-    // Back to the old state's shape for the kills: swap again so every
-    // killed run has real work (a rekey always re-signs the store).
+    // The operator is in every set; each killed run has real work: the
+    // store is always re-signed, and the device files move between sets.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_ad31);
     let mut killed = 0;
     for i in 0..36 {
@@ -315,8 +315,6 @@ fn killed_rekeys_converge() {
         if child.wait().unwrap().signal() == Some(9) {
             killed += 1;
         }
-        // Whatever a kill left, the files still open with the operator's
-        // key, which is in every set.
     }
     // End on the swapped set and converge.
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
