@@ -18,6 +18,7 @@ pub mod adopt;
 pub mod cli;
 pub mod engine;
 pub mod device;
+pub mod device_key;
 pub mod error;
 pub mod fleet;
 pub mod fsutil;

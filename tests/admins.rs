@@ -334,3 +334,48 @@ fn killed_rekeys_converge() {
     opens_all(&fleet, &joining, true);
     opens_all(&fleet, &leaving, false);
 }
+
+/// Renewing the device key: the file moves to the new key under a fresh
+/// data key, the old key opens nothing, and the image debt is reported
+/// until `rumor inject`.
+#[test]
+fn renew_device_key() {
+    if !tools() {
+        return;
+    }
+    let fleet = Fleet::init(vec![]);
+    fleet.run(&["new", "dev1", "dev2"]);
+    let old_key = fleet.write("old.txt", &fleet.run(&["get", "dev1", "age.key"]));
+    let plain = fleet.sops_decrypt("dev1", &old_key);
+    let before = fs::read_to_string(fleet.file("dev1")).unwrap();
+    let out = fleet.output(&["renew", "dev1", "--secret", "age.key"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("rumor inject dev1"), "{stderr}");
+    let new_key = fleet.write("new.txt", &fleet.run(&["get", "dev1", "age.key"]));
+    assert_ne!(fs::read(&old_key).unwrap(), fs::read(&new_key).unwrap());
+    let after = fs::read_to_string(fleet.file("dev1")).unwrap();
+    assert_eq!(recipients(&after)[0], fleet.run(&["get", "dev1", "age.pub"]).trim());
+    assert_eq!(recipients(&after)[1..], recipients(&before)[1..], "the admins stay");
+    // A fresh data key: no value keeps its ciphertext.
+    let enc = |t: &str| t.lines().filter(|l| l.contains("ENC[") && !l.contains("mac:")).map(str::to_owned).collect::<Vec<_>>();
+    assert!(enc(&after).iter().all(|l| !enc(&before).contains(l)));
+    // The old key opens nothing; the new key and the admin open it all.
+    let out = Command::new(require("sops").unwrap()).args(["decrypt"]).arg(fleet.file("dev1")).env("SOPS_AGE_KEY_FILE", &old_key).env("HOME", fleet.tmp.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let renewed = fleet.sops_decrypt("dev1", &new_key);
+    assert_eq!(renewed, fleet.sops_decrypt("dev1", &fleet.identity()));
+    assert_eq!(renewed.keys().collect::<Vec<_>>(), plain.keys().collect::<Vec<_>>());
+    // `check` says the image needs the new key, for dev1 only.
+    let out = fleet.output(&["check"]);
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("dev1: ") && stdout.contains("rumor inject dev1"), "{stdout}");
+    // Renewing something else is no new debt; the marker is plain text.
+    let out = fleet.output(&["renew", "dev2", "--secret", "wifi.pass"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("inject"));
+    fs::remove_file(fleet.path("devices/dev1.inject-pending")).unwrap(); // what a successful inject does
+    fleet.run(&["check"]);
+}

@@ -596,7 +596,13 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
             names.extend(expiring(&o, id, days)?);
         }
         let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
-        provision(&o, id, rotation, args.verbose, false).map(light)
+        let before = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
+        let outcome = provision(&o, id, rotation, args.verbose, false).map(light)?;
+        let after = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
+        if crate::device_key::note_renewal(&o.fleet, id, before.as_deref(), after.as_deref())? {
+            eprintln!("rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})", o.fleet.output(id));
+        }
+        Ok(outcome)
     });
     summarize(&o.fleet, &ids, results)
 }
