@@ -203,25 +203,63 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
     })
 }
 
-/// `text` with `key = value` set in `[section]`: the key's line replaced,
-/// or added after the section header, or the section appended.
+/// How many more `[` than `]` a TOML line opens, outside strings and
+/// comments: an array value spans lines until this sums to zero.
+fn open_brackets(line: &str) -> i64 {
+    let mut depth = 0;
+    let mut quote = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' => break,
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            },
+        }
+    }
+    depth
+}
+
+/// `text` with `key = value` set in `[section]`: the key's line replaced
+/// (with the continuation lines of a multi-line array), or added after the
+/// section header, or the section appended.
 fn set_in_toml(text: &str, section: &str, key: &str, value: &str) -> String {
     let line = format!("{key} = {value}");
     let mut out: Vec<String> = Vec::new();
     let mut in_section = false;
     let mut done = false;
     let mut header_at = None;
+    // Open brackets of the value being replaced, whose lines are dropped.
+    let mut replacing = 0;
     for l in text.lines() {
         let t = l.trim();
+        if replacing > 0 {
+            replacing += open_brackets(l);
+            continue;
+        }
+        if in_section && !done && t.split('=').next().is_some_and(|k| k.trim() == key) {
+            out.push(line.clone());
+            done = true;
+            replacing = open_brackets(l.split_once('=').map_or("", |(_, v)| v));
+            continue;
+        }
         if t.starts_with('[') {
             in_section = t == format!("[{section}]");
             if in_section {
                 header_at = Some(out.len());
             }
-        } else if in_section && !done && t.split('=').next().is_some_and(|k| k.trim() == key) {
-            out.push(line.clone());
-            done = true;
-            continue;
         }
         out.push(l.to_owned());
     }
@@ -498,5 +536,19 @@ impl<S: Store> Store for Memo<S> {
 
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_in_toml_replaces_lists_over_lines() {
+        let text = "# top\n[admins]\n# who\nrecipients = [\n  \"a\", # first\n  \"b]\",\n]\n\n[store]\nkind = \"local\"\n";
+        let edited = set_in_toml(text, "admins", "recipients", "[\"c\"]");
+        assert_eq!(edited, "# top\n[admins]\n# who\nrecipients = [\"c\"]\n\n[store]\nkind = \"local\"\n");
+        assert_eq!(set_in_toml("[admins]\nrecipients = [\"a\"]\n", "admins", "recipients", "[]"), "[admins]\nrecipients = []\n");
+        assert_eq!(set_in_toml("[store]\n", "admins", "recipients", "[]"), "[store]\n\n[admins]\nrecipients = []\n");
     }
 }

@@ -15,10 +15,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admins;
 pub mod adopt;
 pub mod cli;
 pub mod engine;
 pub mod device;
+pub mod device_key;
 pub mod error;
 pub mod fleet;
 pub mod fsutil;

@@ -213,14 +213,61 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
 
 /// `rumor rekey`.
 pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
-    let mut o = ops::open(&arg.dir()?)?;
-    match ops::setup::rekey(&mut o, args.trust_unsigned)? {
-        Some(done) => eprintln!(
-            "rumor: re-encrypted and re-signed {} store entries for {} admins; rumor.toml pins the new store key",
-            done.entries,
-            o.fleet.recipients().len()
-        ),
-        None => eprintln!("rumor: the store is Vault: its access control, not rumor, guards it; nothing to rekey there"),
+    let dir = arg.dir()?;
+    let local = Fleet::open(&dir)?.settings.store.kind == "local";
+    let done = crate::admins::rekey(&dir, &ops::admin_identities(local)?, args.trust_unsigned)?;
+    report_rekey(&done);
+    Ok(())
+}
+
+fn report_rekey(done: &crate::admins::Rekeyed) {
+    if let Some(n) = done.store_entries {
+        eprintln!("rumor: re-encrypted and re-signed {n} store entries; rumor.toml pins the new store key");
+    }
+    eprintln!("rumor: {} device files rewrapped for the new recipients, {} unchanged; no secret was rotated", done.rewrapped.len(), done.unchanged);
+}
+
+/// `rumor admins`.
+#[derive(clap::Subcommand, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor admins add age1…      a new admin reads every device file and the store\n  \
+    rumor admins remove age1…   then rotate what they saw: rumor renew --all\n\n\
+    A removed admin may have copied secrets before: follow a removal with `rumor renew --all`.")]
+pub enum AdminsCommand {
+    /// Add an age recipient to admins.recipients and rekey the fleet.
+    Add {
+        /// An age recipient (age1…).
+        recipient: String,
+    },
+    /// Remove an admin and rekey the fleet.
+    Remove {
+        /// The admin's age recipient (age1…).
+        recipient: String,
+    },
+    /// Print admins.recipients, one per line.
+    List,
+}
+
+/// `rumor admins`.
+pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
+    let dir = arg.dir()?;
+    let mut fleet = Fleet::open(&dir)?;
+    let change = match &command {
+        AdminsCommand::Add { recipient } => crate::admins::Change::Add(recipient),
+        AdminsCommand::Remove { recipient } => crate::admins::Change::Remove(recipient),
+        AdminsCommand::List => {
+            crate::admins::list(&fleet).iter().for_each(|r| println!("{r}"));
+            return Ok(());
+        }
+    };
+    // The identity must open the fleet before rumor.toml changes.
+    let identities = ops::admin_identities(fleet.settings.store.kind == "local")?;
+    crate::admins::apply(&mut fleet, change, &identities)?;
+    eprintln!("rumor: admins.recipients in {} now lists {} admins; rekeying", fleet.dir.join(crate::fleet::CONFIG).display(), fleet.recipients().len());
+    let done = crate::admins::rekey(&dir, &identities, false)?;
+    report_rekey(&done);
+    if matches!(change, crate::admins::Change::Remove(_)) {
+        eprintln!("rumor: the removed admin may have copied secrets before; rotate them with `rumor renew --all`");
     }
     Ok(())
 }
@@ -277,7 +324,13 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
             names.extend(ops::expiring(&o, id, days)?);
         }
         let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
-        ops::provision(&o, id, rotation, args.verbose, false).map(ops::light)
+        let before = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
+        let outcome = ops::provision(&o, id, rotation, args.verbose, false).map(ops::light)?;
+        let after = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
+        if crate::device_key::note_renewal(&o.fleet, id, before.as_deref(), after.as_deref())? {
+            eprintln!("rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})", o.fleet.output(id));
+        }
+        Ok(outcome)
     });
     summarize(&o.fleet, &ids, results)
 }

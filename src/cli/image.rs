@@ -107,7 +107,7 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         report.label.map(|l| format!(" {l}")).unwrap_or_default(),
         report.mode
     );
-    Ok(())
+    crate::device_key::injected(&opened, &args.device)
 }
 
 /// `rumor api-key verify`.

@@ -83,9 +83,14 @@ pub enum Command {
     /// Check device files: they decrypt, match the store, and no
     /// certificate expires soon.
     Check(inspect::CheckArgs),
-    /// Re-encrypt the embedded store to the admins in rumor.toml and sign
-    /// it with a new store key (pinned in rumor.toml as store.signer).
+    /// Re-encrypt the embedded store and every device file to the admins
+    /// in rumor.toml (signing the store with a new store key, pinned as
+    /// store.signer). Rotates no secret.
     Rekey(fleet::RekeyArgs),
+    /// Add, remove or list the fleet's admins (admins.recipients), then
+    /// rekey. Rotates no secret.
+    #[command(subcommand)]
+    Admins(fleet::AdminsCommand),
     /// Write a device's age key into its disk image (guestfish).
     Inject(image::InjectArgs),
     /// Cloud API key hashes.
@@ -106,7 +111,7 @@ pub enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "inject", "api-key",
+    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "admins", "inject", "api-key",
     "completions", "man", "help",
 ];
 
@@ -160,6 +165,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Spec(args) => inspect::spec(&cli.fleet, args),
         Command::Check(args) => inspect::check(&cli.fleet, args),
         Command::Rekey(args) => fleet::rekey(&cli.fleet, args),
+        Command::Admins(command) => fleet::admins(&cli.fleet, command),
         Command::Inject(args) => image::inject(&cli.fleet, args),
         Command::ApiKey(command) => image::api_key(command),
         Command::Completions { shell } => docs::completions(shell),

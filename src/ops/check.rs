@@ -104,6 +104,8 @@ pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
             return problems;
         }
     };
+    problems.extend(crate::device_key::pending(&o.fleet, id));
+    problems.extend(crate::admins::device_mismatch(&o.fleet, o.handle.as_ref(), &o.identities, id, &text));
     // What the store holds, rendered the way a run would render it; its
     // workspace also has the device's own key, which opens a device file
     // encrypted to the device alone (as the original profile's are).

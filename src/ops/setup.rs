@@ -113,20 +113,9 @@ fn sign_new_store(dir: &Path) -> Result<(), Error> {
     let Some(local) = handle.local() else { return Ok(()) };
     let pin = local.create_signer()?;
     fleet.set_setting("store", "signer", &format!("\"{pin}\""))?;
+    crate::admins::record_store_recipients(&fleet)?;
     eprintln!("rumor: made the store key; {} pins it as store.signer", fleet.dir.join(CONFIG).display());
     Ok(())
-}
-
-/// Re-encrypts the embedded store to the admins in rumor.toml under a new
-/// store key, and pins it. `None` for a Vault fleet, whose access control
-/// guards its store.
-pub fn rekey(o: &mut super::Opened, trust_unsigned: bool) -> Result<Option<crate::store::local::Rekeyed>, Error> {
-    let handle = o.handle.clone();
-    let Some(local) = handle.local() else { return Ok(None) };
-    let done = local.rekey(trust_unsigned)?;
-    o.fleet.set_setting("store", "signer", &format!("\"{}\"", done.pin))?;
-    local.finish_rekey()?;
-    Ok(Some(done))
 }
 
 /// A fleet checked out without admins (like this repository's example)

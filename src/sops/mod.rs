@@ -17,6 +17,7 @@ mod encrypt;
 mod error;
 mod leaf;
 mod metadata;
+mod rewrap;
 mod scalar;
 mod tree;
 
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 use tree::{write_document, Kind, Node};
 
 pub use encrypt::encrypt;
+pub use rewrap::rewrap;
 
 /// Decrypts a SOPS YAML file with any of `identities`, verifying its MAC.
 pub fn decrypt(text: &str, identities: &[age::x25519::Identity]) -> Result<Decrypted, SopsError> {

@@ -253,12 +253,19 @@ impl LocalStore {
     /// to rumor.toml before calling [`LocalStore::finish_rekey`]. Entries
     /// must verify under the pinned key (or be unsigned, with
     /// `trust_unsigned`). Safe to interrupt: a re-run resumes with the same
-    /// new key, and entries it already re-signed verify under it.
+    /// new key, and entries it already re-signed verify under it (and are
+    /// re-encrypted again, in case the admin set changed in between).
     pub fn rekey(&self, trust_unsigned: bool) -> Result<Rekeyed, StoreError> {
         let _guard = self.lock()?;
         let io = |e: io::Error| self.io_error("", &self.dir, &e);
         let next = match signer::load_file(&self.dir, &self.identities, signer::NEXT) {
-            Ok(Some(key)) => key,
+            // An interrupted rekey's key, sealed again: the admin set may
+            // have changed since, and the key must end up readable by
+            // exactly the admins this run encrypts to.
+            Ok(Some(key)) => {
+                signer::save(&self.dir, &self.recipients, signer::NEXT, &key).map_err(io)?;
+                key
+            }
             Ok(None) => signer::create(&self.dir, &self.recipients, signer::NEXT).map_err(io)?,
             Err(why) => return Err(self.forged("", why)),
         };
@@ -268,10 +275,11 @@ impl LocalStore {
             let path = logical(&rel);
             let Some(entry) = self.unseal(&path, &rel)? else { continue };
             let file = self.dir.join(&rel);
-            if entry.verify(&file, &path, &next_pin).is_ok() {
-                continue; // re-signed by an interrupted run of this rekey
-            }
+            // An entry an interrupted run of this rekey re-signed is
+            // re-encrypted all the same: the admin set may have changed
+            // since, and age headers do not say whom a file is for.
             let trusted = match &self.pin {
+                _ if entry.verify(&file, &path, &next_pin).is_ok() => Ok(()),
                 Some(pin) => entry.verify(&file, &path, pin),
                 None => Err(sealed::UnsealError::Forged { file: file.display().to_string(), reason: "no store.signer is pinned" }),
             };

@@ -36,13 +36,18 @@ pub fn parse_pin(text: &str) -> Option<VerifyingKey> {
 /// `recipients`.
 pub(super) fn create(dir: &Path, recipients: &[Recipient], name: &str) -> io::Result<SigningKey> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    save(dir, recipients, name, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` to `name` in `dir`, encrypted to `recipients`.
+pub(super) fn save(dir: &Path, recipients: &[Recipient], name: &str, key: &SigningKey) -> io::Result<()> {
     let pem = key
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let sealed = super::sealed::encrypt(recipients, pem.as_bytes())?;
     let fd = crate::fsutil::dir_beneath(dir, Path::new(""), 0o700).map_err(|e| io::Error::other(e.reason()))?;
-    crate::fsutil::write_at(&fd, dir, name, &sealed, 0o600)?;
-    Ok(key)
+    crate::fsutil::write_at(&fd, dir, name, &sealed, 0o600).map(|_| ())
 }
 
 /// Reads the key in `name`; `None` when there is no such file.
