@@ -42,7 +42,7 @@ pub enum Change<'a> {
 /// to, beside them: age headers do not say whom a file is for. It is a
 /// hint for `rumor check`, plaintext that reviewers see in git, not a
 /// security boundary.
-pub const STORE_RECORD: &str = ".admins";
+pub const STORE_RECORD: &str = ".admins.age";
 
 /// Parses a recipient given on the command line; one line on error.
 fn parse(text: &str) -> Result<Recipient, Error> {
@@ -140,7 +140,18 @@ pub fn record_store_recipients(fleet: &Fleet) -> Result<(), Error> {
     let mut set: Vec<String> = fleet.recipients().iter().map(ToString::to_string).collect();
     set.sort();
     let text = format!("# the admins the store's entries are encrypted to, written by `rumor rekey`\n{}\n", set.join("\n"));
-    fleet.write(&format!("{}/{STORE_RECORD}", fleet.settings.store.path), text.as_bytes(), 0o644)?;
+    // Encrypted like every other file of the store, which holds no
+    // plaintext; the list is public, but only admins need to read it.
+    let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);
+    let recipients = fleet.recipients();
+    let fail = |e: String| Error::Io { path: fleet.dir.join(&rel).display().to_string(), reason: e };
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::new();
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).map_err(|e| fail(e.to_string()))?;
+    let mut stream = encryptor.wrap_output(armored).map_err(|e| fail(e.to_string()))?;
+    std::io::Write::write_all(&mut stream, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    stream.finish().and_then(|a| a.finish()).map_err(|e| fail(e.to_string()))?;
+    fleet.write(&rel, &out, 0o600)?;
     Ok(())
 }
 
@@ -254,12 +265,16 @@ pub fn device_mismatch(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Id
 /// another admin set than rumor.toml lists. A store whose set was never
 /// recorded (made before rumor recorded it) cannot be told from its files:
 /// age headers do not name recipients.
-pub fn store_mismatch(fleet: &Fleet) -> Option<String> {
+pub fn store_mismatch(fleet: &Fleet, identities: &[age::x25519::Identity]) -> Option<String> {
     if fleet.settings.store.kind != "local" {
         return None;
     }
     let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);
-    let text = fleet.read_text(&rel).ok()??;
+    let bytes = fleet.read(&rel).ok()??;
+    let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(&bytes[..])).ok()?;
+    let mut reader = decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity)).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut text).ok()?;
     let recorded: BTreeSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     let wanted: Vec<String> = fleet.recipients().iter().map(ToString::to_string).collect();
     let wanted: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();

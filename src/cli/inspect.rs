@@ -117,7 +117,7 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     // Every entry of the embedded store must carry the store key's
     // signature, also those no device reads.
     if let Some(local) = o.handle.local() {
-        let problems: Vec<String> = local.verify_all().into_iter().chain(crate::admins::store_mismatch(&o.fleet)).collect();
+        let problems: Vec<String> = local.verify_all().into_iter().chain(crate::admins::store_mismatch(&o.fleet, &o.identities)).collect();
         problems_total += problems.len();
         if !problems.is_empty() {
             report.push(json!({ "device": "store", "ok": false, "problems": problems }));
