@@ -48,9 +48,17 @@ pub const STORE_RECORD: &str = ".admins.age";
 fn parse(text: &str) -> Result<Recipient, Error> {
     let text = text.trim();
     if text.starts_with("ssh-") || text.starts_with("ecdsa-") {
-        return Err(Error::Input(format!("\"{}\": SSH keys are not admin recipients yet; give an age recipient (age1…)", text.escape_default())));
+        return Err(Error::Input(format!(
+            "\"{}\": SSH keys are not admin recipients yet; give an age recipient (age1…)",
+            text.escape_default()
+        )));
     }
-    text.parse::<Recipient>().map_err(|_| Error::Input(format!("\"{}\" is not an age recipient (age1…)", text.escape_default())))
+    text.parse::<Recipient>().map_err(|_| {
+        Error::Input(format!(
+            "\"{}\" is not an age recipient (age1…)",
+            text.escape_default()
+        ))
+    })
 }
 
 /// The admin set after `change`, checked: a malformed recipient, one
@@ -70,11 +78,15 @@ pub fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error>
         Change::Remove(text) => {
             let name = parse(text)?.to_string();
             if !list.contains(&name) {
-                return Err(Error::Input(format!("{name} is not in admins.recipients; nothing changed")));
+                return Err(Error::Input(format!(
+                    "{name} is not in admins.recipients; nothing changed"
+                )));
             }
             list.retain(|r| *r != name);
             if list.is_empty() {
-                return Err(Error::Input(format!("{name} is the last admin; add another first, or nobody could open the fleet")));
+                return Err(Error::Input(format!(
+                    "{name} is the last admin; add another first, or nobody could open the fleet"
+                )));
             }
         }
     }
@@ -86,10 +98,20 @@ pub fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error>
 /// reads every entry back after re-encrypting it to the new set.
 pub fn apply(fleet: &mut Fleet, change: Change, identities: &[Identity]) -> Result<(), Error> {
     let list = changed(&fleet.settings.admins.recipients, change)?;
-    if fleet.settings.store.kind == "local" && !identities.iter().any(|i| list.contains(&i.to_public().to_string())) {
+    if fleet.settings.store.kind == "local"
+        && !identities
+            .iter()
+            .any(|i| list.contains(&i.to_public().to_string()))
+    {
         return Err(Error::Input("that would remove the admin identity this rumor runs with; run it as another admin (RUMOR_IDENTITY)".into()));
     }
-    let value = format!("[{}]", list.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", "));
+    let value = format!(
+        "[{}]",
+        list.iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     fleet.set_setting("admins", "recipients", &value)
 }
 
@@ -105,7 +127,11 @@ pub struct Rekeyed {
 
 /// Re-encrypts the fleet in `dir` to the admins rumor.toml lists: the local
 /// store (with a new store key) and every device file. Rotates nothing.
-pub fn rekey(dir: &std::path::Path, identities: &[Identity], trust_unsigned: bool) -> Result<Rekeyed, Error> {
+pub fn rekey(
+    dir: &std::path::Path,
+    identities: &[Identity],
+    trust_unsigned: bool,
+) -> Result<Rekeyed, Error> {
     let mut fleet = Fleet::open(dir)?;
     let mut handle = fleet.store(identities)?;
     let mut store_entries = None;
@@ -132,25 +158,43 @@ pub fn rekey(dir: &std::path::Path, identities: &[Identity], trust_unsigned: boo
             unchanged += 1;
         }
     }
-    Ok(Rekeyed { store_entries, rewrapped, unchanged })
+    Ok(Rekeyed {
+        store_entries,
+        rewrapped,
+        unchanged,
+    })
 }
 
 /// Writes the admin set the local store is now encrypted to.
 pub fn record_store_recipients(fleet: &Fleet) -> Result<(), Error> {
     let mut set: Vec<String> = fleet.recipients().iter().map(ToString::to_string).collect();
     set.sort();
-    let text = format!("# the admins the store's entries are encrypted to, written by `rumor rekey`\n{}\n", set.join("\n"));
+    let text = format!(
+        "# the admins the store's entries are encrypted to, written by `rumor rekey`\n{}\n",
+        set.join("\n")
+    );
     // Encrypted like every other file of the store, which holds no
     // plaintext; the list is public, but only admins need to read it.
     let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);
     let recipients = fleet.recipients();
-    let fail = |e: String| Error::Io { path: fleet.dir.join(&rel).display().to_string(), reason: e };
-    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| fail(e.to_string()))?;
+    let fail = |e: String| Error::Io {
+        path: fleet.dir.join(&rel).display().to_string(),
+        reason: e,
+    };
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::new();
-    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).map_err(|e| fail(e.to_string()))?;
-    let mut stream = encryptor.wrap_output(armored).map_err(|e| fail(e.to_string()))?;
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut stream = encryptor
+        .wrap_output(armored)
+        .map_err(|e| fail(e.to_string()))?;
     std::io::Write::write_all(&mut stream, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    stream.finish().and_then(|a| a.finish()).map_err(|e| fail(e.to_string()))?;
+    stream
+        .finish()
+        .and_then(|a| a.finish())
+        .map_err(|e| fail(e.to_string()))?;
     fleet.write(&rel, &out, 0o600)?;
     Ok(())
 }
@@ -170,26 +214,62 @@ struct DeviceFile {
 
 /// Reads what a device's spec says its device file is, from the store;
 /// `None` for a device not provisioned yet.
-fn device_file(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity], id: &str) -> Result<Option<DeviceFile>, Error> {
+fn device_file(
+    fleet: &Fleet,
+    handle: &dyn StoreHandle,
+    identities: &[Identity],
+    id: &str,
+) -> Result<Option<DeviceFile>, Error> {
     let device = crate::device::load(fleet, id)?;
     let (spec, _) = crate::device::spec(fleet, id, &device)?;
     let path = format!("{}/current", fleet.device_path(id));
-    let Some(current) = handle.read(&path)? else { return Ok(None) };
+    let Some(current) = handle.read(&path)? else {
+        return Ok(None);
+    };
     let bad = |why: String| Error::Input(format!("{id}: {why}"));
-    let entry = spec.generations.iter().rev().find(|g| g.kind == "sops").ok_or_else(|| bad("the device spec has no sops generation".into()))?;
-    let arg = |k: &str| entry.arguments.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let public = arg("public").ok_or_else(|| bad("the sops generation has no \"public\"".into()))?;
+    let entry = spec
+        .generations
+        .iter()
+        .rev()
+        .find(|g| g.kind == "sops")
+        .ok_or_else(|| bad("the device spec has no sops generation".into()))?;
+    let arg = |k: &str| {
+        entry
+            .arguments
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let public =
+        arg("public").ok_or_else(|| bad("the sops generation has no \"public\"".into()))?;
     let age_name = arg("age").ok_or_else(|| bad("the sops generation has no \"age\"".into()))?;
     let lines = |name: &str, text: &str| -> Result<Vec<Recipient>, Error> {
         text.lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| l.parse().map_err(|_| bad(format!("\"{name}\" in \"{path}\" does not hold age recipients"))))
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    bad(format!(
+                        "\"{name}\" in \"{path}\" does not hold age recipients"
+                    ))
+                })
+            })
             .collect()
     };
-    let stored = |name: &str| current.data.get(name).ok_or_else(|| bad(format!("\"{path}\" has no \"{name}\"; run `rumor new {id}`")));
+    let stored = |name: &str| {
+        current.data.get(name).ok_or_else(|| {
+            bad(format!(
+                "\"{path}\" has no \"{name}\"; run `rumor new {id}`"
+            ))
+        })
+    };
     let mut recipients = lines(&age_name, stored(&age_name)?)?;
-    let extra = entry.arguments.get("recipients").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let extra = entry
+        .arguments
+        .get("recipients")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
     for item in extra.iter().filter_map(|v| v.as_str()) {
         match item.trim().parse::<Recipient>() {
             Ok(r) => recipients.push(r),
@@ -197,22 +277,45 @@ fn device_file(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity],
         }
     }
     let mut ids = identities.to_vec();
-    for value in current.data.values().filter(|v| v.trim_start().starts_with("AGE-SECRET-KEY-1")) {
-        ids.extend(value.lines().filter_map(|l| l.trim().parse::<Identity>().ok()));
+    for value in current
+        .data
+        .values()
+        .filter(|v| v.trim_start().starts_with("AGE-SECRET-KEY-1"))
+    {
+        ids.extend(
+            value
+                .lines()
+                .filter_map(|l| l.trim().parse::<Identity>().ok()),
+        );
     }
-    Ok(Some(DeviceFile { path, current, public, recipients, identities: ids }))
+    Ok(Some(DeviceFile {
+        path,
+        current,
+        public,
+        recipients,
+        identities: ids,
+    }))
 }
 
 /// Rewraps one device file, store first, then git; whether it changed.
-fn rewrap_device(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity], id: &str) -> Result<bool, Error> {
-    let Some(file) = device_file(fleet, handle, identities, id)? else { return Ok(false) };
+fn rewrap_device(
+    fleet: &Fleet,
+    handle: &dyn StoreHandle,
+    identities: &[Identity],
+    id: &str,
+) -> Result<bool, Error> {
+    let Some(file) = device_file(fleet, handle, identities, id)? else {
+        return Ok(false);
+    };
     let output = fleet.output(id);
     let Some(copy) = file.current.data.get(&file.public) else {
         return Err(Error::Input(format!(
             "{id}: the store holds no copy of {output} to rewrap; run `rumor new --reencrypt {id}` (a fresh data key), then `rumor rekey`"
         )));
     };
-    let integrity = |e: crate::sops::SopsError| Error::Integrity(format!("{id}: the store's copy of {output}: {e}"));
+    let integrity = |e: crate::sops::SopsError| {
+        Error::Integrity(format!("{id}: the store's copy of {output}: {e}"))
+    };
     let text = crate::sops::rewrap(copy, &file.recipients, &file.identities).map_err(integrity)?;
     let changed = text.trim_end() != copy.trim_end();
     if changed {
@@ -221,7 +324,11 @@ fn rewrap_device(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity
         data.insert(file.public.clone(), Zeroizing::new(text.trim().to_owned()));
         handle.write(&file.path, &data, Some(file.current.version))?;
         let base = file.path.trim_end_matches("/current");
-        handle.write(&format!("{base}/{}", stamp(time::OffsetDateTime::now_utc())), &data, None)?;
+        handle.write(
+            &format!("{base}/{}", stamp(time::OffsetDateTime::now_utc())),
+            &data,
+            None,
+        )?;
     }
     // Git gets the store's bytes, also when a killed run wrote only the store.
     let wanted = format!("{}\n", text.trim_end());
@@ -236,13 +343,20 @@ fn rewrap_device(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity
 /// The name of a timestamped store version, as the engine writes them.
 fn stamp(now: time::OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year][month][day][hour][minute][second]");
-    now.format(&f).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&f)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// For `rumor check`: how a device file's recipients differ from what its
 /// store entry and rumor.toml say; `None` when they agree or when the
 /// device is not provisioned.
-pub fn device_mismatch(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Identity], id: &str, text: &str) -> Option<String> {
+pub fn device_mismatch(
+    fleet: &Fleet,
+    handle: &dyn StoreHandle,
+    identities: &[Identity],
+    id: &str,
+    text: &str,
+) -> Option<String> {
     let file = device_file(fleet, handle, identities, id).ok()??;
     let have: BTreeSet<String> = crate::sops::recipients_of(text).ok()?.into_iter().collect();
     let want: BTreeSet<String> = file.recipients.iter().map(ToString::to_string).collect();
@@ -258,7 +372,11 @@ pub fn device_mismatch(fleet: &Fleet, handle: &dyn StoreHandle, identities: &[Id
     if !extra.is_empty() {
         why.push(format!("still encrypted to {}", extra.join(", ")));
     }
-    Some(format!("{}: {} (rumor.toml admins.recipients or the device key changed); run `rumor rekey`", fleet.output(id), why.join("; ")))
+    Some(format!(
+        "{}: {} (rumor.toml admins.recipients or the device key changed); run `rumor rekey`",
+        fleet.output(id),
+        why.join("; ")
+    ))
 }
 
 /// For `rumor check`: whether the local store is recorded as encrypted to
@@ -272,10 +390,16 @@ pub fn store_mismatch(fleet: &Fleet, identities: &[age::x25519::Identity]) -> Op
     let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);
     let bytes = fleet.read(&rel).ok()??;
     let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(&bytes[..])).ok()?;
-    let mut reader = decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity)).ok()?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .ok()?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut reader, &mut text).ok()?;
-    let recorded: BTreeSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let recorded: BTreeSet<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let wanted: Vec<String> = fleet.recipients().iter().map(ToString::to_string).collect();
     let wanted: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
     (recorded != wanted).then(|| format!("{rel}: the local store is encrypted to other admins than rumor.toml's admins.recipients; run `rumor rekey`"))
@@ -295,8 +419,14 @@ mod tests {
         let a = Identity::generate().to_public().to_string();
         let b = Identity::generate().to_public().to_string();
         let one = vec![a.clone()];
-        assert_eq!(changed(&one, Change::Add(&b)).unwrap(), [a.clone(), b.clone()]);
-        assert_eq!(changed(&[a.clone(), b.clone()], Change::Remove(&a)).unwrap(), [b.clone()]);
+        assert_eq!(
+            changed(&one, Change::Add(&b)).unwrap(),
+            [a.clone(), b.clone()]
+        );
+        assert_eq!(
+            changed(&[a.clone(), b.clone()], Change::Remove(&a)).unwrap(),
+            [b.clone()]
+        );
         for (change, says) in [
             (Change::Add(&a), "already"),
             (Change::Add("age1nope"), "not an age recipient"),

@@ -43,13 +43,20 @@ pub struct Adopted {
 /// checked before anything is written, so a bad list changes nothing.
 pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopted, Error> {
     let shown = list.display().to_string();
-    let bytes = crate::fsutil::read_regular(list, crate::fsutil::MAX_READ).map_err(|e| Error::read(list, e))?;
+    let bytes = crate::fsutil::read_regular(list, crate::fsutil::MAX_READ)
+        .map_err(|e| Error::read(list, e))?;
     let entries: Vec<Listed> = serde_json::from_slice(&bytes).map_err(|e| {
         // serde_json names the field and place; it quotes no value but a
         // field name or type, which is not secret here.
-        Error::Input(format!("{shown}:{}: {}", e.line(), e.to_string().split(" at line").next().unwrap_or_default()))
+        Error::Input(format!(
+            "{shown}:{}: {}",
+            e.line(),
+            e.to_string().split(" at line").next().unwrap_or_default()
+        ))
     })?;
-    let mixed_case = entries.iter().any(|e| e.id.chars().any(|c| c.is_ascii_uppercase()));
+    let mixed_case = entries
+        .iter()
+        .any(|e| e.id.chars().any(|c| c.is_ascii_uppercase()));
     if mixed_case && !fleet.settings.devices.mixed_case {
         fleet.settings.devices.mixed_case = true;
     }
@@ -60,33 +67,64 @@ pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopte
     let mut seen_ips: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
     let mut planned = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        let at = |field: &str, why: String| Error::Input(format!("{shown}: [{i}] (\"{}\") {field}: {why}", e.id.escape_default()));
+        let at = |field: &str, why: String| {
+            Error::Input(format!(
+                "{shown}: [{i}] (\"{}\") {field}: {why}",
+                e.id.escape_default()
+            ))
+        };
         device::check_id_in(fleet, &e.id).map_err(|err| at("id", err.to_string()))?;
         if !seen_ids.insert(e.id.as_str()) {
             return Err(at("id", "appears twice in the list".into()));
         }
-        let ip: Ipv4Addr = e.ip.parse().map_err(|_| at("ip", format!("\"{}\" is not an IPv4 address", e.ip.escape_default())))?;
+        let ip: Ipv4Addr = e.ip.parse().map_err(|_| {
+            at(
+                "ip",
+                format!("\"{}\" is not an IPv4 address", e.ip.escape_default()),
+            )
+        })?;
         if let Some(other) = seen_ips.insert(ip, &e.id) {
             return Err(at("ip", format!("{ip} is also \"{other}\"'s in the list")));
         }
         if let Err(why) = device::host_address(network, ip) {
-            return Err(at("ip", format!("{ip} {why} (network.nebula = {})", fleet.settings.network.nebula)));
+            return Err(at(
+                "ip",
+                format!(
+                    "{ip} {why} (network.nebula = {})",
+                    fleet.settings.network.nebula
+                ),
+            ));
         }
         if let Some(holders) = owners.get(&ip).filter(|h| h.iter().any(|h| h != &e.id)) {
             let holders: Vec<&str> = holders.iter().map(String::as_str).collect();
-            return Err(at("ip", format!("{ip} is already {}'s in this fleet", holders.join("', '"))));
+            return Err(at(
+                "ip",
+                format!("{ip} is already {}'s in this fleet", holders.join("', '")),
+            ));
         }
         let wifi = e.wifi.as_deref().filter(|w| *w != e.id);
         if let Some(w) = wifi {
             if !ids.contains(w) && device::load(fleet, w).is_err() {
-                return Err(at("wifi", format!("\"{}\" is neither in the list nor a device of this fleet", w.escape_default())));
+                return Err(at(
+                    "wifi",
+                    format!(
+                        "\"{}\" is neither in the list nor a device of this fleet",
+                        w.escape_default()
+                    ),
+                ));
             }
         }
         let name = e.name.clone().unwrap_or_default();
         if name.chars().any(char::is_control) {
             return Err(at("name", "contains a control character".into()));
         }
-        let wanted = Device { name, ip: ip.to_string(), groups: groups.to_vec(), wifi: wifi.map(str::to_owned), vars: Default::default() };
+        let wanted = Device {
+            name,
+            ip: ip.to_string(),
+            groups: groups.to_vec(),
+            wifi: wifi.map(str::to_owned),
+            vars: Default::default(),
+        };
         match fleet.read_text(&format!("devices/{}.toml", e.id))? {
             Some(_) => {
                 let have = device::load(fleet, &e.id)?;
@@ -101,7 +139,11 @@ pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopte
     if mixed_case {
         fleet.set_setting("devices", "mixed_case", "true")?;
     }
-    let mut done = Adopted { created: Vec::new(), unchanged: Vec::new(), mixed_case };
+    let mut done = Adopted {
+        created: Vec::new(),
+        unchanged: Vec::new(),
+        mixed_case,
+    };
     let mut ledger = fleet.read_text(device::ALLOCATIONS)?.unwrap_or_default();
     let recorded: BTreeSet<(Ipv4Addr, String)> = ledger
         .lines()

@@ -58,12 +58,18 @@ fn check(id: &str, mixed_case: bool) -> Result<(), Error> {
     let ok = !id.is_empty()
         && id.len() <= 63
         && id.starts_with(|c: char| letter(c) || c.is_ascii_digit())
-        && id.chars().all(|c| letter(c) || c.is_ascii_digit() || c == '-');
+        && id
+            .chars()
+            .all(|c| letter(c) || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
         let shown: String = id.chars().take(80).flat_map(char::escape_default).collect();
-        let letters = if mixed_case { "letters" } else { "lowercase letters" };
+        let letters = if mixed_case {
+            "letters"
+        } else {
+            "lowercase letters"
+        };
         Err(Error::Input(format!(
             "\"{shown}\" is not a device name; use {letters}, digits and '-', starting with a letter or digit, at most 63 characters"
         )))
@@ -103,21 +109,48 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
     check_id_in(fleet, id)?;
     let path = path(fleet, id);
     let Some(text) = fleet.read_text(&rel(id))? else {
-        return Err(Error::Input(format!("unknown device \"{id}\": {} does not exist; create it with `rumor new {id}`", path.display())));
+        return Err(Error::Input(format!(
+            "unknown device \"{id}\": {} does not exist; create it with `rumor new {id}`",
+            path.display()
+        )));
     };
     let device: Device = crate::fleet::parse_toml(&path, &text)?;
     let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
-    let ip: Ipv4Addr = device.ip.parse().map_err(|_| Error::Input(format!("{}: ip \"{}\" is not an IPv4 address", path.display(), device.ip)))?;
-    host_address(network, ip).map_err(|why| Error::Input(format!("{}: ip {ip} {why} (network.nebula = {})", path.display(), fleet.settings.network.nebula)))?;
+    let ip: Ipv4Addr = device.ip.parse().map_err(|_| {
+        Error::Input(format!(
+            "{}: ip \"{}\" is not an IPv4 address",
+            path.display(),
+            device.ip
+        ))
+    })?;
+    host_address(network, ip).map_err(|why| {
+        Error::Input(format!(
+            "{}: ip {ip} {why} (network.nebula = {})",
+            path.display(),
+            fleet.settings.network.nebula
+        ))
+    })?;
     if let Some(other) = &device.wifi {
-        check_id_in(fleet, other).map_err(|e| Error::Input(format!("{}: wifi: {e}", path.display())))?;
+        check_id_in(fleet, other)
+            .map_err(|e| Error::Input(format!("{}: wifi: {e}", path.display())))?;
         if other == id {
-            return Err(Error::Input(format!("{}: wifi names the device itself", path.display())));
+            return Err(Error::Input(format!(
+                "{}: wifi names the device itself",
+                path.display()
+            )));
         }
     }
     for group in &device.groups {
-        if group.is_empty() || !group.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(Error::Input(format!("{}: group \"{}\" must be letters, digits, '-', '_' or '.'", path.display(), group.escape_default())));
+        if group.is_empty()
+            || !group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::Input(format!(
+                "{}: group \"{}\" must be letters, digits, '-', '_' or '.'",
+                path.display(),
+                group.escape_default()
+            )));
         }
     }
     Ok(device)
@@ -151,7 +184,9 @@ pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String>
         return Err("is outside the overlay network".into());
     }
     match reserved(network, ip) {
-        Some(why) => Err(format!("is {why}; give the device a host address from .2 up")),
+        Some(why) => Err(format!(
+            "is {why}; give the device a host address from .2 up"
+        )),
         None => Ok(()),
     }
 }
@@ -173,7 +208,9 @@ fn reserved(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Option<&'static str> {
 /// address the ledger (`devices/.allocations`) ever handed out, with the
 /// device it went to. An address stays its device's after the device is
 /// removed, so it is never given to another.
-pub fn owners(fleet: &Fleet) -> Result<std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>, Error> {
+pub fn owners(
+    fleet: &Fleet,
+) -> Result<std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>, Error> {
     let mut owners: std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>> = Default::default();
     for id in ids(fleet)? {
         if let Ok(device) = load(fleet, &id) {
@@ -196,8 +233,19 @@ pub fn owners(fleet: &Fleet) -> Result<std::collections::BTreeMap<Ipv4Addr, BTre
 }
 
 /// Refuses an address another device holds (see [`owners`]).
-pub fn check_unique(fleet: &Fleet, id: &str, ip: Ipv4Addr, owners: &std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>) -> Result<(), Error> {
-    let others: Vec<&str> = owners.get(&ip).into_iter().flatten().filter(|o| *o != id).map(String::as_str).collect();
+pub fn check_unique(
+    fleet: &Fleet,
+    id: &str,
+    ip: Ipv4Addr,
+    owners: &std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>,
+) -> Result<(), Error> {
+    let others: Vec<&str> = owners
+        .get(&ip)
+        .into_iter()
+        .flatten()
+        .filter(|o| *o != id)
+        .map(String::as_str)
+        .collect();
     if others.is_empty() {
         return Ok(());
     }
@@ -221,9 +269,18 @@ pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Ad
     let taken = taken(fleet)?;
     let first = u32::from(network) + 2;
     let last = u32::from(network) + (1u32 << (32 - prefix)) - 2;
-    let next = taken.iter().chain(also_taken).map(|ip| u32::from(*ip) + 1).max().unwrap_or(first).max(first);
+    let next = taken
+        .iter()
+        .chain(also_taken)
+        .map(|ip| u32::from(*ip) + 1)
+        .max()
+        .unwrap_or(first)
+        .max(first);
     if next > last {
-        return Err(Error::Input(format!("the overlay network {} is full; widen network.nebula in rumor.toml", fleet.settings.network.nebula)));
+        return Err(Error::Input(format!(
+            "the overlay network {} is full; widen network.nebula in rumor.toml",
+            fleet.settings.network.nebula
+        )));
     }
     Ok(Ipv4Addr::from(next))
 }
@@ -235,7 +292,10 @@ pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Ad
 pub fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
     use fs4::fs_std::FileExt;
     let dir = fleet.dir.join("devices");
-    let handle = std::fs::File::from(crate::fsutil::dir_beneath(&fleet.dir, Path::new("devices"), 0o755).map_err(|e| Error::read(&dir, e))?);
+    let handle = std::fs::File::from(
+        crate::fsutil::dir_beneath(&fleet.dir, Path::new("devices"), 0o755)
+            .map_err(|e| Error::read(&dir, e))?,
+    );
     handle.lock_exclusive().map_err(|e| Error::io(&dir, &e))?;
     Ok(handle)
 }
@@ -250,7 +310,8 @@ pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Er
 
 /// Writes a device file (0644: it holds no secret).
 pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
-    let text = toml::to_string(device).map_err(|e| Error::Input(format!("{}: {e}", path(fleet, id).display())))?;
+    let text = toml::to_string(device)
+        .map_err(|e| Error::Input(format!("{}: {e}", path(fleet, id).display())))?;
     fleet.write(&rel(id), text.as_bytes(), 0o644)?;
     Ok(())
 }
@@ -258,7 +319,8 @@ pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
 /// The variables every fleet template sees.
 fn fleet_context(fleet: &Fleet) -> serde_json::Value {
     let s = &fleet.settings;
-    let (network, prefix) = parse_network(&s.network.nebula).unwrap_or((Ipv4Addr::new(10, 8, 0, 0), 16));
+    let (network, prefix) =
+        parse_network(&s.network.nebula).unwrap_or((Ipv4Addr::new(10, 8, 0, 0), 16));
     let last = Ipv4Addr::from(u32::from(network) + (1u32 << (32 - prefix)) - 2);
     json!({
         "store": { "mount": s.store.mount, "prefix": s.store.prefix, "base": fleet.base(), "shared": fleet.shared_path() },
@@ -270,9 +332,15 @@ fn fleet_context(fleet: &Fleet) -> serde_json::Value {
 
 /// Renders a spec template; returns the spec and its text (for
 /// `rumor spec`).
-fn render_spec(fleet: &Fleet, template: &str, context: &serde_json::Value) -> Result<(Spec, String), Error> {
+fn render_spec(
+    fleet: &Fleet,
+    template: &str,
+    context: &serde_json::Value,
+) -> Result<(Spec, String), Error> {
     let path = fleet.dir.join(template);
-    let text = fleet.read_text(template)?.ok_or_else(|| Error::io(&path, &std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+    let text = fleet
+        .read_text(template)?
+        .ok_or_else(|| Error::io(&path, &std::io::Error::from(std::io::ErrorKind::NotFound)))?;
     let rendered = render_text(&text, template, context)?;
     let mut spec = spec::parse(&rendered, Format::Toml, &format!("{template} (rendered)"))?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;
@@ -309,18 +377,29 @@ pub fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
 /// field cannot break out of the spec.
 pub fn render_text(text: &str, name: &str, context: &serde_json::Value) -> Result<String, Error> {
     let mut env = crate::template::environment();
-    env.add_filter("toml", |value: minijinja::Value| -> Result<String, minijinja::Error> {
-        let json = serde_json::to_value(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
-        if json.is_null() {
-            return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "cannot write an undefined or null value into TOML"));
-        }
-        // JSON leaves DEL raw, which TOML forbids in strings; `\u007f` means
-        // the same in both (found by fuzz/fuzz_targets/template.rs).
-        serde_json::to_string(&json)
-            .map(|text| text.replace('\u{7f}', "\\u007f"))
-            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
-    });
-    env.render_named_str(name, text, context).map_err(|e| template_error(name, &e))
+    env.add_filter(
+        "toml",
+        |value: minijinja::Value| -> Result<String, minijinja::Error> {
+            let json = serde_json::to_value(&value).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })?;
+            if json.is_null() {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "cannot write an undefined or null value into TOML",
+                ));
+            }
+            // JSON leaves DEL raw, which TOML forbids in strings; `\u007f` means
+            // the same in both (found by fuzz/fuzz_targets/template.rs).
+            serde_json::to_string(&json)
+                .map(|text| text.replace('\u{7f}', "\\u007f"))
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })
+        },
+    );
+    env.render_named_str(name, text, context)
+        .map_err(|e| template_error(name, &e))
 }
 
 fn template_error(name: &str, e: &minijinja::Error) -> Error {
@@ -343,7 +422,18 @@ mod tests {
         for good in ["pidgeon-1", "a", "0abc", &"a".repeat(63)] {
             assert!(check_id(good).is_ok(), "{good}");
         }
-        for bad in ["", "-a", "A", "a/b", "../x", "a b", "a\"b", "a'b", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-a",
+            "A",
+            "a/b",
+            "../x",
+            "a b",
+            "a\"b",
+            "a'b",
+            &"a".repeat(64),
+            "é",
+        ] {
             let e = check_id(bad).unwrap_err().to_string();
             assert!(e.contains("is not a device name"), "{e}");
         }
@@ -351,10 +441,19 @@ mod tests {
 
     #[test]
     fn networks() {
-        assert_eq!(parse_network("10.8.1.7/16").unwrap(), (Ipv4Addr::new(10, 8, 0, 0), 16));
+        assert_eq!(
+            parse_network("10.8.1.7/16").unwrap(),
+            (Ipv4Addr::new(10, 8, 0, 0), 16)
+        );
         assert!(parse_network("10.8.0.0").is_err());
         assert!(parse_network("10.8.0.0/31").is_err());
-        assert!(contains((Ipv4Addr::new(10, 8, 0, 0), 16), Ipv4Addr::new(10, 8, 200, 1)));
-        assert!(!contains((Ipv4Addr::new(10, 8, 0, 0), 16), Ipv4Addr::new(10, 9, 0, 1)));
+        assert!(contains(
+            (Ipv4Addr::new(10, 8, 0, 0), 16),
+            Ipv4Addr::new(10, 8, 200, 1)
+        ));
+        assert!(!contains(
+            (Ipv4Addr::new(10, 8, 0, 0), 16),
+            Ipv4Addr::new(10, 9, 0, 1)
+        ));
     }
 }

@@ -27,7 +27,12 @@ pub fn public(fleet: &Fleet, handle: &dyn StoreHandle, id: &str) -> Result<Optio
 
 /// After a renew: when the device had a key and now has another, records
 /// that its image needs the new one; true when it did.
-pub fn note_renewal(fleet: &Fleet, id: &str, before: Option<&str>, after: Option<&str>) -> Result<bool, Error> {
+pub fn note_renewal(
+    fleet: &Fleet,
+    id: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<bool, Error> {
     match (before, after) {
         (Some(before), Some(after)) if before != after => {
             fleet.write(&marker(id), format!("{after}\n").as_bytes(), 0o644)?;

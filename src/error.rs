@@ -90,15 +90,22 @@ impl Error {
     /// a FIFO, too large) is bad input (exit 3).
     pub fn read(path: &std::path::Path, e: crate::fsutil::ReadError) -> Error {
         match e {
-            crate::fsutil::ReadError::Refused(why) => Error::Input(format!("{}: {why}", path.display())),
+            crate::fsutil::ReadError::Refused(why) => {
+                Error::Input(format!("{}: {why}", path.display()))
+            }
             crate::fsutil::ReadError::Io(e) => Error::io(path, &e),
-            crate::fsutil::ReadError::Missing => Error::io(path, &std::io::Error::from(std::io::ErrorKind::NotFound)),
+            crate::fsutil::ReadError::Missing => {
+                Error::io(path, &std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
         }
     }
 
     /// An I/O error on a path.
     pub fn io(path: &std::path::Path, e: &std::io::Error) -> Error {
-        Error::Io { path: path.display().to_string(), reason: io_reason(e) }
+        Error::Io {
+            path: path.display().to_string(),
+            reason: io_reason(e),
+        }
     }
 }
 
@@ -123,18 +130,52 @@ mod tests {
     #[test]
     fn every_variant_renders() {
         let cases = [
-            (Error::Usage("usage: rumor run <spec>".into()), 2, "usage: rumor run <spec>"),
-            (Error::Input("bad device name \"../x\"".into()), 3, "bad device name"),
             (
-                Error::Entry { label: "generations[3] (nebula)".into(), message: "missing argument \"ip\"".into(), kind: Kind::Input },
+                Error::Usage("usage: rumor run <spec>".into()),
+                2,
+                "usage: rumor run <spec>",
+            ),
+            (
+                Error::Input("bad device name \"../x\"".into()),
+                3,
+                "bad device name",
+            ),
+            (
+                Error::Entry {
+                    label: "generations[3] (nebula)".into(),
+                    message: "missing argument \"ip\"".into(),
+                    kind: Kind::Input,
+                },
                 3,
                 "generations[3] (nebula): missing argument \"ip\"",
             ),
-            (Error::Store(StoreError::BadPath { path: "x".into() }), 4, "\"x\" is not a store path"),
-            (Error::Store(StoreError::Setting { variable: "VAULT_ADDR", reason: "contains a newline".into() }), 3, "VAULT_ADDR: contains"),
+            (
+                Error::Store(StoreError::BadPath { path: "x".into() }),
+                4,
+                "\"x\" is not a store path",
+            ),
+            (
+                Error::Store(StoreError::Setting {
+                    variable: "VAULT_ADDR",
+                    reason: "contains a newline".into(),
+                }),
+                3,
+                "VAULT_ADDR: contains",
+            ),
             (Error::Integrity("MAC mismatch".into()), 5, "MAC mismatch"),
-            (Error::io(std::path::Path::new("/x"), &std::io::Error::from_raw_os_error(2)), 6, "/x: no such file or directory"),
-            (Error::Mismatch("the key does not match the hash".into()), 1, "does not match"),
+            (
+                Error::io(
+                    std::path::Path::new("/x"),
+                    &std::io::Error::from_raw_os_error(2),
+                ),
+                6,
+                "/x: no such file or directory",
+            ),
+            (
+                Error::Mismatch("the key does not match the hash".into()),
+                1,
+                "does not match",
+            ),
             (Error::Interrupted, 130, "interrupted"),
         ];
         for (error, code, text) in cases {

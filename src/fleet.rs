@@ -157,27 +157,44 @@ fn default_key_path() -> String {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { kind: default_kind(), path: default_store_path(), address: None, mount: default_mount(), prefix: default_prefix(), devices: None, shared: None, signer: None }
+        StoreSettings {
+            kind: default_kind(),
+            path: default_store_path(),
+            address: None,
+            mount: default_mount(),
+            prefix: default_prefix(),
+            devices: None,
+            shared: None,
+            signer: None,
+        }
     }
 }
 impl Default for Network {
     fn default() -> Self {
-        Network { nebula: default_overlay() }
+        Network {
+            nebula: default_overlay(),
+        }
     }
 }
 impl Default for Cloud {
     fn default() -> Self {
-        Cloud { domain: default_domain() }
+        Cloud {
+            domain: default_domain(),
+        }
     }
 }
 impl Default for Output {
     fn default() -> Self {
-        Output { devices: default_devices() }
+        Output {
+            devices: default_devices(),
+        }
     }
 }
 impl Default for Image {
     fn default() -> Self {
-        Image { key_path: default_key_path() }
+        Image {
+            key_path: default_key_path(),
+        }
     }
 }
 
@@ -198,8 +215,16 @@ impl Default for Settings {
 /// Parses a TOML settings file; errors name the file and line.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).map(|l| format!(":{l}")).unwrap_or_default();
-        Error::Input(format!("{}{line}: {}", path.display(), e.message().trim().lines().collect::<Vec<_>>().join("; ")))
+        let line = e
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1)
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        Error::Input(format!(
+            "{}{line}: {}",
+            path.display(),
+            e.message().trim().lines().collect::<Vec<_>>().join("; ")
+        ))
     })
 }
 
@@ -293,28 +318,46 @@ impl Fleet {
         let bytes = match crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20) {
             Ok(b) => b,
             Err(crate::fsutil::ReadError::Missing) => {
-                return Err(Error::Input(format!("{}: not found; run `rumor init` first, or -C/--fleet DIR to point at the fleet", path.display())))
+                return Err(Error::Input(format!(
+                "{}: not found; run `rumor init` first, or -C/--fleet DIR to point at the fleet",
+                path.display()
+            )))
             }
             Err(e) => return Err(Error::read(&path, e)),
         };
-        let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Input(format!("{}: is not UTF-8 text", path.display())))?;
         let settings: Settings = parse_toml(&path, &text)?;
-        let fleet = Fleet { dir: dir.to_path_buf(), settings };
+        let fleet = Fleet {
+            dir: dir.to_path_buf(),
+            settings,
+        };
         fleet.check()?;
         Ok(fleet)
     }
 
     fn check(&self) -> Result<(), Error> {
         let s = &self.settings;
-        let bad = |field: &str, why: String| Error::Input(format!("{}: {field} {why}", self.dir.join(CONFIG).display()));
+        let bad = |field: &str, why: String| {
+            Error::Input(format!(
+                "{}: {field} {why}",
+                self.dir.join(CONFIG).display()
+            ))
+        };
         if !["local", "vault"].contains(&s.store.kind.as_str()) {
-            return Err(bad("store.kind", format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind)));
+            return Err(bad(
+                "store.kind",
+                format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind),
+            ));
         }
         let store_path = |field: &str, value: &str| {
             let ok = crate::store::split_mount(value).is_ok()
                 && value.trim_matches('/').split('/').all(|p| {
                     let p = p.replace("{device}", "x");
-                    !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    !p.is_empty()
+                        && !p.starts_with('.')
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                 });
             if ok {
                 Ok(())
@@ -331,30 +374,71 @@ impl Fleet {
         if let Some(shared) = &s.store.shared {
             store_path("store.shared", shared)?;
             if shared.contains('{') {
-                return Err(bad("store.shared", "is one path for the whole fleet; it takes no {device}".into()));
+                return Err(bad(
+                    "store.shared",
+                    "is one path for the whole fleet; it takes no {device}".into(),
+                ));
             }
         }
-        for (field, value) in [("store.mount", &s.store.mount), ("store.prefix", &s.store.prefix)] {
+        for (field, value) in [
+            ("store.mount", &s.store.mount),
+            ("store.prefix", &s.store.prefix),
+        ] {
             let ok = !value.is_empty()
-                && value.split('/').all(|p| !p.is_empty() && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+                && value.split('/').all(|p| {
+                    !p.is_empty()
+                        && p != ".."
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                });
             if !ok {
-                return Err(bad(field, format!("\"{value}\" must be path segments of letters, digits, '.', '_' and '-'")));
+                return Err(bad(
+                    field,
+                    format!(
+                        "\"{value}\" must be path segments of letters, digits, '.', '_' and '-'"
+                    ),
+                ));
             }
         }
-        crate::device::parse_network(&s.network.nebula).map_err(|why| bad("network.nebula", why))?;
+        crate::device::parse_network(&s.network.nebula)
+            .map_err(|why| bad("network.nebula", why))?;
         if let Some(pin) = &s.store.signer {
-            crate::store::local::parse_pin(pin).ok_or_else(|| bad("store.signer", format!("\"{}\" is not a store key pin (ed25519:<base64 of 32 bytes>)", pin.escape_default())))?;
+            crate::store::local::parse_pin(pin).ok_or_else(|| {
+                bad(
+                    "store.signer",
+                    format!(
+                        "\"{}\" is not a store key pin (ed25519:<base64 of 32 bytes>)",
+                        pin.escape_default()
+                    ),
+                )
+            })?;
         }
         for r in &s.admins.recipients {
-            r.parse::<age::x25519::Recipient>().map_err(|_| bad("admins.recipients", format!("has \"{r}\", which is not an age recipient (age1…)")))?;
+            r.parse::<age::x25519::Recipient>().map_err(|_| {
+                bad(
+                    "admins.recipients",
+                    format!("has \"{r}\", which is not an age recipient (age1…)"),
+                )
+            })?;
         }
         if !s.output.devices.contains("{device}") {
             return Err(bad("output.devices", "must contain {device}".into()));
         }
         // Everything rumor writes stays inside the fleet directory.
-        for (field, value) in [("output.devices", s.output.devices.as_str()), ("store.path", s.store.path.as_str())] {
-            if !crate::fsutil::is_plain_relative(Path::new(value)) || value.chars().any(char::is_control) {
-                return Err(bad(field, format!("\"{}\" must be a relative path inside the fleet, without '..'", value.escape_default())));
+        for (field, value) in [
+            ("output.devices", s.output.devices.as_str()),
+            ("store.path", s.store.path.as_str()),
+        ] {
+            if !crate::fsutil::is_plain_relative(Path::new(value))
+                || value.chars().any(char::is_control)
+            {
+                return Err(bad(
+                    field,
+                    format!(
+                        "\"{}\" must be a relative path inside the fleet, without '..'",
+                        value.escape_default()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -374,7 +458,12 @@ impl Fleet {
     /// [`Fleet::read`] as UTF-8 text.
     pub fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
         match self.read(rel)? {
-            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", self.dir.join(rel).display()))),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+                Error::Input(format!(
+                    "{}: is not UTF-8 text",
+                    self.dir.join(rel).display()
+                ))
+            }),
             None => Ok(None),
         }
     }
@@ -382,7 +471,8 @@ impl Fleet {
     /// Writes the fleet file `rel` atomically with `mode`, never leaving
     /// the fleet directory; false when it already held these bytes.
     pub fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
-        crate::fsutil::write_beneath(&self.dir, Path::new(rel), content, mode).map_err(|e| Error::read(&self.dir.join(rel), e))
+        crate::fsutil::write_beneath(&self.dir, Path::new(rel), content, mode)
+            .map_err(|e| Error::read(&self.dir.join(rel), e))
     }
 
     /// Sets `key = value` (a TOML value) in `[section]` of rumor.toml,
@@ -398,12 +488,20 @@ impl Fleet {
 
     /// The admin recipients.
     pub fn recipients(&self) -> Vec<age::x25519::Recipient> {
-        self.settings.admins.recipients.iter().filter_map(|r| r.parse().ok()).collect()
+        self.settings
+            .admins
+            .recipients
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect()
     }
 
     /// `<mount>/<prefix>`, the root of the fleet's store paths.
     pub fn base(&self) -> String {
-        format!("{}/{}", self.settings.store.mount, self.settings.store.prefix)
+        format!(
+            "{}/{}",
+            self.settings.store.mount, self.settings.store.prefix
+        )
     }
 
     /// The store path of a device.
@@ -433,24 +531,43 @@ impl Fleet {
     }
 
     /// Opens the configured store.
-    pub fn store(&self, identities: &[age::x25519::Identity]) -> Result<Arc<dyn StoreHandle>, Error> {
+    pub fn store(
+        &self,
+        identities: &[age::x25519::Identity],
+    ) -> Result<Arc<dyn StoreHandle>, Error> {
         match self.settings.store.kind.as_str() {
             "vault" => {
                 // VAULT_ADDR wins; rumor.toml's address is the fallback.
                 let fallback = self.settings.store.address.clone();
                 let home = std::env::var_os("HOME").map(PathBuf::from);
                 let config = VaultConfig::from_vars(
-                    |name| std::env::var(name).ok().or_else(|| if name == "VAULT_ADDR" { fallback.clone() } else { None }),
+                    |name| {
+                        std::env::var(name).ok().or_else(|| {
+                            if name == "VAULT_ADDR" {
+                                fallback.clone()
+                            } else {
+                                None
+                            }
+                        })
+                    },
                     home.as_deref(),
                 )?;
-                Ok(Arc::new(Memo::new(Vault::connect(&config)?, self.shared_current())))
+                Ok(Arc::new(Memo::new(
+                    Vault::connect(&config)?,
+                    self.shared_current(),
+                )))
             }
             _ => {
                 if self.recipients().is_empty() {
                     return Err(Error::Input(format!("{}: admins.recipients is empty; the local store needs someone to encrypt to", self.dir.join(CONFIG).display())));
                 }
                 let dir = self.dir.join(&self.settings.store.path);
-                let pin = self.settings.store.signer.as_deref().and_then(crate::store::local::parse_pin);
+                let pin = self
+                    .settings
+                    .store
+                    .signer
+                    .as_deref()
+                    .and_then(crate::store::local::parse_pin);
                 let store = LocalStore::open(dir, self.recipients(), identities.to_vec(), pin)?;
                 Ok(Arc::new(Memo::new(store, self.shared_current())))
             }
@@ -499,7 +616,11 @@ pub struct Memo<S> {
 
 impl<S: Store> Memo<S> {
     fn new(inner: S, path: String) -> Memo<S> {
-        Memo { inner, path, cell: Mutex::new(None) }
+        Memo {
+            inner,
+            path,
+            cell: Mutex::new(None),
+        }
     }
 
     fn is_memoized(&self, path: &str) -> bool {
@@ -518,11 +639,19 @@ impl<S: Store> Store for Memo<S> {
         }
         // Held across the read, so concurrent devices wait for the one
         // round trip instead of all making it.
-        let Ok(mut cell) = self.cell.lock() else { return self.inner.read(path) };
+        let Ok(mut cell) = self.cell.lock() else {
+            return self.inner.read(path);
+        };
         if cell.is_none() {
             *cell = Some(self.inner.read(path)?.map(|v| (v.data, v.version)));
         }
-        Ok(cell.as_ref().and_then(|c| c.as_ref()).map(|(data, version)| Versioned { data: data.clone(), version: *version }))
+        Ok(cell
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .map(|(data, version)| Versioned {
+                data: data.clone(),
+                version: *version,
+            }))
     }
 
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
@@ -547,8 +676,22 @@ mod tests {
     fn set_in_toml_replaces_lists_over_lines() {
         let text = "# top\n[admins]\n# who\nrecipients = [\n  \"a\", # first\n  \"b]\",\n]\n\n[store]\nkind = \"local\"\n";
         let edited = set_in_toml(text, "admins", "recipients", "[\"c\"]");
-        assert_eq!(edited, "# top\n[admins]\n# who\nrecipients = [\"c\"]\n\n[store]\nkind = \"local\"\n");
-        assert_eq!(set_in_toml("[admins]\nrecipients = [\"a\"]\n", "admins", "recipients", "[]"), "[admins]\nrecipients = []\n");
-        assert_eq!(set_in_toml("[store]\n", "admins", "recipients", "[]"), "[store]\n\n[admins]\nrecipients = []\n");
+        assert_eq!(
+            edited,
+            "# top\n[admins]\n# who\nrecipients = [\"c\"]\n\n[store]\nkind = \"local\"\n"
+        );
+        assert_eq!(
+            set_in_toml(
+                "[admins]\nrecipients = [\"a\"]\n",
+                "admins",
+                "recipients",
+                "[]"
+            ),
+            "[admins]\nrecipients = []\n"
+        );
+        assert_eq!(
+            set_in_toml("[store]\n", "admins", "recipients", "[]"),
+            "[store]\n\n[admins]\nrecipients = []\n"
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags};
 
 mod confined;
-pub use confined::{dir_beneath, is_plain_relative, read_beneath, read_regular, ReadError, MAX_READ};
+pub use confined::{
+    dir_beneath, is_plain_relative, read_beneath, read_regular, ReadError, MAX_READ,
+};
 
 /// The suffix of rumor's temp files, so a scan can tell them apart.
 pub const TEMP_SUFFIX: &str = ".rumor-tmp";
@@ -28,31 +30,61 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let dir_fd = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     write_at(&dir_fd, dir, &name.to_string_lossy(), content, mode)
 }
 
 /// [`write_atomic`] for the path `rel` beneath `root`: the parent
 /// directory is opened (and made, 0755) without leaving `root`, so a
 /// symlinked directory cannot redirect the write.
-pub fn write_beneath(root: &Path, rel: &Path, content: &[u8], mode: u32) -> Result<bool, ReadError> {
+pub fn write_beneath(
+    root: &Path,
+    rel: &Path,
+    content: &[u8],
+    mode: u32,
+) -> Result<bool, ReadError> {
     if !is_plain_relative(rel) {
-        return Err(ReadError::Refused(format!("is not a relative path inside {}", root.display())));
+        return Err(ReadError::Refused(format!(
+            "is not a relative path inside {}",
+            root.display()
+        )));
     }
-    let name = rel.file_name().ok_or_else(|| ReadError::Refused("has no file name".into()))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| ReadError::Refused("has no file name".into()))?;
     let parent = rel.parent().unwrap_or(Path::new(""));
     let dir_fd = dir_beneath(root, parent, 0o755)?;
-    write_at(&dir_fd, &root.join(parent), &name.to_string_lossy(), content, mode).map_err(ReadError::Io)
+    write_at(
+        &dir_fd,
+        &root.join(parent),
+        &name.to_string_lossy(),
+        content,
+        mode,
+    )
+    .map_err(ReadError::Io)
 }
 
 /// Whether `name` in `dir` is a regular file holding exactly `content`
 /// with `mode`. Follows no symlink: a planted link is simply replaced.
 fn holds(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> bool {
-    let Ok(fd) = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) else {
+    let Ok(fd) = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return false;
     };
-    let Ok(stat) = rustix::fs::fstat(&fd) else { return false };
+    let Ok(stat) = rustix::fs::fstat(&fd) else {
+        return false;
+    };
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
         || stat.st_mode & 0o7777 != mode
         || u64::try_from(stat.st_size).ok() != Some(content.len() as u64)
@@ -60,13 +92,23 @@ fn holds(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> bool {
         return false;
     }
     let mut existing = Vec::with_capacity(content.len());
-    fs::File::from(fd).take(content.len() as u64 + 1).read_to_end(&mut existing).is_ok() && existing == content
+    fs::File::from(fd)
+        .take(content.len() as u64 + 1)
+        .read_to_end(&mut existing)
+        .is_ok()
+        && existing == content
 }
 
 /// The atomic write itself, inside an open directory: a temp file created
 /// with its final mode, fsynced, renamed over `name`, then the directory
 /// fsynced so the rename is durable.
-pub fn write_at(dir: &OwnedFd, dir_path: &Path, name: &str, content: &[u8], mode: u32) -> io::Result<bool> {
+pub fn write_at(
+    dir: &OwnedFd,
+    dir_path: &Path,
+    name: &str,
+    content: &[u8],
+    mode: u32,
+) -> io::Result<bool> {
     if holds(dir, name, content, mode) {
         return Ok(false);
     }
@@ -164,16 +206,25 @@ fn is_rumor(pid: u32) -> bool {
         let mine = fs::read_to_string(proc_dir.join("self/comm")).unwrap_or_default();
         return comm.trim() == mine.trim();
     }
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// Creates a directory (and parents) with mode 0700 for new ones.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 #[cfg(test)]
@@ -186,14 +237,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         assert!(write_atomic(&path, b"one", 0o600).unwrap());
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let before = fs::metadata(&path).unwrap().modified().unwrap();
         assert!(!write_atomic(&path, b"one", 0o600).unwrap());
         assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before);
         assert!(write_atomic(&path, b"two", 0o644).unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "f").collect();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "f")
+            .collect();
         assert!(leftovers.is_empty());
     }
 
@@ -202,7 +262,12 @@ mod tests {
         assert_eq!(temp_writer(".d1.yaml.pid42.rumor-tmp"), Some(42));
         assert_eq!(temp_writer(".x.12.pid42-3.rumor-tmp"), Some(42));
         assert_eq!(temp_writer(".current.age.pid7-Ab3xYz.rumor-tmp"), Some(7));
-        for other in ["d1.yaml", ".d1.yaml.42.rumor-tmp", "x.pid42.rumor-tmp", ".tmpAbc.rumor-tmp"] {
+        for other in [
+            "d1.yaml",
+            ".d1.yaml.42.rumor-tmp",
+            "x.pid42.rumor-tmp",
+            ".tmpAbc.rumor-tmp",
+        ] {
             assert_eq!(temp_writer(other), None, "{other}");
         }
         let dir = tempfile::tempdir().unwrap();
@@ -213,7 +278,9 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         let stale = sub.join(format!(".f.pid{dead}.rumor-tmp"));
-        let live = dir.path().join(format!("{}-1{TEMP_SUFFIX}", temp_prefix("f")));
+        let live = dir
+            .path()
+            .join(format!("{}-1{TEMP_SUFFIX}", temp_prefix("f")));
         let kept = dir.path().join("f");
         for p in [&stale, &live, &kept] {
             fs::write(p, b"x").unwrap();
@@ -221,6 +288,9 @@ mod tests {
         assert_eq!(remove_stale_temps(dir.path(), false).unwrap(), 0);
         assert_eq!(remove_stale_temps(dir.path(), true).unwrap(), 1);
         assert!(!stale.exists() && live.exists() && kept.exists());
-        assert_eq!(remove_stale_temps(&dir.path().join("missing"), true).unwrap(), 0);
+        assert_eq!(
+            remove_stale_temps(&dir.path().join("missing"), true).unwrap(),
+            0
+        );
     }
 }

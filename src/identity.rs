@@ -18,8 +18,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Identity>, Error> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let identity = Identity::from_str(line)
-            .map_err(|_| Error::Input(format!("{origin}:{}: not an age identity (AGE-SECRET-KEY-1…)", n + 1)))?;
+        let identity = Identity::from_str(line).map_err(|_| {
+            Error::Input(format!(
+                "{origin}:{}: not an age identity (AGE-SECRET-KEY-1…)",
+                n + 1
+            ))
+        })?;
         out.push(identity);
     }
     if out.is_empty() {
@@ -31,7 +35,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Identity>, Error> {
 /// Reads an identity file.
 pub fn read(path: &Path) -> Result<Vec<Identity>, Error> {
     let text = crate::fsutil::read_regular(path, 1 << 20).map_err(|e| Error::read(path, e))?;
-    let text = Zeroizing::new(String::from_utf8(text).map_err(|_| Error::Input(format!("{}: is not a text file", path.display())))?);
+    let text = Zeroizing::new(
+        String::from_utf8(text)
+            .map_err(|_| Error::Input(format!("{}: is not a text file", path.display())))?,
+    );
     parse(&text, &path.display().to_string())
 }
 
@@ -58,7 +65,9 @@ pub fn for_sops(explicit: Option<&Path>) -> Result<Vec<Identity>, Error> {
     if let Some(path) = admin_path().filter(|p| p.is_file()) {
         return read(&path);
     }
-    Err(Error::Input("no age identity to decrypt with; pass --identity FILE or set SOPS_AGE_KEY_FILE".into()))
+    Err(Error::Input(
+        "no age identity to decrypt with; pass --identity FILE or set SOPS_AGE_KEY_FILE".into(),
+    ))
 }
 
 /// Identities that are available without asking, for re-encrypting SOPS

@@ -38,7 +38,10 @@ struct Registry {
     entries: Vec<Entry>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { next: 0, entries: Vec::new() });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    entries: Vec::new(),
+});
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while holding the lock leaves a list that is still valid.
@@ -62,7 +65,11 @@ fn register(path: &Path, dir: bool) -> Leftover {
     let mut registry = registry();
     registry.next += 1;
     let id = registry.next;
-    registry.entries.push(Entry { id, path: path.to_path_buf(), dir });
+    registry.entries.push(Entry {
+        id,
+        path: path.to_path_buf(),
+        dir,
+    });
     Leftover { id }
 }
 
@@ -84,7 +91,11 @@ pub fn remove_dir_on_exit(path: &Path) -> Leftover {
 fn sweep_and_exit(why: &str) -> ! {
     let registry = registry();
     for entry in &registry.entries {
-        let _ = if entry.dir { std::fs::remove_dir_all(&entry.path) } else { std::fs::remove_file(&entry.path) };
+        let _ = if entry.dir {
+            std::fs::remove_dir_all(&entry.path)
+        } else {
+            std::fs::remove_file(&entry.path)
+        };
     }
     eprintln!("rumor: interrupted {why}; stopped without finishing, temp files removed, nothing more written");
     std::process::exit(EXIT_CODE)
@@ -95,20 +106,22 @@ fn sweep_and_exit(why: &str) -> ! {
 pub fn watch() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new().name("rumor-signals".into()).spawn(move || {
-        if signals.forever().next().is_none() {
-            return;
-        }
-        interrupted().store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline {
-            if signals.pending().next().is_some() {
-                sweep_and_exit("twice");
+    std::thread::Builder::new()
+        .name("rumor-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sweep_and_exit("while waiting");
-    })?;
+            interrupted().store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + GRACE;
+            while Instant::now() < deadline {
+                if signals.pending().next().is_some() {
+                    sweep_and_exit("twice");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sweep_and_exit("while waiting");
+        })?;
     Ok(())
 }
 

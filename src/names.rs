@@ -32,13 +32,26 @@ mod tests {
 
     #[test]
     fn refuses_controls_and_bidi() {
-        for good in ["pidgeon-1", "Ünïcödé 日本語", "a b", "db.local", "spiffe://x/y"] {
+        for good in [
+            "pidgeon-1",
+            "Ünïcödé 日本語",
+            "a b",
+            "db.local",
+            "spiffe://x/y",
+        ] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
         for bad in ["a\0b", "a\nb", "a\rb", "\u{7f}", "\u{85}", "\u{1b}[31m"] {
             assert_eq!(check(bad), Err("contains a control character"), "{bad:?}");
         }
-        for bad in ["\u{202e}gpj.exe", "a\u{202a}", "\u{2066}x\u{2069}", "\u{200e}", "\u{200f}", "\u{061c}"] {
+        for bad in [
+            "\u{202e}gpj.exe",
+            "a\u{202a}",
+            "\u{2066}x\u{2069}",
+            "\u{200e}",
+            "\u{200f}",
+            "\u{061c}",
+        ] {
             assert!(check(bad).unwrap_err().contains("bidirectional"), "{bad:?}");
         }
     }

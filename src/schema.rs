@@ -13,9 +13,18 @@ type KindDecl = (&'static str, &'static str, &'static [Arg]);
 
 /// The schema, pretty-printed, with a final newline.
 pub fn schema() -> String {
-    let imports: Vec<KindDecl> = Importer::ALL.iter().map(|i| (i.name(), "", i.args())).collect();
-    let generations: Vec<KindDecl> = REGISTRY.iter().map(|&(name, g)| (name, g.doc(), g.args())).collect();
-    let exports: Vec<KindDecl> = Exporter::ALL.iter().map(|e| (e.name(), "", e.args())).collect();
+    let imports: Vec<KindDecl> = Importer::ALL
+        .iter()
+        .map(|i| (i.name(), "", i.args()))
+        .collect();
+    let generations: Vec<KindDecl> = REGISTRY
+        .iter()
+        .map(|&(name, g)| (name, g.doc(), g.args()))
+        .collect();
+    let exports: Vec<KindDecl> = Exporter::ALL
+        .iter()
+        .map(|e| (e.name(), "", e.args()))
+        .collect();
     let root = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "rumor spec",
@@ -44,7 +53,11 @@ fn section(kind_key: &str, kinds: &[KindDecl], generator: bool) -> Value {
             let arguments = decl::schema(&format!("{kind} arguments"), doc, args, extra);
             let mut then = Map::new();
             then.insert("properties".into(), json!({"arguments": arguments}));
-            if arguments.get("required").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
+            if arguments
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty())
+            {
                 then.insert("required".into(), json!(["arguments"]));
             }
             json!({"if": {"properties": {kind_key: {"const": kind}}}, "then": then})

@@ -117,7 +117,12 @@ pub struct Entry {
 impl Entry {
     /// `generations[3] (nebula)`, the prefix of every message about it.
     pub fn label(&self) -> String {
-        format!("{}[{}] ({})", self.section.key(), self.index, self.kind.name())
+        format!(
+            "{}[{}] ({})",
+            self.section.key(),
+            self.index,
+            self.kind.name()
+        )
     }
 }
 
@@ -156,7 +161,9 @@ impl Format {
 
     /// The format of a file, by its extension.
     pub fn from_path(path: &Path) -> Option<Format> {
-        path.extension().and_then(|e| e.to_str()).and_then(Format::from_name)
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Format::from_name)
     }
 }
 
@@ -200,16 +207,39 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// entry's kind is resolved and its arguments checked against the kind's
 /// declaration, the same for `rumor run` and device specs.
 pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError> {
-    let syntax = |line, message: String| SpecError::Syntax { origin: origin.to_owned(), line, message };
+    let syntax = |line, message: String| SpecError::Syntax {
+        origin: origin.to_owned(),
+        line,
+        message,
+    };
     let Unique(value) = match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
+        Format::Json => serde_json::from_str(text)
+            .map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
         Format::Yaml => {
-            check_flow_depth(text).map_err(|line| syntax(Some(line), format!("nested deeper than {MAX_FLOW_DEPTH} levels")))?;
-            serde_yaml_ng::from_str(text).map_err(|e| syntax(e.location().map(|l| l.line()), strip_position(&e.to_string())))?
+            check_flow_depth(text).map_err(|line| {
+                syntax(
+                    Some(line),
+                    format!("nested deeper than {MAX_FLOW_DEPTH} levels"),
+                )
+            })?;
+            serde_yaml_ng::from_str(text).map_err(|e| {
+                syntax(
+                    e.location().map(|l| l.line()),
+                    strip_position(&e.to_string()),
+                )
+            })?
         }
         Format::Toml => toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            syntax(line, e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; "))
+            syntax(
+                line,
+                e.message()
+                    .trim()
+                    .lines()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?,
     };
     from_value(&value, origin)
@@ -294,8 +324,14 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                let shown: String = key.chars().take(80).flat_map(char::escape_default).collect();
-                return Err(serde::de::Error::custom(format_args!("duplicate key \"{shown}\"")));
+                let shown: String = key
+                    .chars()
+                    .take(80)
+                    .flat_map(char::escape_default)
+                    .collect();
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key \"{shown}\""
+                )));
             }
             let Unique(value) = map.next_value()?;
             out.insert(key, value);
@@ -316,21 +352,37 @@ fn strip_position(message: &str) -> String {
 /// Loads a spec file, its format chosen by extension.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
     let origin = path.display().to_string();
-    let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat { origin: origin.clone() })?;
-    let text = crate::fsutil::read_regular(path, crate::fsutil::MAX_READ).map_err(|e| SpecError::Syntax {
+    let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat {
+        origin: origin.clone(),
+    })?;
+    let text = crate::fsutil::read_regular(path, crate::fsutil::MAX_READ).map_err(|e| {
+        SpecError::Syntax {
+            origin: origin.clone(),
+            line: None,
+            message: format!("cannot read: {}", e.reason()),
+        }
+    })?;
+    let text = String::from_utf8(text).map_err(|_| SpecError::Syntax {
         origin: origin.clone(),
         line: None,
-        message: format!("cannot read: {}", e.reason()),
+        message: "is not UTF-8 text".into(),
     })?;
-    let text = String::from_utf8(text)
-        .map_err(|_| SpecError::Syntax { origin: origin.clone(), line: None, message: "is not UTF-8 text".into() })?;
     parse(&text, format, &origin)
 }
 
 /// Checks a parsed document and turns it into a spec.
 pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
-    let schema_error = |location: String, message: String| SpecError::Schema { origin: origin.to_owned(), location, message };
-    let root = value.as_object().ok_or_else(|| schema_error("top level".into(), "a spec must be a map with imports, generations and exports".into()))?;
+    let schema_error = |location: String, message: String| SpecError::Schema {
+        origin: origin.to_owned(),
+        location,
+        message,
+    };
+    let root = value.as_object().ok_or_else(|| {
+        schema_error(
+            "top level".into(),
+            "a spec must be a map with imports, generations and exports".into(),
+        )
+    })?;
     let mut raw: Vec<(Section, usize, String, Map<String, Value>, bool)> = Vec::new();
     for section in [Section::Imports, Section::Generations, Section::Exports] {
         let list = match root.get(section.key()) {
@@ -338,37 +390,70 @@ pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
             // The original's schema requires all three; a missing one is
             // an empty list in practice, and saying so helps nobody.
             None => continue,
-            Some(_) => return Err(schema_error(section.key().into(), "must be a list of entries".into())),
+            Some(_) => {
+                return Err(schema_error(
+                    section.key().into(),
+                    "must be a list of entries".into(),
+                ))
+            }
         };
         for (index, item) in list.iter().enumerate() {
             let at = format!("{}[{index}]", section.key());
-            let map = item.as_object().ok_or_else(|| schema_error(at.clone(), "must be a map".into()))?;
+            let map = item
+                .as_object()
+                .ok_or_else(|| schema_error(at.clone(), "must be a map".into()))?;
             let kind = match map.get(section.kind_key()) {
                 Some(Value::String(k)) => k.clone(),
-                Some(_) => return Err(schema_error(at, format!("\"{}\" must be a string", section.kind_key()))),
-                None => return Err(schema_error(at, format!("missing \"{}\"", section.kind_key()))),
+                Some(_) => {
+                    return Err(schema_error(
+                        at,
+                        format!("\"{}\" must be a string", section.kind_key()),
+                    ))
+                }
+                None => {
+                    return Err(schema_error(
+                        at,
+                        format!("missing \"{}\"", section.kind_key()),
+                    ))
+                }
             };
             let arguments = match map.get("arguments") {
                 Some(Value::Object(a)) => a.clone(),
                 None | Some(Value::Null) => Map::new(),
-                Some(_) => return Err(schema_error(format!("{at} ({kind})"), "\"arguments\" must be a map".into())),
+                Some(_) => {
+                    return Err(schema_error(
+                        format!("{at} ({kind})"),
+                        "\"arguments\" must be a map".into(),
+                    ))
+                }
             };
             for key in map.keys() {
                 if key != section.kind_key() && key != "arguments" && key != "renew" {
-                    return Err(schema_error(format!("{at} ({kind})"), format!("unknown field \"{key}\"; put arguments under \"arguments\"")));
+                    return Err(schema_error(
+                        format!("{at} ({kind})"),
+                        format!("unknown field \"{key}\"; put arguments under \"arguments\""),
+                    ));
                 }
             }
             let stray_renew = match map.get("renew") {
                 None => false,
                 Some(Value::Bool(_)) => true,
-                Some(_) => return Err(schema_error(format!("{at} ({kind})"), "must be of type boolean".into())),
+                Some(_) => {
+                    return Err(schema_error(
+                        format!("{at} ({kind})"),
+                        "must be of type boolean".into(),
+                    ))
+                }
             };
             raw.push((section, index, kind, arguments, stray_renew));
         }
     }
     for key in root.keys() {
         if !["imports", "generations", "exports", "$schema"].contains(&key.as_str()) {
-            return Err(schema_error("top level".into(), format!("unknown section \"{key}\"; a spec has imports, generations and exports")));
+            return Err(schema_error(
+                "top level".into(),
+                format!("unknown section \"{key}\"; a spec has imports, generations and exports"),
+            ));
         }
     }
     // Unknown kinds get their own message, listing the known ones.
@@ -377,10 +462,20 @@ pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
         let Some(kind) = Kind::resolve(section, &name) else {
             return Err(schema_error(
                 format!("{}[{index}]", section.key()),
-                format!("unknown {} \"{name}\"; known: {}", section.kind_key(), Kind::known(section).join(", ")),
+                format!(
+                    "unknown {} \"{name}\"; known: {}",
+                    section.kind_key(),
+                    Kind::known(section).join(", ")
+                ),
             ));
         };
-        spec.sections_mut(section).push(Entry { section, index, kind, arguments, stray_renew });
+        spec.sections_mut(section).push(Entry {
+            section,
+            index,
+            kind,
+            arguments,
+            stray_renew,
+        });
     }
     for entry in spec.entries() {
         check_arguments(entry).map_err(|(location, message)| schema_error(location, message))?;
@@ -396,7 +491,9 @@ fn check_arguments(entry: &Entry) -> Result<(), (String, String)> {
         Kind::Generator(g) => args.renew().and_then(|_| g.generator.validate(&args)),
         Kind::Importer(i) => decl::check(i.args(), &args),
         // Exporters take no allow_fail, but a malformed one was always refused.
-        Kind::Exporter(e) => decl::check(e.args(), &args).and_then(|()| args.bool_or("allow_fail", false).map(drop)),
+        Kind::Exporter(e) => {
+            decl::check(e.args(), &args).and_then(|()| args.bool_or("allow_fail", false).map(drop))
+        }
     };
     checked.map_err(|e| placed(entry, e))
 }
@@ -406,10 +503,22 @@ fn check_arguments(entry: &Entry) -> Result<(), (String, String)> {
 /// follows the entry, as the engine words it. Never the value itself.
 fn placed(entry: &Entry, e: ArgError) -> (String, String) {
     if let ArgError::WrongType { arg, .. } = &e {
-        let declared = entry.kind.args().iter().find(|a| a.name == arg.as_str()).and_then(Arg::json_type);
-        let json_type = if arg == "renew" { Some("boolean") } else { declared };
+        let declared = entry
+            .kind
+            .args()
+            .iter()
+            .find(|a| a.name == arg.as_str())
+            .and_then(Arg::json_type);
+        let json_type = if arg == "renew" {
+            Some("boolean")
+        } else {
+            declared
+        };
         if let Some(json_type) = json_type {
-            return (format!("{}, argument \"{arg}\"", entry.label()), format!("must be of type {json_type}"));
+            return (
+                format!("{}, argument \"{arg}\"", entry.label()),
+                format!("must be of type {json_type}"),
+            );
         }
     }
     (entry.label(), e.to_string())
@@ -426,7 +535,10 @@ impl Spec {
 
     /// All entries, in running order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.imports.iter().chain(&self.generations).chain(&self.exports)
+        self.imports
+            .iter()
+            .chain(&self.generations)
+            .chain(&self.exports)
     }
 }
 
@@ -436,10 +548,15 @@ mod tests {
 
     #[test]
     fn formats_agree() {
-        let toml = "[[generations]]\ngenerator = \"id\"\narguments.name = \"id\"\narguments.length = 4\n";
+        let toml =
+            "[[generations]]\ngenerator = \"id\"\narguments.name = \"id\"\narguments.length = 4\n";
         let yaml = "generations:\n  - generator: id\n    arguments: {name: id, length: 4}\n";
         let json = r#"{"generations":[{"generator":"id","arguments":{"name":"id","length":4}}]}"#;
-        for (text, format) in [(toml, Format::Toml), (yaml, Format::Yaml), (json, Format::Json)] {
+        for (text, format) in [
+            (toml, Format::Toml),
+            (yaml, Format::Yaml),
+            (json, Format::Json),
+        ] {
             let spec = parse(text, format, "t").unwrap();
             assert_eq!(spec.generations.len(), 1);
             assert_eq!(spec.generations[0].kind, "id");
@@ -451,21 +568,47 @@ mod tests {
     fn order_of_maps_is_kept() {
         let toml = "[[generations]]\ngenerator = \"env\"\n[generations.arguments]\nname = \"e\"\n[generations.arguments.variables]\nZ = \"1\"\nA = \"2\"\nM = \"3\"\n";
         let spec = parse(toml, Format::Toml, "t").unwrap();
-        let keys: Vec<_> = spec.generations[0].arguments["variables"].as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = spec.generations[0].arguments["variables"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["Z", "A", "M"]);
     }
 
     #[test]
     fn errors_name_place() {
-        let e = parse("[[generations]]\ngenerator = \"id\"\narguments.name = \n", Format::Toml, "spec.toml").unwrap_err();
+        let e = parse(
+            "[[generations]]\ngenerator = \"id\"\narguments.name = \n",
+            Format::Toml,
+            "spec.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("spec.toml:3: "), "{e}");
-        let e = parse("[[generations]]\ngenerator = \"nope\"\n", Format::Toml, "spec.toml").unwrap_err();
-        assert!(e.to_string().contains("generations[0]: unknown generator \"nope\""), "{e}");
+        let e = parse(
+            "[[generations]]\ngenerator = \"nope\"\n",
+            Format::Toml,
+            "spec.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("generations[0]: unknown generator \"nope\""),
+            "{e}"
+        );
         let e = parse("{\"imports\": [", Format::Json, "s.json").unwrap_err();
         assert!(e.to_string().starts_with("s.json:1: "), "{e}");
         let e = parse("[[generations]]\ngenerator = \"text\"\narguments = { name = \"t\", text = 12345678 }\n", Format::Toml, "t.toml").unwrap_err();
-        assert!(e.to_string().contains("generations[0] (text), argument \"text\": must be of type string"), "{e}");
-        assert!(!e.to_string().contains("12345678"), "schema errors never quote values: {e}");
+        assert!(
+            e.to_string()
+                .contains("generations[0] (text), argument \"text\": must be of type string"),
+            "{e}"
+        );
+        assert!(
+            !e.to_string().contains("12345678"),
+            "schema errors never quote values: {e}"
+        );
         let e = parse("- a\n- b\n", Format::Yaml, "s.yaml").unwrap_err();
         assert!(e.to_string().contains("must be a map"), "{e}");
     }
@@ -479,13 +622,20 @@ mod tests {
         parse(legacy, Format::Json, "t").unwrap();
         let neither = r#"{"generations":[{"generator":"openssl","arguments":{"ca_public":"c","ca_private":"k","serial":"s","public":"p","private":"q"}}]}"#;
         let e = parse(neither, Format::Json, "s.json").unwrap_err();
-        assert_eq!(e.to_string(), r#"s.json: generations[0] (openssl): missing argument "config" (2.x form) or "name" (1.x form)"#);
+        assert_eq!(
+            e.to_string(),
+            r#"s.json: generations[0] (openssl): missing argument "config" (2.x form) or "name" (1.x form)"#
+        );
     }
 
     #[test]
     fn stray_renew_is_accepted() {
-        let spec = parse("[[generations]]\ngenerator = \"id\"\narguments.name = \"id3\"\nrenew = true\n", Format::Toml, "t").unwrap();
+        let spec = parse(
+            "[[generations]]\ngenerator = \"id\"\narguments.name = \"id3\"\nrenew = true\n",
+            Format::Toml,
+            "t",
+        )
+        .unwrap();
         assert!(spec.generations[0].stray_renew);
     }
-
 }

@@ -112,10 +112,14 @@ pub fn environment() -> Environment<'static> {
     // Variables come from JSON, so booleans print as JSON spells them, not
     // as minijinja's Python-style `True`.
     env.set_formatter(|out, state, value| match value.kind() {
-        ValueKind::Bool => out.write_str(if value.is_true() { "true" } else { "false" }).map_err(minijinja::Error::from),
+        ValueKind::Bool => out
+            .write_str(if value.is_true() { "true" } else { "false" })
+            .map_err(minijinja::Error::from),
         _ => minijinja::escape_formatter(out, state, value),
     });
-    env.add_filter("sql_literal", |v: &Value| filter("sql_literal", v, sql_literal));
+    env.add_filter("sql_literal", |v: &Value| {
+        filter("sql_literal", v, sql_literal)
+    });
     env.add_filter("sql_ident", |v: &Value| filter("sql_ident", v, sql_ident));
     env.add_filter("env", |v: &Value| filter("env", v, env_value));
     env.add_filter("shell", |v: &Value| filter("shell", v, shell));
@@ -125,8 +129,14 @@ pub fn environment() -> Environment<'static> {
 
 /// Renders `template_text` with the variables in `context` (a JSON map).
 /// `name_for_errors` is how errors refer to the template.
-pub fn render(template_text: &str, name_for_errors: &str, context: &serde_json::Value) -> Result<String, TemplateError> {
-    environment().render_named_str(name_for_errors, template_text, context).map_err(|e| describe(&e, name_for_errors))
+pub fn render(
+    template_text: &str,
+    name_for_errors: &str,
+    context: &serde_json::Value,
+) -> Result<String, TemplateError> {
+    environment()
+        .render_named_str(name_for_errors, template_text, context)
+        .map_err(|e| describe(&e, name_for_errors))
 }
 
 /// Turns a minijinja error into ours. minijinja's own `Display` (and its
@@ -135,8 +145,14 @@ pub fn render(template_text: &str, name_for_errors: &str, context: &serde_json::
 fn describe(err: &minijinja::Error, name: &str) -> TemplateError {
     let template = err.name().unwrap_or(name).to_owned();
     let line = err.line();
-    if let Some(source) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<FilterError>()) {
-        return TemplateError::Filter { template, line, source: source.clone() };
+    if let Some(source) =
+        std::error::Error::source(err).and_then(|s| s.downcast_ref::<FilterError>())
+    {
+        return TemplateError::Filter {
+            template,
+            line,
+            source: source.clone(),
+        };
     }
     let structural = matches!(
         err.kind(),
@@ -161,17 +177,30 @@ fn describe(err: &minijinja::Error, name: &str) -> TemplateError {
     if err.kind() == ErrorKind::UndefinedError {
         reason.push_str("; every variable the template uses must be listed in \"variables\"");
     }
-    TemplateError::Render { template, line, reason }
+    TemplateError::Render {
+        template,
+        line,
+        reason,
+    }
 }
 
 /// Runs `escape` on a scalar's text, turning its refusal into a minijinja
 /// error that keeps the [`FilterError`] as its source.
-fn filter(name: &'static str, value: &Value, escape: fn(&str) -> Result<String, FilterError>) -> Result<String, minijinja::Error> {
+fn filter(
+    name: &'static str,
+    value: &Value,
+    escape: fn(&str) -> Result<String, FilterError>,
+) -> Result<String, minijinja::Error> {
     let text: Cow<str> = match value.kind() {
         ValueKind::String => Cow::Borrowed(value.as_str().unwrap_or_default()),
         ValueKind::Number => Cow::Owned(value.to_string()),
         ValueKind::Bool => Cow::Borrowed(if value.is_true() { "true" } else { "false" }),
-        other => return Err(refuse(FilterError::WrongType { filter: name, kind: other.to_string() })),
+        other => {
+            return Err(refuse(FilterError::WrongType {
+                filter: name,
+                kind: other.to_string(),
+            }))
+        }
     };
     escape(&text).map_err(refuse)
 }
@@ -194,7 +223,11 @@ fn no_nul(value: &str, filter: &'static str, target: &'static str) -> Result<(),
 pub fn sql_literal(value: &str) -> Result<String, FilterError> {
     no_nul(value, "sql_literal", "a PostgreSQL string")?;
     let quoted = value.replace('\'', "''");
-    Ok(if value.contains('\\') { format!("E'{}'", quoted.replace('\\', "\\\\")) } else { format!("'{quoted}'") })
+    Ok(if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    })
 }
 
 /// A PostgreSQL quoted identifier: `"…"` with `"` doubled.
@@ -223,7 +256,9 @@ pub fn env_value(value: &str) -> Result<String, FilterError> {
     no_nul(value, "env", "an environment variable")?;
     // systemd checks values with utf8_is_valid, which refuses noncharacters;
     // an invalid line is skipped with a warning, leaving the variable unset.
-    if let Some(c) = value.chars().find(|&c| c == '\u{feff}' || ('\u{fdd0}'..='\u{fdef}').contains(&c) || (c as u32 & 0xfffe) == 0xfffe) {
+    if let Some(c) = value.chars().find(|&c| {
+        c == '\u{feff}' || ('\u{fdd0}'..='\u{fdef}').contains(&c) || (c as u32 & 0xfffe) == 0xfffe
+    }) {
         return Err(FilterError::NotInEnvironment { code: c as u32 });
     }
     let mut out = String::with_capacity(value.len() + 2);
@@ -268,7 +303,10 @@ pub fn yaml(value: &str) -> Result<String, FilterError> {
 
 fn yaml_escapes(c: char) -> bool {
     let n = c as u32;
-    n < 0x20 || (0x7f..=0x9f).contains(&n) || matches!(n, 0x2028 | 0x2029 | 0xfeff) || (0xfffe..=0xffff).contains(&n)
+    n < 0x20
+        || (0x7f..=0x9f).contains(&n)
+        || matches!(n, 0x2028 | 0x2029 | 0xfeff)
+        || (0xfffe..=0xffff).contains(&n)
 }
 
 #[cfg(test)]
@@ -295,7 +333,10 @@ mod tests {
     #[test]
     fn sql_literal_quotes() {
         assert_eq!(sql_literal("O'Reilly").unwrap(), "'O''Reilly'");
-        assert_eq!(sql_literal("'; DROP TABLE x; --").unwrap(), "'''; DROP TABLE x; --'");
+        assert_eq!(
+            sql_literal("'; DROP TABLE x; --").unwrap(),
+            "'''; DROP TABLE x; --'"
+        );
         assert_eq!(sql_literal("a\\'b").unwrap(), "E'a\\\\''b'");
         assert_eq!(sql_literal("").unwrap(), "''");
         assert!(matches!(sql_literal("a\0b"), Err(FilterError::Nul { .. })));
@@ -306,7 +347,10 @@ mod tests {
         assert_eq!(sql_ident("pidgeon").unwrap(), "\"pidgeon\"");
         assert_eq!(sql_ident("a\"b; DROP").unwrap(), "\"a\"\"b; DROP\"");
         assert_eq!(sql_ident(""), Err(FilterError::EmptyIdentifier));
-        assert_eq!(sql_ident(&"x".repeat(64)), Err(FilterError::LongIdentifier { bytes: 64 }));
+        assert_eq!(
+            sql_ident(&"x".repeat(64)),
+            Err(FilterError::LongIdentifier { bytes: 64 })
+        );
         assert!(sql_ident(&"x".repeat(63)).is_ok());
         assert!(sql_ident("\0").is_err());
     }
@@ -316,13 +360,19 @@ mod tests {
         assert_eq!(env_value("a\"b\\c$d`e").unwrap(), "\"a\\\"b\\\\c\\$d\\`e\"");
         assert_eq!(env_value("x\ny").unwrap(), "\"x\ny\"");
         assert!(env_value("\0").is_err());
-        assert_eq!(env_value("\u{fffe}"), Err(FilterError::NotInEnvironment { code: 0xfffe }));
+        assert_eq!(
+            env_value("\u{fffe}"),
+            Err(FilterError::NotInEnvironment { code: 0xfffe })
+        );
         assert!(env_value("\u{fdd0}").is_err());
         for v in HOSTILE {
             let out = env_value(v).unwrap();
             // Every quote inside is escaped, so the value cannot end early.
             let inner = &out[1..out.len() - 1];
-            assert!(!inner.replace("\\\\", "").replace("\\\"", "").contains('"'), "{v:?}");
+            assert!(
+                !inner.replace("\\\\", "").replace("\\\"", "").contains('"'),
+                "{v:?}"
+            );
         }
     }
 
@@ -348,35 +398,74 @@ mod tests {
     #[test]
     fn renders_with_filters() {
         let cx = json!({"user": "pi\"dgeon", "port": 5432, "flag": true});
-        let out = render("U={{ user|env }}\nP={{ port|env }} {{ flag|shell }} {{ flag }} {{ not flag }}\n", "t.env", &cx).unwrap();
+        let out = render(
+            "U={{ user|env }}\nP={{ port|env }} {{ flag|shell }} {{ flag }} {{ not flag }}\n",
+            "t.env",
+            &cx,
+        )
+        .unwrap();
         assert_eq!(out, "U=\"pi\\\"dgeon\"\nP=\"5432\" 'true' true false\n");
     }
 
     #[test]
     fn errors_name_template_and_line_but_not_values() {
         let cx = json!({"pw": "hunter2\0secret", "list": ["hunter2"]});
-        let err = render("a\nb\n{{ missing }}", "init.sql", &cx).unwrap_err().to_string();
-        assert!(err.starts_with("template \"init.sql\", line 3: undefined value"), "{err}");
+        let err = render("a\nb\n{{ missing }}", "init.sql", &cx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("template \"init.sql\", line 3: undefined value"),
+            "{err}"
+        );
         let err = render("x\n{{ pw|sql_literal }}", "init.sql", &cx).unwrap_err();
-        assert!(matches!(err, TemplateError::Filter { line: Some(2), source: FilterError::Nul { .. }, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TemplateError::Filter {
+                    line: Some(2),
+                    source: FilterError::Nul { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = err.to_string();
         assert!(err.contains("NUL") && !err.contains("hunter2"), "{err}");
-        let err = render("{{ list|shell }}", "f", &cx).unwrap_err().to_string();
-        assert!(err.contains("not sequence") && !err.contains("hunter2"), "{err}");
+        let err = render("{{ list|shell }}", "f", &cx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not sequence") && !err.contains("hunter2"),
+            "{err}"
+        );
         let err = render("{{ pw + 1 }}", "f", &cx).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         let err = render("{% if %}", "bad.j2", &cx).unwrap_err().to_string();
-        assert!(err.starts_with("template \"bad.j2\", line 1: syntax error"), "{err}");
+        assert!(
+            err.starts_with("template \"bad.j2\", line 1: syntax error"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_runaway_loop_runs_out_of_fuel() {
         let started = std::time::Instant::now();
-        let err = render("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "loop.j2", &json!({}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("template \"loop.j2\", line 1: took more than"), "{err}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+        let err = render(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "loop.j2",
+            &json!({}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("template \"loop.j2\", line 1: took more than"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// The shipped templates stay far below the limit: each renders with a
@@ -405,11 +494,17 @@ mod tests {
     #[test]
     fn every_filter_error_renders() {
         let all = [
-            FilterError::Nul { filter: "env", target: "an environment variable" },
+            FilterError::Nul {
+                filter: "env",
+                target: "an environment variable",
+            },
             FilterError::EmptyIdentifier,
             FilterError::LongIdentifier { bytes: 70 },
             FilterError::NotInEnvironment { code: 0xfeff },
-            FilterError::WrongType { filter: "yaml", kind: "map".into() },
+            FilterError::WrongType {
+                filter: "yaml",
+                kind: "map".into(),
+            },
         ];
         for e in all {
             let text = e.to_string();

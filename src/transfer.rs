@@ -6,18 +6,49 @@
 use crate::generate::{Arg, Type};
 
 /// Every importer takes `allow_fail`: a missing source is no error.
-const ALLOW_FAIL: Arg = Arg::value("allow_fail", Type::Bool, "a missing source is not an error").optional();
+const ALLOW_FAIL: Arg =
+    Arg::value("allow_fail", Type::Bool, "a missing source is not an error").optional();
 
-const STORE_READ: Arg = Arg::value("path", Type::Str, "the store entry, <mount>/<path>; reads <path>/current");
-const STORE_WRITE: Arg = Arg::value("path", Type::Str, "the store entry, <mount>/<path>; writes <path>/current and a dated copy");
+const STORE_READ: Arg = Arg::value(
+    "path",
+    Type::Str,
+    "the store entry, <mount>/<path>; reads <path>/current",
+);
+const STORE_WRITE: Arg = Arg::value(
+    "path",
+    Type::Str,
+    "the store entry, <mount>/<path>; writes <path>/current and a dated copy",
+);
 const DISK: &str = "the file on disk, relative to the spec's directory";
 
-const IMPORT_COPY: &[Arg] = &[Arg::value("from", Type::Str, DISK), Arg::private("to", "its workspace name"), ALLOW_FAIL];
+const IMPORT_COPY: &[Arg] = &[
+    Arg::value("from", Type::Str, DISK),
+    Arg::private("to", "its workspace name"),
+    ALLOW_FAIL,
+];
 const IMPORT_VAULT: &[Arg] = &[STORE_READ, ALLOW_FAIL];
-const IMPORT_VAULT_FILE: &[Arg] = &[STORE_READ, Arg::private("file", "the key to import, and its workspace name"), ALLOW_FAIL];
-const EXPORT_COPY: &[Arg] = &[Arg::input("from", "the workspace file"), Arg::value("to", Type::Str, DISK)];
-const EXPORT_VAULT: &[Arg] = &[STORE_WRITE, Arg::value("files", Type::List, "the workspace files to store (all by default)").optional()];
-const EXPORT_VAULT_FILE: &[Arg] = &[STORE_WRITE, Arg::input("file", "the workspace file to store under its name")];
+const IMPORT_VAULT_FILE: &[Arg] = &[
+    STORE_READ,
+    Arg::private("file", "the key to import, and its workspace name"),
+    ALLOW_FAIL,
+];
+const EXPORT_COPY: &[Arg] = &[
+    Arg::input("from", "the workspace file"),
+    Arg::value("to", Type::Str, DISK),
+];
+const EXPORT_VAULT: &[Arg] = &[
+    STORE_WRITE,
+    Arg::value(
+        "files",
+        Type::List,
+        "the workspace files to store (all by default)",
+    )
+    .optional(),
+];
+const EXPORT_VAULT_FILE: &[Arg] = &[
+    STORE_WRITE,
+    Arg::input("file", "the workspace file to store under its name"),
+];
 
 /// An import's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

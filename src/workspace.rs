@@ -39,7 +39,10 @@ pub struct File {
 impl File {
     /// A file from bytes.
     pub fn new(content: impl Into<Vec<u8>>, visibility: Visibility) -> File {
-        File { content: Zeroizing::new(content.into()), visibility }
+        File {
+            content: Zeroizing::new(content.into()),
+            visibility,
+        }
     }
 
     /// The content as UTF-8 text, if it is.
@@ -163,7 +166,19 @@ mod tests {
         for good in ["age.txt", "sops.yaml.pub", "id-2", ".hidden"] {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
-        for bad in ["", "/etc/passwd", "..", ".", "../x", "a/b", "a\\b", "a\nb", "a\0b", "key\u{202e}txt.age", "\u{2066}x"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "..",
+            ".",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\nb",
+            "a\0b",
+            "key\u{202e}txt.age",
+            "\u{2066}x",
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -16,27 +16,44 @@ use support::fleet::{snapshot, Fleet};
 use support::{ok, require, Bao};
 
 fn tools() -> bool {
-    ["sops", "age", "age-keygen"].iter().all(|t| require(t).is_some())
+    ["sops", "age", "age-keygen"]
+        .iter()
+        .all(|t| require(t).is_some())
 }
 
 /// A fresh age identity: (identity file, recipient).
 fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);
-    let out = Command::new(require("age-keygen").unwrap()).arg("-o").arg(&path).output().unwrap();
+    let out = Command::new(require("age-keygen").unwrap())
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = fs::read_to_string(&path).unwrap();
-    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().trim().to_owned();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
     (path, recipient)
 }
 
 /// The `age1…` recipients a SOPS file lists, in order.
 fn recipients(text: &str) -> Vec<String> {
-    text.lines().filter_map(|l| l.trim().strip_prefix("- recipient: ")).map(str::to_owned).collect()
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- recipient: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A SOPS file without its `age:` block: the values, lastmodified, mac.
 fn outside_age_block(text: &str) -> Vec<String> {
-    text.lines().filter(|l| !l.starts_with("        ") && *l != "    age:").map(str::to_owned).collect()
+    text.lines()
+        .filter(|l| !l.starts_with("        ") && *l != "    age:")
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Every device file and every local-store file, and whether `key` opens
@@ -46,7 +63,13 @@ fn opens(fleet: &Fleet, key: &Path) -> BTreeMap<PathBuf, bool> {
     for (path, _) in snapshot(&fleet.dir()) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let status = if name.ends_with(".age") {
-            Command::new(require("age").unwrap()).args(["-d", "-i"]).arg(key).arg(&path).output().unwrap().status
+            Command::new(require("age").unwrap())
+                .args(["-d", "-i"])
+                .arg(key)
+                .arg(&path)
+                .output()
+                .unwrap()
+                .status
         } else if path.starts_with(fleet.path("secrets")) {
             Command::new(require("sops").unwrap())
                 .args(["decrypt", "--input-type", "yaml", "--output-type", "yaml"])
@@ -70,16 +93,33 @@ fn opens_all(fleet: &Fleet, key: &Path, expected: bool) {
     let result = opens(fleet, key);
     assert!(result.len() > 4, "files to test: {result:?}");
     let wrong: Vec<_> = result.iter().filter(|(_, ok)| **ok != expected).collect();
-    assert!(wrong.is_empty(), "{} should {}open: {wrong:?}", key.display(), if expected { "" } else { "not " });
+    assert!(
+        wrong.is_empty(),
+        "{} should {}open: {wrong:?}",
+        key.display(),
+        if expected { "" } else { "not " }
+    );
 }
 
 /// Plaintext of every device file, by sops with `key`.
-fn plaintexts(fleet: &Fleet, ids: &[&str], key: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
-    ids.iter().map(|id| (id.to_string(), fleet.sops_decrypt(id, key))).collect()
+fn plaintexts(
+    fleet: &Fleet,
+    ids: &[&str],
+    key: &Path,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    ids.iter()
+        .map(|id| (id.to_string(), fleet.sops_decrypt(id, key)))
+        .collect()
 }
 
 fn temps(dir: &Path) -> Vec<PathBuf> {
-    snapshot(dir).into_keys().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".rumor-tmp"))).collect()
+    snapshot(dir)
+        .into_keys()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".rumor-tmp"))
+        })
+        .collect()
 }
 
 #[test]
@@ -92,22 +132,41 @@ fn add_remove_list_local() {
     let first = fleet.identity();
     let admin = fleet.admin_recipient();
     assert_eq!(fleet.run(&["admins", "list"]), format!("{admin}\n"));
-    let before: BTreeMap<&str, String> = ["dev1", "dev2"].iter().map(|id| (*id, fs::read_to_string(fleet.file(id)).unwrap())).collect();
+    let before: BTreeMap<&str, String> = ["dev1", "dev2"]
+        .iter()
+        .map(|id| (*id, fs::read_to_string(fleet.file(id)).unwrap()))
+        .collect();
     let plain = plaintexts(&fleet, &["dev1", "dev2"], &first);
     let stored = fleet.run(&["get", "dev1", "wifi.pass"]);
 
     let (second, recipient) = age_keygen(fleet.tmp.path(), "second.txt");
     fleet.run(&["admins", "add", &recipient]);
-    assert_eq!(fleet.run(&["admins", "list"]), format!("{admin}\n{recipient}\n"));
+    assert_eq!(
+        fleet.run(&["admins", "list"]),
+        format!("{admin}\n{recipient}\n")
+    );
     for (id, old) in &before {
         let new = fs::read_to_string(fleet.file(id)).unwrap();
         let device = recipients(old)[0].clone();
-        assert_eq!(recipients(&new), [device, admin.clone(), recipient.clone()], "{id}: the device, then the admins");
-        assert_eq!(outside_age_block(&new), outside_age_block(old), "{id}: values, lastmodified and mac keep their bytes");
+        assert_eq!(
+            recipients(&new),
+            [device, admin.clone(), recipient.clone()],
+            "{id}: the device, then the admins"
+        );
+        assert_eq!(
+            outside_age_block(&new),
+            outside_age_block(old),
+            "{id}: values, lastmodified and mac keep their bytes"
+        );
     }
-    assert_eq!(plaintexts(&fleet, &["dev1", "dev2"], &second), plain, "the new admin reads every device file");
+    assert_eq!(
+        plaintexts(&fleet, &["dev1", "dev2"], &second),
+        plain,
+        "the new admin reads every device file"
+    );
     let mut cmd = fleet.rumor();
-    cmd.env("RUMOR_IDENTITY", &second).args(["get", "dev1", "wifi.pass"]);
+    cmd.env("RUMOR_IDENTITY", &second)
+        .args(["get", "dev1", "wifi.pass"]);
     assert_eq!(ok(&mut cmd), stored, "the new admin reads the store");
     opens_all(&fleet, &second, true);
     fleet.run(&["check"]);
@@ -118,24 +177,37 @@ fn add_remove_list_local() {
     // And a rekey of a fleet already on its set changes no device file.
     fleet.run(&["rekey"]);
     for id in ["dev1", "dev2"] {
-        assert_eq!(fs::read(fleet.file(id)).unwrap(), settled[&fleet.file(id)].0);
+        assert_eq!(
+            fs::read(fleet.file(id)).unwrap(),
+            settled[&fleet.file(id)].0
+        );
     }
 
     // The second admin removes the first, who then opens nothing.
     let mut cmd = fleet.rumor();
-    cmd.env("RUMOR_IDENTITY", &second).args(["admins", "remove", &admin]);
+    cmd.env("RUMOR_IDENTITY", &second)
+        .args(["admins", "remove", &admin]);
     let out = support::run(&mut cmd);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("rumor renew --all"));
     opens_all(&fleet, &first, false);
     opens_all(&fleet, &second, true);
-    assert_eq!(plaintexts(&fleet, &["dev1", "dev2"], &second), plain, "no value changed");
+    assert_eq!(
+        plaintexts(&fleet, &["dev1", "dev2"], &second),
+        plain,
+        "no value changed"
+    );
     let mut cmd = fleet.rumor();
     cmd.env("RUMOR_IDENTITY", &second).args(["check"]);
     ok(&mut cmd);
     // The device still opens its file.
     let mut cmd = fleet.rumor();
-    cmd.env("RUMOR_IDENTITY", &second).args(["get", "dev1", "age.key"]);
+    cmd.env("RUMOR_IDENTITY", &second)
+        .args(["get", "dev1", "age.key"]);
     let device_key = fleet.write("device.txt", &ok(&mut cmd));
     assert_eq!(fleet.sops_decrypt("dev1", &device_key), plain["dev1"]);
 }
@@ -153,7 +225,11 @@ fn bad_input_changes_nothing() {
     let before = fleet.snapshot();
     for args in [
         vec!["admins", "add", "age1notarecipient"],
-        vec!["admins", "add", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4 me"],
+        vec![
+            "admins",
+            "add",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4 me",
+        ],
         vec!["admins", "add", &admin],
         vec!["admins", "remove", &admin],
         vec!["admins", "remove", &other],
@@ -170,7 +246,12 @@ fn bad_input_changes_nothing() {
     fleet.run(&["admins", "add", &other]);
     let before = fleet.snapshot();
     let out = fleet.output(&["admins", "remove", &admin]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fleet.snapshot(), before);
 }
 
@@ -186,12 +267,24 @@ fn check_reports_files_on_another_set() {
     let admin = fleet.admin_recipient();
     let (_, second) = age_keygen(fleet.tmp.path(), "second.txt");
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
-    fs::write(fleet.path("rumor.toml"), config.replace(&format!("recipients = [\"{admin}\"]"), &format!("recipients = [\n    \"{admin}\",\n    \"{second}\",\n]"))).unwrap();
+    fs::write(
+        fleet.path("rumor.toml"),
+        config.replace(
+            &format!("recipients = [\"{admin}\"]"),
+            &format!("recipients = [\n    \"{admin}\",\n    \"{second}\",\n]"),
+        ),
+    )
+    .unwrap();
     let out = fleet.output(&["check"]);
     assert_eq!(out.status.code(), Some(5));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for file in ["secrets/dev1.yaml", "secrets/dev2.yaml", "store/.admins"] {
-        assert!(stdout.lines().any(|l| l.contains(file) && l.contains("rumor rekey")), "{file} not reported: {stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(file) && l.contains("rumor rekey")),
+            "{file} not reported: {stdout}"
+        );
     }
     fleet.run(&["rekey"]);
     fleet.run(&["check"]);
@@ -199,7 +292,10 @@ fn check_reports_files_on_another_set() {
     let (_, third) = age_keygen(fleet.tmp.path(), "third.txt");
     fleet.run(&["admins", "add", &third]);
     fleet.run(&["admins", "remove", &second]);
-    assert_eq!(fleet.run(&["admins", "list"]), format!("{admin}\n{third}\n"));
+    assert_eq!(
+        fleet.run(&["admins", "list"]),
+        format!("{admin}\n{third}\n")
+    );
     fleet.run(&["check"]);
 }
 
@@ -218,7 +314,11 @@ fn matches_sops_updatekeys() {
     // The real sops, in a directory whose .sops.yaml lists the new set.
     let work = fleet.tmp.path().join("sops-work");
     fs::create_dir_all(&work).unwrap();
-    fs::write(work.join(".sops.yaml"), format!("creation_rules:\n  - age: {}\n", wanted.join(","))).unwrap();
+    fs::write(
+        work.join(".sops.yaml"),
+        format!("creation_rules:\n  - age: {}\n", wanted.join(",")),
+    )
+    .unwrap();
     fs::write(work.join("dev1.yaml"), &original).unwrap();
     let out = Command::new(require("sops").unwrap())
         .args(["updatekeys", "-y", "dev1.yaml"])
@@ -227,7 +327,11 @@ fn matches_sops_updatekeys() {
         .env("HOME", fleet.tmp.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let by_sops = fs::read_to_string(work.join("dev1.yaml")).unwrap();
     fleet.run(&["admins", "add", &recipient]);
     let by_rumor = fs::read_to_string(fleet.file("dev1")).unwrap();
@@ -243,7 +347,10 @@ fn matches_sops_updatekeys() {
         .output()
         .unwrap();
     assert!(sops_plain.status.success());
-    assert_eq!(serde_json::from_slice::<BTreeMap<String, String>>(&sops_plain.stdout).unwrap(), fleet.sops_decrypt("dev1", &second));
+    assert_eq!(
+        serde_json::from_slice::<BTreeMap<String, String>>(&sops_plain.stdout).unwrap(),
+        fleet.sops_decrypt("dev1", &second)
+    );
 }
 
 /// On Vault the store's copy of the device file is rewrapped too, so the
@@ -261,10 +368,17 @@ fn vault_rewraps_the_store_copy() {
     fleet.run(&["admins", "add", &recipient]);
     assert_eq!(fleet.sops_decrypt("dev1", &second), plain);
     let stored = bao.kv_get("secret", "rumor/devices/dev1/current").unwrap();
-    assert_eq!(stored["device.sops.yaml"].as_str().unwrap().trim_end(), fs::read_to_string(fleet.file("dev1")).unwrap().trim_end());
+    assert_eq!(
+        stored["device.sops.yaml"].as_str().unwrap().trim_end(),
+        fs::read_to_string(fleet.file("dev1")).unwrap().trim_end()
+    );
     let settled = fleet.snapshot();
     fleet.run(&["new", "dev1"]);
-    assert_eq!(fleet.snapshot(), settled, "new accepts the rewrapped file and changes nothing");
+    assert_eq!(
+        fleet.snapshot(),
+        settled,
+        "new accepts the rewrapped file and changes nothing"
+    );
     fleet.run(&["check"]);
 }
 
@@ -289,10 +403,20 @@ fn killed_rekeys_converge() {
     let stored = fleet.run(&["get", "d07", "cloud.api-key"]);
     // By hand, as an operator would: swap the leaving admin for the new one.
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
-    fs::write(fleet.path("rumor.toml"), config.replace(&leaving_r, &joining_r)).unwrap();
+    fs::write(
+        fleet.path("rumor.toml"),
+        config.replace(&leaving_r, &joining_r),
+    )
+    .unwrap();
 
     let start = Instant::now();
-    let mut child = fleet.rumor().arg("rekey").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = fleet
+        .rumor()
+        .arg("rekey")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // The first run is measured, and killed only if it runs past 5 s.
     while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(5));
@@ -306,10 +430,20 @@ fn killed_rekeys_converge() {
     let mut killed = 0;
     for i in 0..36 {
         // Alternate the target set, so device files keep changing too.
-        let (from, to) = if i % 2 == 0 { (&joining_r, &leaving_r) } else { (&leaving_r, &joining_r) };
+        let (from, to) = if i % 2 == 0 {
+            (&joining_r, &leaving_r)
+        } else {
+            (&leaving_r, &joining_r)
+        };
         let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
         fs::write(fleet.path("rumor.toml"), config.replace(from.as_str(), to)).unwrap();
-        let mut child = fleet.rumor().arg("rekey").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = fleet
+            .rumor()
+            .arg("rekey")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..span)));
         let _ = child.kill();
         if child.wait().unwrap().signal() == Some(9) {
@@ -318,17 +452,33 @@ fn killed_rekeys_converge() {
     }
     // End on the swapped set and converge.
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
-    fs::write(fleet.path("rumor.toml"), config.replace(&leaving_r, &joining_r)).unwrap();
+    fs::write(
+        fleet.path("rumor.toml"),
+        config.replace(&leaving_r, &joining_r),
+    )
+    .unwrap();
     fleet.run(&["rekey"]);
     eprintln!("killed {killed} of 36 rekeys mid-way; span {span} ms");
     assert!(killed >= 30, "only {killed} rekeys were killed mid-way");
     fleet.run(&["check"]);
-    assert!(temps(&fleet.dir()).is_empty(), "temp files left: {:?}", temps(&fleet.dir()));
+    assert!(
+        temps(&fleet.dir()).is_empty(),
+        "temp files left: {:?}",
+        temps(&fleet.dir())
+    );
     for id in &id_refs {
         let text = fs::read_to_string(fleet.file(id)).unwrap();
-        assert_eq!(recipients(&text)[1..], [admin.clone(), joining_r.clone()], "{id}");
+        assert_eq!(
+            recipients(&text)[1..],
+            [admin.clone(), joining_r.clone()],
+            "{id}"
+        );
     }
-    assert_eq!(plaintexts(&fleet, &id_refs, &joining), plain, "no value changed");
+    assert_eq!(
+        plaintexts(&fleet, &id_refs, &joining),
+        plain,
+        "no value changed"
+    );
     assert_eq!(fleet.run(&["get", "d07", "cloud.api-key"]), stored);
     opens_all(&fleet, &operator, true);
     opens_all(&fleet, &joining, true);
@@ -355,24 +505,48 @@ fn renew_device_key() {
     let new_key = fleet.write("new.txt", &fleet.run(&["get", "dev1", "age.key"]));
     assert_ne!(fs::read(&old_key).unwrap(), fs::read(&new_key).unwrap());
     let after = fs::read_to_string(fleet.file("dev1")).unwrap();
-    assert_eq!(recipients(&after)[0], fleet.run(&["get", "dev1", "age.pub"]).trim());
-    assert_eq!(recipients(&after)[1..], recipients(&before)[1..], "the admins stay");
+    assert_eq!(
+        recipients(&after)[0],
+        fleet.run(&["get", "dev1", "age.pub"]).trim()
+    );
+    assert_eq!(
+        recipients(&after)[1..],
+        recipients(&before)[1..],
+        "the admins stay"
+    );
     // A fresh data key: no value keeps its ciphertext.
-    let enc = |t: &str| t.lines().filter(|l| l.contains("ENC[") && !l.contains("mac:")).map(str::to_owned).collect::<Vec<_>>();
+    let enc = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("ENC[") && !l.contains("mac:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     assert!(enc(&after).iter().all(|l| !enc(&before).contains(l)));
     // The old key opens nothing; the new key and the admin open it all.
-    let out = Command::new(require("sops").unwrap()).args(["decrypt"]).arg(fleet.file("dev1")).env("SOPS_AGE_KEY_FILE", &old_key).env("HOME", fleet.tmp.path()).output().unwrap();
+    let out = Command::new(require("sops").unwrap())
+        .args(["decrypt"])
+        .arg(fleet.file("dev1"))
+        .env("SOPS_AGE_KEY_FILE", &old_key)
+        .env("HOME", fleet.tmp.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let renewed = fleet.sops_decrypt("dev1", &new_key);
     assert_eq!(renewed, fleet.sops_decrypt("dev1", &fleet.identity()));
-    assert_eq!(renewed.keys().collect::<Vec<_>>(), plain.keys().collect::<Vec<_>>());
+    assert_eq!(
+        renewed.keys().collect::<Vec<_>>(),
+        plain.keys().collect::<Vec<_>>()
+    );
     // `check` says the image needs the new key, for dev1 only.
     let out = fleet.output(&["check"]);
     assert_eq!(out.status.code(), Some(5));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("dev1: ") && stdout.contains("rumor inject dev1"), "{stdout}");
+    assert!(
+        stdout.starts_with("dev1: ") && stdout.contains("rumor inject dev1"),
+        "{stdout}"
+    );
     // Renewing something else is no new debt; the marker is plain text.
     let out = fleet.output(&["renew", "dev2", "--secret", "wifi.pass"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("inject"));

@@ -23,19 +23,34 @@ fn bash_complete(bash: &std::path::Path, words: &[&str]) -> Vec<String> {
         _rumor rumor "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
         printf '%s\n' "${COMPREPLY[@]}"
     "#;
-    let out = support::ok(Command::new(bash).arg("-c").arg(script).arg("bash").args(words).env("RUMOR", RUMOR));
-    out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    let out = support::ok(
+        Command::new(bash)
+            .arg("-c")
+            .arg(script)
+            .arg("bash")
+            .args(words)
+            .env("RUMOR", RUMOR),
+    );
+    out.lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 #[test]
 fn bash_completes_subcommands_and_shells() {
-    let Some(bash) = support::require("bash") else { return };
+    let Some(bash) = support::require("bash") else {
+        return;
+    };
     let mut offered = bash_complete(&bash, &["rumor", "re"]);
     offered.sort();
     assert!(offered.contains(&"renew".to_owned()), "{offered:?}");
     assert!(offered.iter().all(|w| w.starts_with("re")), "{offered:?}");
     // `rekey` joins when that subcommand exists; nothing else starts "re".
-    assert!(offered.iter().all(|w| w == "renew" || w == "rekey"), "{offered:?}");
+    assert!(
+        offered.iter().all(|w| w == "renew" || w == "rekey"),
+        "{offered:?}"
+    );
 
     let mut shells = bash_complete(&bash, &["rumor", "completions", ""]);
     shells.retain(|w| !w.starts_with('-'));
@@ -46,18 +61,33 @@ fn bash_completes_subcommands_and_shells() {
 #[test]
 fn zsh_and_fish_scripts_are_written() {
     let zsh = support::ok(Command::new(RUMOR).args(["completions", "zsh"]));
-    assert!(zsh.starts_with("#compdef rumor"), "{}", &zsh[..zsh.len().min(80)]);
+    assert!(
+        zsh.starts_with("#compdef rumor"),
+        "{}",
+        &zsh[..zsh.len().min(80)]
+    );
     let fish = support::ok(Command::new(RUMOR).args(["completions", "fish"]));
     assert!(fish.contains("complete -c rumor") && fish.contains("renew"));
     // Parsed by the shells themselves where they are installed; neither is
     // one of the test command's checkers.
     for (shell, script) in [("zsh", &zsh), ("fish", &fish)] {
         if let Some(path) = support::tool(shell) {
-            let checked = Command::new(path).arg("-n").arg("-c").arg(script).status().unwrap();
-            assert!(checked.success(), "{shell} -n rejects its completion script");
+            let checked = Command::new(path)
+                .arg("-n")
+                .arg("-c")
+                .arg(script)
+                .status()
+                .unwrap();
+            assert!(
+                checked.success(),
+                "{shell} -n rejects its completion script"
+            );
         }
     }
-    let out = Command::new(RUMOR).args(["completions", "ksh"]).output().unwrap();
+    let out = Command::new(RUMOR)
+        .args(["completions", "ksh"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -67,18 +97,36 @@ fn man_page_is_roff_and_lists_the_commands() {
     // A roff page: requests from the first line, the title header before
     // the first section.
     assert!(page.starts_with('.'), "{}", &page[..page.len().min(80)]);
-    let header = page.lines().position(|l| l.starts_with(".TH rumor 1")).expect("no .TH header");
-    let name = page.lines().position(|l| l == ".SH NAME").expect("no NAME section");
+    let header = page
+        .lines()
+        .position(|l| l.starts_with(".TH rumor 1"))
+        .expect("no .TH header");
+    let name = page
+        .lines()
+        .position(|l| l == ".SH NAME")
+        .expect("no NAME section");
     assert!(header < name);
     for command in ["new", "renew", "check", "completions", "man"] {
-        assert!(page.contains(&format!("rumor\\-{command}(1)")), "{command} missing");
+        assert!(
+            page.contains(&format!("rumor\\-{command}(1)")),
+            "{command} missing"
+        );
     }
     // Rendered by man itself where it is installed.
     if let Some(man) = support::tool("man") {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rumor.1");
         std::fs::write(&file, &page).unwrap();
-        let text = support::ok(Command::new(man).arg("-l").arg(&file).env("MANWIDTH", "80").env("MAN_KEEP_FORMATTING", "0"));
-        assert!(text.contains("Provision the secrets of a fleet of edge devices"), "{text}");
+        let text = support::ok(
+            Command::new(man)
+                .arg("-l")
+                .arg(&file)
+                .env("MANWIDTH", "80")
+                .env("MAN_KEEP_FORMATTING", "0"),
+        );
+        assert!(
+            text.contains("Provision the secrets of a fleet of edge devices"),
+            "{text}"
+        );
     }
 }

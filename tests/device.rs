@@ -10,8 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::postgres::Postgres;
 use support::fleet::Fleet;
+use support::postgres::Postgres;
 use support::{fails, ok, require, Bao};
 
 /// Values of a systemd EnvironmentFile of `KEY="value"` lines, unescaped
@@ -20,7 +20,10 @@ fn env_file(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let (key, value) = line.split_once('=').unwrap();
-        let inner = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        let inner = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
         let mut s = String::new();
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
@@ -40,25 +43,46 @@ fn env_file(text: &str) -> BTreeMap<String, String> {
 }
 
 fn tools() -> bool {
-    ["sops", "nebula-cert", "openssl", "wpa_passphrase", "git"].iter().all(|t| require(t).is_some())
+    ["sops", "nebula-cert", "openssl", "wpa_passphrase", "git"]
+        .iter()
+        .all(|t| require(t).is_some())
 }
 
 /// The whole flow on one store; returns the fleet for more checks.
 fn provision_two(fleet: &Fleet) {
     fleet.run(&["init"]);
     assert!(fleet.identity().is_file());
-    fleet.run(&["new", "pidgeon-1", "--ip", "10.8.0.10", "--name", "Pidgeon One"]);
+    fleet.run(&[
+        "new",
+        "pidgeon-1",
+        "--ip",
+        "10.8.0.10",
+        "--name",
+        "Pidgeon One",
+    ]);
     fleet.run(&["new", "pidgeon-2"]);
     let second = fs::read_to_string(fleet.dir().join("devices/pidgeon-2.toml")).unwrap();
-    assert!(second.contains("ip = \"10.8.0.11\""), "allocated after the highest: {second}");
+    assert!(
+        second.contains("ip = \"10.8.0.11\""),
+        "allocated after the highest: {second}"
+    );
 }
 
 fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
     let admin = fleet.sops_decrypt(id, &fleet.identity());
     let keys: Vec<&str> = admin.keys().map(String::as_str).collect();
     let mut expected = vec![
-        "nebula.ca.crt", "nebula.crt", "nebula.key", "pidgeon.env", "postgres.ca.crt", "postgres.crt", "postgres.key", "postgres.sql",
-        "user.authorized_keys", "user.hash", "wifi.env",
+        "nebula.ca.crt",
+        "nebula.crt",
+        "nebula.key",
+        "pidgeon.env",
+        "postgres.ca.crt",
+        "postgres.crt",
+        "postgres.key",
+        "postgres.sql",
+        "user.authorized_keys",
+        "user.hash",
+        "wifi.env",
     ];
     expected.sort();
     assert_eq!(keys, expected);
@@ -73,21 +97,42 @@ fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
         fs::write(dir.join(name), value).unwrap();
     }
     // Nebula: nebula-cert accepts the host certificate and shows the IP.
-    ok(Command::new(require("nebula-cert").unwrap()).args(["verify", "-ca"]).arg(dir.join("nebula.ca.crt")).arg("-crt").arg(dir.join("nebula.crt")));
-    let printed = ok(Command::new(require("nebula-cert").unwrap()).args(["print", "-json", "-path"]).arg(dir.join("nebula.crt")));
+    ok(Command::new(require("nebula-cert").unwrap())
+        .args(["verify", "-ca"])
+        .arg(dir.join("nebula.ca.crt"))
+        .arg("-crt")
+        .arg(dir.join("nebula.crt")));
+    let printed = ok(Command::new(require("nebula-cert").unwrap())
+        .args(["print", "-json", "-path"])
+        .arg(dir.join("nebula.crt")));
     assert!(printed.contains(&format!("\"{ip}/16\"")), "{printed}");
     assert!(printed.contains(&format!("\"name\":\"{id}\"")), "{printed}");
     // PostgreSQL: openssl verifies the server certificate and its SANs.
     let openssl = require("openssl").unwrap();
-    ok(Command::new(&openssl).args(["verify", "-purpose", "sslserver", "-CAfile"]).arg(dir.join("postgres.ca.crt")).arg(dir.join("postgres.crt")));
-    let text = ok(Command::new(&openssl).args(["x509", "-noout", "-ext", "subjectAltName", "-in"]).arg(dir.join("postgres.crt")));
-    for san in ["DNS:localhost", "IP Address:127.0.0.1", &format!("IP Address:{ip}"), &format!("DNS:{id}")] {
+    ok(Command::new(&openssl)
+        .args(["verify", "-purpose", "sslserver", "-CAfile"])
+        .arg(dir.join("postgres.ca.crt"))
+        .arg(dir.join("postgres.crt")));
+    let text = ok(Command::new(&openssl)
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(dir.join("postgres.crt")));
+    for san in [
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        &format!("IP Address:{ip}"),
+        &format!("DNS:{id}"),
+    ] {
         assert!(text.contains(san), "{san} in {text}");
     }
     // Wi-Fi: the PSK is what wpa_passphrase derives.
     let wifi = env_file(&admin["wifi.env"]);
-    let wpa = ok(Command::new(require("wpa_passphrase").unwrap()).arg(&wifi["WIFI_SSID"]).arg(&wifi["WIFI_PASS"]));
-    let psk = wpa.lines().find_map(|l| l.trim().strip_prefix("psk=")).unwrap();
+    let wpa = ok(Command::new(require("wpa_passphrase").unwrap())
+        .arg(&wifi["WIFI_SSID"])
+        .arg(&wifi["WIFI_PASS"]));
+    let psk = wpa
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("psk="))
+        .unwrap();
     assert_eq!(wifi["WIFI_PSK"], psk);
     assert!((8..=63).contains(&wifi["WIFI_PASS"].len()));
     // Cloud: Python's hashlib confirms the API key hash.
@@ -103,22 +148,45 @@ fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
     assert_eq!(env["PIDGEON_CLOUD_ID"], id);
     // pidgeon reads presence as HTTPS; the local database needs no TLS.
     assert_eq!(env["PIDGEON_CLOUD_SSL"], "1");
-    assert!(!env.contains_key("PIDGEON_DB_SSL") && !env.contains_key("PIDGEON_MODBUS_PORT"), "{env:?}");
-    assert!(!admin.values().any(|v| v.contains(&hash.trim().to_string())), "the hash stays out of the device file");
+    assert!(
+        !env.contains_key("PIDGEON_DB_SSL") && !env.contains_key("PIDGEON_MODBUS_PORT"),
+        "{env:?}"
+    );
+    assert!(
+        !admin.values().any(|v| v.contains(&hash.trim().to_string())),
+        "the hash stays out of the device file"
+    );
     // The API key verifies with the CLI, reading the key from stdin.
     let mut verify = fleet.rumor();
-    verify.args(["api-key", "verify", hash.trim()]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    verify
+        .args(["api-key", "verify", hash.trim()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = verify.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key.as_bytes())
+        .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    let wrong = support::run(fleet.rumor().args(["api-key", "verify", hash.trim(), "not-the-key"]));
+    let wrong = support::run(
+        fleet
+            .rumor()
+            .args(["api-key", "verify", hash.trim(), "not-the-key"]),
+    );
     assert_eq!(wrong.status.code(), Some(1), "a mismatch exits 1");
 }
 
 /// Lines that differ between two texts.
 fn changed_lines(a: &str, b: &str) -> Vec<String> {
-    a.lines().zip(b.lines()).filter(|(x, y)| x != y).map(|(x, _)| x.split(':').next().unwrap_or("").trim().to_owned()).collect()
+    a.lines()
+        .zip(b.lines())
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.split(':').next().unwrap_or("").trim().to_owned())
+        .collect()
 }
 
 fn idempotence_and_renew(fleet: &Fleet) {
@@ -126,7 +194,11 @@ fn idempotence_and_renew(fleet: &Fleet) {
     fleet.git(&["add", "-A"]);
     fleet.git(&["commit", "-qm", "provisioned"]);
     fleet.run(&["new", "pidgeon-1", "pidgeon-2"]);
-    assert_eq!(fleet.git(&["status", "--porcelain"]), "", "a re-run must change no byte");
+    assert_eq!(
+        fleet.git(&["status", "--porcelain"]),
+        "",
+        "a re-run must change no byte"
+    );
     fleet.run(&["check"]);
 
     // Rotating one secret changes only its dependants' lines.
@@ -135,8 +207,14 @@ fn idempotence_and_renew(fleet: &Fleet) {
     fleet.run(&["renew", "pidgeon-1", "--secret", "wifi.pass"]);
     assert_ne!(fleet.run(&["get", "pidgeon-1", "wifi.pass"]), old_pass);
     let after = fs::read_to_string(fleet.file("pidgeon-1")).unwrap();
-    assert_eq!(changed_lines(&before, &after), ["wifi.env", "lastmodified", "mac"]);
-    assert_eq!(fs::read_to_string(fleet.file("pidgeon-2")).unwrap(), fleet.git(&["show", "HEAD:secrets/pidgeon-2.yaml"]));
+    assert_eq!(
+        changed_lines(&before, &after),
+        ["wifi.env", "lastmodified", "mac"]
+    );
+    assert_eq!(
+        fs::read_to_string(fleet.file("pidgeon-2")).unwrap(),
+        fleet.git(&["show", "HEAD:secrets/pidgeon-2.yaml"])
+    );
     fleet.run(&["check"]);
 
     // `renew` rotates what the profile marks, and the hash follows its key.
@@ -146,12 +224,20 @@ fn idempotence_and_renew(fleet: &Fleet) {
     fleet.run(&["renew", "pidgeon-2"]);
     assert_ne!(fleet.run(&["get", "pidgeon-2", "cloud.api-key"]), key);
     assert_ne!(fleet.run(&["get", "pidgeon-2", "cloud.api-key.hash"]), hash);
-    assert_eq!(fleet.run(&["get", "pidgeon-2", "nebula.crt"]), nebula, "certificates rotate only when named");
+    assert_eq!(
+        fleet.run(&["get", "pidgeon-2", "nebula.crt"]),
+        nebula,
+        "certificates rotate only when named"
+    );
     fleet.run(&["check", "--json"]);
 
     // A tampered device file is reported by check.
     let text = fs::read_to_string(fleet.file("pidgeon-2")).unwrap();
-    fs::write(fleet.file("pidgeon-2"), text.replacen("ENC[AES256_GCM,data:", "ENC[AES256_GCM,data:AA", 1)).unwrap();
+    fs::write(
+        fleet.file("pidgeon-2"),
+        text.replacen("ENC[AES256_GCM,data:", "ENC[AES256_GCM,data:AA", 1),
+    )
+    .unwrap();
     let out = support::run(fleet.rumor().args(["check", "--json"]));
     assert!(!out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -177,22 +263,55 @@ fn local_store_fleet() {
     // The store holds no plaintext.
     for entry in walk(&fleet.dir().join("store")) {
         let text = fs::read_to_string(&entry).unwrap_or_default();
-        assert!(entry.ends_with(".lock") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{}", entry.display());
+        assert!(
+            entry.ends_with(".lock") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+            "{}",
+            entry.display()
+        );
     }
     idempotence_and_renew(&fleet);
     // Certificates close to expiry: check reports them, renew --expiring
     // rotates exactly those.
-    let out = support::run(fleet.rumor().args(["check", "pidgeon-1", "--days", "100000", "--json"]));
+    let out =
+        support::run(
+            fleet
+                .rumor()
+                .args(["check", "pidgeon-1", "--days", "100000", "--json"]),
+        );
     assert_eq!(out.status.code(), Some(5));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let problems: Vec<&str> = report[0]["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert!(problems.iter().any(|p| p.contains("\"nebula.crt\" expires in")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("\"postgres.crt\" expires in")), "{problems:?}");
-    let before: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"].iter().map(|n| fleet.run(&["get", "pidgeon-1", n])).collect();
+    let problems: Vec<&str> = report[0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("\"nebula.crt\" expires in")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("\"postgres.crt\" expires in")),
+        "{problems:?}"
+    );
+    let before: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"]
+        .iter()
+        .map(|n| fleet.run(&["get", "pidgeon-1", n]))
+        .collect();
     fleet.run(&["renew", "pidgeon-1", "--expiring", "100000"]);
-    let after: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"].iter().map(|n| fleet.run(&["get", "pidgeon-1", n])).collect();
+    let after: Vec<String> = ["nebula.crt", "postgres.crt", "user.hash"]
+        .iter()
+        .map(|n| fleet.run(&["get", "pidgeon-1", n]))
+        .collect();
     assert_ne!(before[0], after[0], "nebula.crt expires within the window");
-    assert_ne!(before[1], after[1], "postgres.crt expires within the window");
+    assert_ne!(
+        before[1], after[1],
+        "postgres.crt expires within the window"
+    );
     assert_eq!(before[2], after[2], "no other secret rotates");
     fleet.run(&["check", "pidgeon-1"]);
     let list = fleet.run(&["list", "--json"]);
@@ -224,16 +343,31 @@ fn vault_fleet() {
     let fleet = Fleet::new(bao.env());
     provision_two(&fleet);
     let config = fs::read_to_string(fleet.dir().join("rumor.toml")).unwrap();
-    assert!(config.contains("kind = \"vault\""), "VAULT_ADDR set at init selects Vault: {config}");
+    assert!(
+        config.contains("kind = \"vault\""),
+        "VAULT_ADDR set at init selects Vault: {config}"
+    );
     assert!(bao.kv_get("secret", "rumor/shared/current").unwrap()["nebula-ca.crt"].is_string());
-    let stored = bao.kv_get("secret", "rumor/devices/pidgeon-1/current").unwrap();
-    assert!(stored["age.key"].as_str().unwrap().starts_with("AGE-SECRET-KEY-1"));
+    let stored = bao
+        .kv_get("secret", "rumor/devices/pidgeon-1/current")
+        .unwrap();
+    assert!(stored["age.key"]
+        .as_str()
+        .unwrap()
+        .starts_with("AGE-SECRET-KEY-1"));
     check_device_file(&fleet, "pidgeon-1", "10.8.0.10");
     let versions = |p: &str| bao.api("GET", &format!("/v1/secret/metadata/{p}"), None).1;
-    let meta = |p: &str| serde_json::from_str::<serde_json::Value>(&versions(p)).unwrap()["data"]["current_version"].clone();
+    let meta = |p: &str| {
+        serde_json::from_str::<serde_json::Value>(&versions(p)).unwrap()["data"]["current_version"]
+            .clone()
+    };
     let v1 = meta("rumor/devices/pidgeon-1/current");
     fleet.run(&["new", "pidgeon-1"]);
-    assert_eq!(meta("rumor/devices/pidgeon-1/current"), v1, "a re-run makes no new version");
+    assert_eq!(
+        meta("rumor/devices/pidgeon-1/current"),
+        v1,
+        "a re-run makes no new version"
+    );
     idempotence_and_renew(&fleet);
 }
 
@@ -254,13 +388,32 @@ fn bad_names_and_broken_templates() {
     fs::write(&template, format!("{good}\n{{% if %}}\n")).unwrap();
     let err = fleet.fail(&["new", "pidgeon-1"]);
     assert!(err.contains("device.spec.toml.j2:"), "{err}");
-    assert_eq!(err.lines().filter(|l| l.contains("device.spec.toml.j2")).count(), 1, "{err}");
-    assert!(err.lines().last().unwrap().contains("1 of 1 devices failed: pidgeon-1"), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("device.spec.toml.j2"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("1 of 1 devices failed: pidgeon-1"),
+        "{err}"
+    );
     assert!(!fleet.file("pidgeon-1").exists(), "nothing half-written");
     fs::write(&template, &good).unwrap();
-    fs::write(fleet.dir().join("templates/pidgeon.env.j2"), "X={{ undefined_variable | env }}\n").unwrap();
+    fs::write(
+        fleet.dir().join("templates/pidgeon.env.j2"),
+        "X={{ undefined_variable | env }}\n",
+    )
+    .unwrap();
     let err = fleet.fail(&["new", "pidgeon-1"]);
-    assert!(err.contains("pidgeon.env") && err.contains("undefined"), "{err}");
+    assert!(
+        err.contains("pidgeon.env") && err.contains("undefined"),
+        "{err}"
+    );
     assert!(!fleet.file("pidgeon-1").exists(), "nothing half-written");
     // An address outside the overlay is refused.
     let err = fleet.fail(&["new", "pidgeon-9", "--ip", "192.168.0.1"]);
@@ -280,7 +433,10 @@ fn postgres_end_to_end() {
     fleet.run(&["init"]);
     fleet.run(&["new", "pidgeon-1"]);
     let secrets = fleet.sops_decrypt("pidgeon-1", &fleet.identity());
-    let Some(pg) = Postgres::start(Some((&secrets["postgres.crt"], &secrets["postgres.key"]))) else { return };
+    let Some(pg) = Postgres::start(Some((&secrets["postgres.crt"], &secrets["postgres.key"])))
+    else {
+        return;
+    };
     let applied = pg.psql("postgres", "postgres", None, &secrets["postgres.sql"]);
     assert!(applied.status.success(), "postgres.sql applies");
 
@@ -295,7 +451,10 @@ fn postgres_end_to_end() {
             ca.display()
         );
         let mut cmd = pg.client(&conninfo, password);
-        cmd.args(["-tAc", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"]);
+        cmd.args([
+            "-tAc",
+            "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ]);
         cmd
     };
     let out = ok(&mut login(&env["PIDGEON_DB_PASSWORD"]));
@@ -303,7 +462,6 @@ fn postgres_end_to_end() {
     let err = fails(&mut login("wrong-password"));
     assert!(err.contains("password authentication failed"), "{err}");
 }
-
 
 /// Two operators creating devices at once on Vault (which has no fleet
 /// lock) never hand out one address twice.
@@ -319,9 +477,15 @@ fn parallel_new_allocates_distinct_addresses() {
         let a = format!("a-{round}");
         let b = format!("b-{round}");
         let mut first = fleet.rumor();
-        first.args(["new", &a]).stdout(Stdio::null()).stderr(Stdio::null());
+        first
+            .args(["new", &a])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let mut second = fleet.rumor();
-        second.args(["new", &b]).stdout(Stdio::null()).stderr(Stdio::null());
+        second
+            .args(["new", &b])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let (mut x, mut y) = (first.spawn().unwrap(), second.spawn().unwrap());
         assert!(x.wait().unwrap().success() && y.wait().unwrap().success());
     }
@@ -330,7 +494,12 @@ fn parallel_new_allocates_distinct_addresses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = fs::read_to_string(&path).unwrap();
-            ips.push(text.lines().find(|l| l.starts_with("ip = ")).unwrap().to_owned());
+            ips.push(
+                text.lines()
+                    .find(|l| l.starts_with("ip = "))
+                    .unwrap()
+                    .to_owned(),
+            );
         }
     }
     let unique: std::collections::BTreeSet<_> = ips.iter().collect();

@@ -20,7 +20,10 @@ fn read(dir: &Path, name: &str) -> String {
 
 fn run_spec(bao: &Bao, dir: &Path, spec_name: &str) {
     fs::create_dir_all(dir).unwrap();
-    ok(rumor(dir).envs(bao.env()).arg(spec(spec_name)).args(["--stay", "--keep"]));
+    ok(rumor(dir)
+        .envs(bao.env())
+        .arg(spec(spec_name))
+        .args(["--stay", "--keep"]));
 }
 
 /// The YAML map in a file, as strings.
@@ -30,7 +33,14 @@ fn yaml_map(text: &str) -> BTreeMap<String, String> {
         .as_mapping()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.as_str().map(str::to_owned).unwrap_or_else(|| serde_yaml_ng::to_string(v).unwrap())))
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| serde_yaml_ng::to_string(v).unwrap()),
+            )
+        })
         .collect()
 }
 
@@ -43,10 +53,17 @@ fn check_sops(dir: &Path) -> BTreeMap<String, String> {
         .env("SOPS_AGE_KEY_FILE", dir.join("age.txt"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "sops decrypt: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sops decrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let decrypted = yaml_map(&String::from_utf8(out.stdout).unwrap());
     let private = yaml_map(&read(dir, "sops.yaml"));
-    assert_eq!(decrypted, private, "sops decrypt differs from the private YAML");
+    assert_eq!(
+        decrypted, private,
+        "sops decrypt differs from the private YAML"
+    );
     decrypted
 }
 
@@ -64,22 +81,41 @@ fn twice(spec_name: &str, kept: &[&str], renewed: &[&str]) -> (Bao, PathBuf, tem
     run_spec(&bao, &a, spec_name);
     let first = check_sops(&a);
     // Stores keep values trimmed, as the original did, so compare trimmed.
-    let first_files: BTreeMap<_, _> = kept.iter().chain(renewed).map(|n| (*n, read(&a, n).trim().to_owned())).collect();
+    let first_files: BTreeMap<_, _> = kept
+        .iter()
+        .chain(renewed)
+        .map(|n| (*n, read(&a, n).trim().to_owned()))
+        .collect();
     run_spec(&bao, &a, spec_name);
     let second = check_sops(&a);
     for name in kept {
-        assert_eq!(read(&a, name).trim(), first_files[name], "{spec_name}: {name} must be kept");
+        assert_eq!(
+            read(&a, name).trim(),
+            first_files[name],
+            "{spec_name}: {name} must be kept"
+        );
     }
     for name in renewed {
-        assert_ne!(read(&a, name).trim(), first_files[name], "{spec_name}: {name} must be renewed");
+        assert_ne!(
+            read(&a, name).trim(),
+            first_files[name],
+            "{spec_name}: {name} must be renewed"
+        );
     }
-    assert_eq!(first.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>());
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
     // A fresh directory gets the kept values back from Vault.
     let b = tmp.path().join("b");
     run_spec(&bao, &b, spec_name);
     check_sops(&b);
     for name in kept {
-        assert_eq!(read(&b, name).trim(), read(&a, name).trim(), "{spec_name}: {name} must come back from Vault");
+        assert_eq!(
+            read(&b, name).trim(),
+            read(&a, name).trim(),
+            "{spec_name}: {name} must come back from Vault"
+        );
     }
     (bao, a, tmp)
 }
@@ -91,7 +127,15 @@ fn ids_passwords_and_keys() {
     }
     let (bao, dir, _tmp) = twice(
         "ids.toml",
-        &["id", "pin", "ssh", "ssh.pub", "age.txt", "age.txt.pub", "shared-id"],
+        &[
+            "id",
+            "pin",
+            "ssh",
+            "ssh.pub",
+            "age.txt",
+            "age.txt.pub",
+            "shared-id",
+        ],
         &["short-id", "key", "pass", "pass.hash"],
     );
     assert_eq!(read(&dir, "id").len(), 16);
@@ -108,21 +152,52 @@ fn ids_passwords_and_keys() {
     // Vault holds current and a timestamped copy, values trimmed.
     let current = bao.kv_get("secret", "ids/current").unwrap();
     assert_eq!(current["id"].as_str().unwrap(), read(&dir, "id").trim());
-    assert!(bao.kv_list("secret", "ids/").iter().any(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())));
-    assert_eq!(bao.kv_get("secret", "shared/current").unwrap()["shared-id"].as_str().unwrap(), read(&dir, "shared-id"));
+    assert!(bao
+        .kv_list("secret", "ids/")
+        .iter()
+        .any(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())));
+    assert_eq!(
+        bao.kv_get("secret", "shared/current").unwrap()["shared-id"]
+            .as_str()
+            .unwrap(),
+        read(&dir, "shared-id")
+    );
 
     // ssh-keygen accepts the pair.
     if let Some(ssh_keygen) = require("ssh-keygen") {
-        let fp = ok(Command::new(&ssh_keygen).arg("-l").arg("-f").arg(dir.join("ssh.pub")));
-        assert!(fp.contains("operator@fleet") && fp.contains("(ED25519)"), "{fp}");
-        let public = ok(Command::new(&ssh_keygen).arg("-y").arg("-f").arg(dir.join("ssh")));
-        assert_eq!(public.split_whitespace().take(2).collect::<Vec<_>>(), read(&dir, "ssh.pub").split_whitespace().take(2).collect::<Vec<_>>());
+        let fp = ok(Command::new(&ssh_keygen)
+            .arg("-l")
+            .arg("-f")
+            .arg(dir.join("ssh.pub")));
+        assert!(
+            fp.contains("operator@fleet") && fp.contains("(ED25519)"),
+            "{fp}"
+        );
+        let public = ok(Command::new(&ssh_keygen)
+            .arg("-y")
+            .arg("-f")
+            .arg(dir.join("ssh")));
+        assert_eq!(
+            public.split_whitespace().take(2).collect::<Vec<_>>(),
+            read(&dir, "ssh.pub")
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+        );
     }
     // libxcrypt verifies the yescrypt hash.
     let hash = read(&dir, "pass.hash");
     assert!(hash.starts_with("$y$"));
     let verify = |password: &str| {
-        let out = ok(Command::new("python3").args(["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])"]).arg(password).arg(&hash));
+        let out = ok(Command::new("python3")
+            .args([
+                "-W",
+                "ignore",
+                "-c",
+                "import crypt,sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])",
+            ])
+            .arg(password)
+            .arg(&hash));
         out.trim() == "True"
     };
     assert!(verify(&read(&dir, "pass")));
@@ -131,8 +206,17 @@ fn ids_passwords_and_keys() {
     if let Some(age) = require("age") {
         let plain = dir.join("plain");
         fs::write(&plain, "round trip").unwrap();
-        ok(Command::new(&age).arg("-r").arg(read(&dir, "age.txt.pub").trim()).arg("-o").arg(dir.join("c.age")).arg(&plain));
-        let out = ok(Command::new(&age).arg("-d").arg("-i").arg(dir.join("age.txt")).arg(dir.join("c.age")));
+        ok(Command::new(&age)
+            .arg("-r")
+            .arg(read(&dir, "age.txt.pub").trim())
+            .arg("-o")
+            .arg(dir.join("c.age"))
+            .arg(&plain));
+        let out = ok(Command::new(&age)
+            .arg("-d")
+            .arg("-i")
+            .arg(dir.join("age.txt"))
+            .arg(dir.join("c.age")));
         assert_eq!(out, "round trip");
     }
 }
@@ -147,10 +231,16 @@ fn templates_in_yaml() {
     let lines: Vec<&str> = env.lines().collect();
     assert_eq!(lines[0], format!("ZED=\"{}\"", read(&dir, "id")));
     assert!(lines[1].starts_with("ALPHA=\""));
-    assert_eq!(lines[2], r#"MOTD="Welcome to \"the\" fleet\n  second line \\ backslash""#);
+    assert_eq!(
+        lines[2],
+        r#"MOTD="Welcome to \"the\" fleet\n  second line \\ backslash""#
+    );
     assert_eq!(lines[3], "LITERAL=\"not-a-file\"");
     let greeting = read(&dir, "greeting");
-    assert!(greeting.starts_with(&format!("id is {}\n", read(&dir, "id"))), "{greeting}");
+    assert!(
+        greeting.starts_with(&format!("id is {}\n", read(&dir, "id"))),
+        "{greeting}"
+    );
     assert!(greeting.ends_with("custom is custom"), "{greeting}");
 }
 
@@ -174,27 +264,51 @@ fn stdin_and_memory_only() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = r#"{"generations": [{"generator": "key", "arguments": {"name": "k"}}],
         "exports": [{"exporter": "copy", "arguments": {"from": "k", "to": "out/k.txt"}}]}"#;
-    let mut child = rumor(tmp.path()).args(["stdin", "json"]).stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = rumor(tmp.path())
+        .args(["stdin", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(spec.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Only the exported file is on disk: the workspace stayed in memory.
     let key = fs::read_to_string(tmp.path().join("out/k.txt")).unwrap();
     assert_eq!(key.len(), 32);
     assert_eq!(mode(&tmp.path().join("out/k.txt")), 0o600);
-    let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, ["out"]);
 }
 
 #[test]
 fn keep_without_stay_uses_a_private_dir() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::write(tmp.path().join("s.yaml"), "generations:\n  - generator: id\n    arguments: {name: id}\n").unwrap();
+    fs::write(
+        tmp.path().join("s.yaml"),
+        "generations:\n  - generator: id\n    arguments: {name: id}\n",
+    )
+    .unwrap();
     let out = support::run(rumor(tmp.path()).args(["run", "s.yaml", "--keep"]));
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    let dir = stderr.lines().find_map(|l| l.strip_prefix("rumor: kept the workspace in ")).unwrap();
+    let dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rumor: kept the workspace in "))
+        .unwrap();
     let dir = Path::new(dir.split(" (").next().unwrap());
     assert_eq!(mode(dir), 0o700);
     assert_eq!(fs::read_to_string(dir.join("id")).unwrap().len(), 16);
@@ -224,18 +338,28 @@ fn errors_are_one_clear_line() {
         let stderr = fails(rumor(tmp.path()).args(["run", name]));
         assert!(stderr.contains(expected), "{name}: {stderr}");
         assert!(stderr.starts_with("rumor: "), "{name}: {stderr}");
-        let errors = stderr.lines().filter(|l| !l.starts_with("rumor: warning:")).count();
+        let errors = stderr
+            .lines()
+            .filter(|l| !l.starts_with("rumor: warning:"))
+            .count();
         assert_eq!(errors, 1, "{name}: {stderr}");
     }
     // Nothing was written.
-    let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names.len(), cases.len());
 }
 
 #[test]
 fn vault_unreachable_names_the_address_not_the_token() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::write(tmp.path().join("s.toml"), "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n").unwrap();
+    fs::write(
+        tmp.path().join("s.toml"),
+        "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n",
+    )
+    .unwrap();
     let port = support::free_port();
     let stderr = fails(
         rumor(tmp.path())
@@ -257,33 +381,85 @@ fn schema_is_printed_and_accepts_the_specs() {
     let schema = ok(&mut rumor(tmp.path()).arg("schema"));
     let value: serde_json::Value = serde_json::from_str(&schema).unwrap();
     assert_eq!(value["title"], "rumor spec");
-    assert_eq!(schema, fs::read_to_string(support::root().join("schema.json")).unwrap());
+    assert_eq!(
+        schema,
+        fs::read_to_string(support::root().join("schema.json")).unwrap()
+    );
 }
 
 #[test]
 fn certificates_twice_through_vault() {
-    let (Some(openssl), Some(nebula_cert)) = (require("openssl"), require("nebula-cert")) else { return };
+    let (Some(openssl), Some(nebula_cert)) = (require("openssl"), require("nebula-cert")) else {
+        return;
+    };
     if require("bao").is_none() || require("sops").is_none() {
         return;
     }
     let (_bao, dir, _tmp) = twice(
         "certs.toml",
-        &["ca.crt", "ca.key", "nebula-ca.crt", "nebula-ca.key", "cockroach-ca.crt", "x-ca.crt", "dhparam.pem"],
-        &["server.crt", "server.key", "nebula.crt", "nebula.key", "node.crt", "client.root.crt", "x.crt"],
+        &[
+            "ca.crt",
+            "ca.key",
+            "nebula-ca.crt",
+            "nebula-ca.key",
+            "cockroach-ca.crt",
+            "x-ca.crt",
+            "dhparam.pem",
+        ],
+        &[
+            "server.crt",
+            "server.key",
+            "nebula.crt",
+            "nebula.key",
+            "node.crt",
+            "client.root.crt",
+            "x.crt",
+        ],
     );
     let verify = |ca: &str, leaf: &str| {
-        ok(Command::new(&openssl).args(["verify", "-CAfile"]).arg(dir.join(ca)).arg(dir.join(leaf)));
+        ok(Command::new(&openssl)
+            .args(["verify", "-CAfile"])
+            .arg(dir.join(ca))
+            .arg(dir.join(leaf)));
     };
     verify("ca.crt", "server.crt");
     verify("cockroach-ca.crt", "node.crt");
     verify("cockroach-ca.crt", "client.root.crt");
     verify("x-ca.crt", "x.crt");
     // The serial file counts up across runs, as -CAserial does.
-    let serial = ok(Command::new(&openssl).args(["x509", "-noout", "-serial", "-in"]).arg(dir.join("server.crt")));
-    assert_eq!(serial.trim().trim_start_matches("serial=").to_ascii_lowercase(), read(&dir, "ca.srl").trim().to_ascii_lowercase());
-    ok(Command::new(&openssl).args(["dhparam", "-check", "-noout", "-in"]).arg(dir.join("dhparam.pem")));
-    ok(Command::new(&nebula_cert).args(["verify", "-ca"]).arg(dir.join("nebula-ca.crt")).arg("-crt").arg(dir.join("nebula.crt")));
+    let serial = ok(Command::new(&openssl)
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(dir.join("server.crt")));
+    assert_eq!(
+        serial
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase(),
+        read(&dir, "ca.srl").trim().to_ascii_lowercase()
+    );
+    ok(Command::new(&openssl)
+        .args(["dhparam", "-check", "-noout", "-in"])
+        .arg(dir.join("dhparam.pem")));
+    ok(Command::new(&nebula_cert)
+        .args(["verify", "-ca"])
+        .arg(dir.join("nebula-ca.crt"))
+        .arg("-crt")
+        .arg(dir.join("nebula.crt")));
     assert!(read(&dir, "node.key").starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    let text = ok(Command::new(&openssl).args(["x509", "-noout", "-subject", "-ext", "subjectAltName", "-in"]).arg(dir.join("node.crt")));
-    assert!(text.contains("CN = node") && text.contains("DNS:node-1") && text.contains("IP Address:127.0.0.1"), "{text}");
+    let text = ok(Command::new(&openssl)
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(dir.join("node.crt")));
+    assert!(
+        text.contains("CN = node")
+            && text.contains("DNS:node-1")
+            && text.contains("IP Address:127.0.0.1"),
+        "{text}"
+    );
 }

@@ -27,11 +27,18 @@ use support::{ok, rumor};
 fn refused(out: &Output, code: i32, expect: &str, case: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{case}: panic: {stderr}");
-    assert_eq!(out.status.code(), Some(code), "{case}: exit code; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{case}: exit code; stderr: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{case}: one line on stderr, got {stderr:?}");
     assert!(lines[0].starts_with("rumor: "), "{case}: {stderr}");
-    assert!(lines[0].contains(expect), "{case}: expected {expect:?} in {stderr:?}");
+    assert!(
+        lines[0].contains(expect),
+        "{case}: expected {expect:?} in {stderr:?}"
+    );
     stderr
 }
 
@@ -42,7 +49,10 @@ fn output(cmd: &mut Command) -> Output {
 
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
     names
 }
@@ -53,7 +63,8 @@ fn spec_dir(spec: &serde_json::Value) -> tempfile::TempDir {
     tmp
 }
 
-const RUNAWAY: &str = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\n";
+const RUNAWAY: &str =
+    "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\n";
 
 #[test]
 fn a_runaway_template_runs_out_of_fuel() {
@@ -63,8 +74,17 @@ fn a_runaway_template_runs_out_of_fuel() {
     fs::write(tmp.path().join("loop.j2"), RUNAWAY).unwrap();
     let started = Instant::now();
     let out = output(rumor(tmp.path()).args(["run", "s.json", "--stay", "--keep"]));
-    refused(&out, 3, "template \"loop.j2\", line 1: took more than 10000000 steps", "template generator");
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    refused(
+        &out,
+        3,
+        "template \"loop.j2\", line 1: took more than 10000000 steps",
+        "template generator",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(names(tmp.path()), ["loop.j2", "s.json"]);
 }
 
@@ -88,8 +108,16 @@ fn a_runaway_device_spec_template_runs_out_of_fuel() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let failures: Vec<&str> = stderr.lines().filter(|l| l.contains("fuel")).collect();
-    assert_eq!(failures, ["rumor: dev1: templates/device.spec.toml.j2:1: engine ran out of fuel"], "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert_eq!(
+        failures,
+        ["rumor: dev1: templates/device.spec.toml.j2:1: engine ran out of fuel"],
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(!dir.join("secrets/dev1.yaml").exists());
 }
 
@@ -103,9 +131,23 @@ fn from_dev_zero(cmd: &mut Command) -> Output {
 fn stdin_is_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let out = from_dev_zero(rumor(tmp.path()).args(["stdin", "json"]));
-    refused(&out, 3, "<stdin>: the spec is larger than 4 MiB", "rumor stdin");
-    let out = from_dev_zero(rumor(tmp.path()).args(["api-key", "verify", "pbkdf2-sha256$100000$AAAA$AAAA"]));
-    refused(&out, 3, "<stdin>: the key is larger than 1 MiB", "api-key verify");
+    refused(
+        &out,
+        3,
+        "<stdin>: the spec is larger than 4 MiB",
+        "rumor stdin",
+    );
+    let out = from_dev_zero(rumor(tmp.path()).args([
+        "api-key",
+        "verify",
+        "pbkdf2-sha256$100000$AAAA$AAAA",
+    ]));
+    refused(
+        &out,
+        3,
+        "<stdin>: the key is larger than 1 MiB",
+        "api-key verify",
+    );
     // A spec under the limit still runs.
     let mut child = rumor(tmp.path())
         .args(["stdin", "json"])
@@ -114,9 +156,18 @@ fn stdin_is_bounded() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(br#"{"generations": [{"generator": "id", "arguments": {"name": "x"}}]}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"generations": [{"generator": "id", "arguments": {"name": "x"}}]}"#)
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A server that accepts connections and never answers, as a hung Vault.
@@ -139,7 +190,11 @@ fn silent_server() -> (u16, mpsc::Receiver<()>) {
 fn sigterm_stops_a_run_blocked_on_a_silent_vault() {
     for signal in ["TERM", "INT"] {
         let tmp = tempfile::tempdir().unwrap();
-        fs::write(tmp.path().join("s.toml"), "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n").unwrap();
+        fs::write(
+            tmp.path().join("s.toml"),
+            "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n",
+        )
+        .unwrap();
         let (port, connected) = silent_server();
         let mut child = rumor(tmp.path())
             .env("VAULT_ADDR", format!("http://127.0.0.1:{port}"))
@@ -151,22 +206,43 @@ fn sigterm_stops_a_run_blocked_on_a_silent_vault() {
             .spawn()
             .unwrap();
         // rumor is now inside the request, which would wait 30 s for an answer.
-        connected.recv_timeout(Duration::from_secs(30)).expect("rumor connected");
+        connected
+            .recv_timeout(Duration::from_secs(30))
+            .expect("rumor connected");
         std::thread::sleep(Duration::from_millis(200));
         let sent = Instant::now();
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         let code = child.wait().unwrap().code();
         let elapsed = sent.elapsed();
         // A liveness bound, not a benchmark: the deadline is half a second.
-        assert!(elapsed < Duration::from_secs(5), "SIG{signal}: took {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "SIG{signal}: took {elapsed:?}"
+        );
         assert_eq!(code, Some(130), "SIG{signal}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "SIG{signal}: {stderr:?}");
-        assert!(stderr.starts_with("rumor: interrupted"), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.starts_with("rumor: interrupted"),
+            "SIG{signal}: {stderr}"
+        );
         assert!(!stderr.contains("supersecrettoken"));
-        assert_eq!(names(tmp.path()), ["s.toml"], "SIG{signal}: nothing left behind");
+        assert_eq!(
+            names(tmp.path()),
+            ["s.toml"],
+            "SIG{signal}: nothing left behind"
+        );
     }
 }
 
@@ -174,9 +250,16 @@ fn sigterm_stops_a_run_blocked_on_a_silent_vault() {
 fn inject_mode_gives_the_key_to_its_owner_only() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("disk.img"), b"not an image").unwrap();
-    for mode in ["0440", "0404", "0644", "4400", "2400", "1400", "0777", "0010"] {
+    for mode in [
+        "0440", "0404", "0644", "4400", "2400", "1400", "0777", "0010",
+    ] {
         let out = output(rumor(tmp.path()).args(["inject", "dev1", "disk.img", "--mode", mode]));
-        refused(&out, 3, &format!("inject: mode {mode} gives the group or others access"), mode);
+        refused(
+            &out,
+            3,
+            &format!("inject: mode {mode} gives the group or others access"),
+            mode,
+        );
     }
     // An owner-only mode passes this check and fails later, on the missing fleet.
     for mode in ["0400", "0600", "400"] {
@@ -184,14 +267,19 @@ fn inject_mode_gives_the_key_to_its_owner_only() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("mode"), "{mode}: {stderr}");
     }
-    assert_eq!(fs::read(tmp.path().join("disk.img")).unwrap(), b"not an image");
+    assert_eq!(
+        fs::read(tmp.path().join("disk.img")).unwrap(),
+        b"not an image"
+    );
 }
 
 #[test]
 fn control_and_bidi_characters_are_refused_in_names() {
     let ca = |extra: serde_json::Value| {
         let mut args = serde_json::json!({"public": "ca.crt", "private": "ca.key", "subject": {"CN": "Fleet CA"}});
-        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         serde_json::json!({"generations": [{"generator": "x509-ca", "arguments": args}]})
     };
     let nebula = |name: &str, groups: &[&str]| {
@@ -201,20 +289,55 @@ fn control_and_bidi_characters_are_refused_in_names() {
         ]})
     };
     let cases = [
-        ("subject CN with RLO", ca(serde_json::json!({"subject": {"CN": "db\u{202e}gpj.exe"}})), "subject field \"CN\" contains a Unicode bidirectional"),
-        ("subject O with NUL", ca(serde_json::json!({"subject": {"CN": "x", "O": "a\u{0}b"}})), "subject field \"O\" contains a control character"),
-        ("SAN with newline", ca(serde_json::json!({"sans": ["db.local\nevil.local"]})), "subjectAltName DNS:\"db.local\\nevil.local\" contains a control character"),
-        ("SAN with isolate", ca(serde_json::json!({"sans": ["a@b\u{2066}c"]})), "contains a Unicode bidirectional"),
-        ("nebula CA name", serde_json::json!({"generations": [{"generator": "nebula-ca", "arguments": {"name": "fleet\u{200f}", "public": "n.crt", "private": "n.key"}}]}), "name \"fleet\\u{200f}\" contains a Unicode bidirectional"),
-        ("nebula host name", nebula("h\u{1b}[31m", &[]), "name \"h\\u{1b}[31m\" contains a control character"),
-        ("nebula group", nebula("h", &["ops\u{202a}"]), "group \"ops\\u{202a}\" contains a Unicode bidirectional"),
-        ("workspace name", serde_json::json!({"generations": [{"generator": "id", "arguments": {"name": "id\u{202e}txt"}}]}), "contains a Unicode bidirectional"),
+        (
+            "subject CN with RLO",
+            ca(serde_json::json!({"subject": {"CN": "db\u{202e}gpj.exe"}})),
+            "subject field \"CN\" contains a Unicode bidirectional",
+        ),
+        (
+            "subject O with NUL",
+            ca(serde_json::json!({"subject": {"CN": "x", "O": "a\u{0}b"}})),
+            "subject field \"O\" contains a control character",
+        ),
+        (
+            "SAN with newline",
+            ca(serde_json::json!({"sans": ["db.local\nevil.local"]})),
+            "subjectAltName DNS:\"db.local\\nevil.local\" contains a control character",
+        ),
+        (
+            "SAN with isolate",
+            ca(serde_json::json!({"sans": ["a@b\u{2066}c"]})),
+            "contains a Unicode bidirectional",
+        ),
+        (
+            "nebula CA name",
+            serde_json::json!({"generations": [{"generator": "nebula-ca", "arguments": {"name": "fleet\u{200f}", "public": "n.crt", "private": "n.key"}}]}),
+            "name \"fleet\\u{200f}\" contains a Unicode bidirectional",
+        ),
+        (
+            "nebula host name",
+            nebula("h\u{1b}[31m", &[]),
+            "name \"h\\u{1b}[31m\" contains a control character",
+        ),
+        (
+            "nebula group",
+            nebula("h", &["ops\u{202a}"]),
+            "group \"ops\\u{202a}\" contains a Unicode bidirectional",
+        ),
+        (
+            "workspace name",
+            serde_json::json!({"generations": [{"generator": "id", "arguments": {"name": "id\u{202e}txt"}}]}),
+            "contains a Unicode bidirectional",
+        ),
     ];
     for (case, spec, expect) in cases {
         let tmp = spec_dir(&spec);
         let out = output(rumor(tmp.path()).args(["run", "s.json", "--stay", "--keep"]));
         let stderr = refused(&out, 3, expect, case);
-        assert!(!stderr.contains('\u{202e}') && !stderr.contains('\0'), "{case}: raw character echoed: {stderr:?}");
+        assert!(
+            !stderr.contains('\u{202e}') && !stderr.contains('\0'),
+            "{case}: raw character echoed: {stderr:?}"
+        );
         assert_eq!(names(tmp.path()), ["s.json"], "{case}: nothing written");
     }
 }
@@ -231,32 +354,68 @@ fn a_sops_file_of_an_unknown_major_version_is_refused() {
     assert!(text.contains("version: 3.11.0"), "{text}");
     ok(rumor(tmp.path()).args(["decrypt", "d.sops.yaml", "--identity", "age.key"]));
     for version in ["4.0.0", "2.3.1", "\"30.1\""] {
-        fs::write(&file, text.replace("version: 3.11.0", &format!("version: {version}"))).unwrap();
-        let out = output(rumor(tmp.path()).args(["decrypt", "d.sops.yaml", "--identity", "age.key"]));
+        fs::write(
+            &file,
+            text.replace("version: 3.11.0", &format!("version: {version}")),
+        )
+        .unwrap();
+        let out =
+            output(rumor(tmp.path()).args(["decrypt", "d.sops.yaml", "--identity", "age.key"]));
         let stderr = refused(&out, 3, "sops metadata field \"version\" is \"", version);
         assert!(stderr.contains(version.trim_matches('"')), "{stderr}");
-        assert!(out.stdout.is_empty() && !stderr.contains("hunter2"), "{version}: plaintext printed");
+        assert!(
+            out.stdout.is_empty() && !stderr.contains("hunter2"),
+            "{version}: plaintext printed"
+        );
     }
 }
 
 #[test]
 fn vault_addr_credentials_are_redacted_and_newlines_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::write(tmp.path().join("s.toml"), "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n").unwrap();
+    fs::write(
+        tmp.path().join("s.toml"),
+        "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n",
+    )
+    .unwrap();
     let port = support::free_port();
     let out = output(
         rumor(tmp.path())
-            .env("VAULT_ADDR", format!("http://alice:pa55word@127.0.0.1:{port}"))
+            .env(
+                "VAULT_ADDR",
+                format!("http://alice:pa55word@127.0.0.1:{port}"),
+            )
             .env("VAULT_TOKEN", "s.supersecrettoken")
             .env("RUMOR_VAULT_RETRIES", "0")
             .args(["run", "s.toml"]),
     );
-    let stderr = refused(&out, 4, &format!("http://<redacted>@127.0.0.1:{port}"), "credentials");
-    assert!(!stderr.contains("pa55word") && !stderr.contains("alice") && !stderr.contains("supersecrettoken"), "{stderr}");
-    for addr in [format!("http://127.0.0.1:{port}\nrumor: all secrets verified"), format!("http://alice:pa55word@127.0.0.1:{port}\r")] {
-        let out = output(rumor(tmp.path()).env("VAULT_ADDR", &addr).env("VAULT_TOKEN", "s.supersecrettoken").args(["run", "s.toml"]));
+    let stderr = refused(
+        &out,
+        4,
+        &format!("http://<redacted>@127.0.0.1:{port}"),
+        "credentials",
+    );
+    assert!(
+        !stderr.contains("pa55word")
+            && !stderr.contains("alice")
+            && !stderr.contains("supersecrettoken"),
+        "{stderr}"
+    );
+    for addr in [
+        format!("http://127.0.0.1:{port}\nrumor: all secrets verified"),
+        format!("http://alice:pa55word@127.0.0.1:{port}\r"),
+    ] {
+        let out = output(
+            rumor(tmp.path())
+                .env("VAULT_ADDR", &addr)
+                .env("VAULT_TOKEN", "s.supersecrettoken")
+                .args(["run", "s.toml"]),
+        );
         let stderr = refused(&out, 3, "VAULT_ADDR: \"http://", "control character");
-        assert!(stderr.contains("control character") && !stderr.contains("pa55word"), "{stderr}");
+        assert!(
+            stderr.contains("control character") && !stderr.contains("pa55word"),
+            "{stderr}"
+        );
     }
 }
 
@@ -272,12 +431,16 @@ struct Seen {
 /// (an unread body would make the close a reset, which rumor would
 /// rightly retry as a network error).
 fn read_request(stream: &mut TcpStream) -> String {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     let complete = |raw: &[u8]| {
         let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
-        let Some(end) = text.find("\r\n\r\n") else { return false };
+        let Some(end) = text.find("\r\n\r\n") else {
+            return false;
+        };
         let length = text[..end]
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
@@ -346,7 +509,11 @@ fn a_redirect_to_another_host_receives_nothing() {
             let label = format!("{case} {status}");
             let stderr = refused(&out, 4, &format!("the server at http://127.0.0.1:{vault} redirected the request to http://127.0.0.1:{target}"), &label);
             assert!(!stderr.contains("supersecrettoken"), "{label}: {stderr}");
-            assert_eq!(target_seen.lock().unwrap().requests, 0, "{label}: the other host received a request");
+            assert_eq!(
+                target_seen.lock().unwrap().requests,
+                0,
+                "{label}: the other host received a request"
+            );
             // Refused once, not retried.
             assert_eq!(vault_seen.lock().unwrap().requests, 1, "{label}");
         }
@@ -358,7 +525,11 @@ fn a_redirect_to_a_listed_node_is_followed() {
     let (node, node_seen) = server(|_| NOT_FOUND.to_owned());
     let (vault, _) = redirecting(307, format!("http://127.0.0.1:{node}"));
     let tmp = tempfile::tempdir().unwrap();
-    fs::write(tmp.path().join("s.toml"), "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n").unwrap();
+    fs::write(
+        tmp.path().join("s.toml"),
+        "[[imports]]\nimporter = \"vault\"\narguments.path = \"secret/x\"\n",
+    )
+    .unwrap();
     let out = output(
         rumor(tmp.path())
             .env("VAULT_ADDR", format!("http://127.0.0.1:{vault}"))

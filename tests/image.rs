@@ -48,19 +48,36 @@ fn nixos_disk(dir: &Path) -> PathBuf {
     let root_fs = dir.join("root.ext4");
     let fw_fs = dir.join("firmware.vfat");
     fs::File::create(&root_fs).unwrap().set_len(ROOT.1).unwrap();
-    fs::File::create(&fw_fs).unwrap().set_len(FIRMWARE.1).unwrap();
-    sh(Command::new(support::tool("mkfs.ext4").unwrap()).args(["-q", "-F", "-L", "NIXOS_SD", "-d"]).arg(&tree).arg(&root_fs));
-    sh(Command::new(support::tool("mkfs.vfat").unwrap()).args(["-n", "FIRMWARE"]).arg(&fw_fs));
+    fs::File::create(&fw_fs)
+        .unwrap()
+        .set_len(FIRMWARE.1)
+        .unwrap();
+    sh(Command::new(support::tool("mkfs.ext4").unwrap())
+        .args(["-q", "-F", "-L", "NIXOS_SD", "-d"])
+        .arg(&tree)
+        .arg(&root_fs));
+    sh(Command::new(support::tool("mkfs.vfat").unwrap())
+        .args(["-n", "FIRMWARE"])
+        .arg(&fw_fs));
     let disk = dir.join("pidgeon-1.img");
     fs::File::create(&disk).unwrap().set_len(64 * MIB).unwrap();
-    sh(Command::new(support::tool("parted").unwrap()).arg("-s").arg(&disk).args([
-        "mklabel", "msdos", "mkpart", "primary", "fat32", "1MiB", "17MiB", "mkpart", "primary", "ext4", "17MiB", "57MiB",
-    ]));
+    sh(Command::new(support::tool("parted").unwrap())
+        .arg("-s")
+        .arg(&disk)
+        .args([
+            "mklabel", "msdos", "mkpart", "primary", "fat32", "1MiB", "17MiB", "mkpart", "primary",
+            "ext4", "17MiB", "57MiB",
+        ]));
     for (fs_image, (offset, _)) in [(&fw_fs, FIRMWARE), (&root_fs, ROOT)] {
         sh(Command::new("dd")
             .arg(format!("if={}", fs_image.display()))
             .arg(format!("of={}", disk.display()))
-            .args(["bs=1M", &format!("seek={}", offset / MIB), "conv=notrunc", "status=none"]));
+            .args([
+                "bs=1M",
+                &format!("seek={}", offset / MIB),
+                "conv=notrunc",
+                "status=none",
+            ]));
     }
     fs::remove_file(root_fs).unwrap();
     fs::remove_file(fw_fs).unwrap();
@@ -71,7 +88,10 @@ fn nixos_disk(dir: &Path) -> PathBuf {
 fn age_key() -> (Zeroizing<Vec<u8>>, String) {
     let identity = age::x25519::Identity::generate();
     let text = Zeroizing::new(format!("{}\n", identity.to_string().expose_secret()));
-    (Zeroizing::new(text.as_bytes().to_vec()), identity.to_public().to_string())
+    (
+        Zeroizing::new(text.as_bytes().to_vec()),
+        identity.to_public().to_string(),
+    )
 }
 
 /// The root partition of `disk` as its own file, for debugfs.
@@ -82,7 +102,10 @@ fn extract_root(disk: &[u8], dir: &Path) -> PathBuf {
 }
 
 fn debugfs(part: &Path, request: &str) -> String {
-    sh(Command::new(support::tool("debugfs").unwrap()).arg("-R").arg(request).arg(part))
+    sh(Command::new(support::tool("debugfs").unwrap())
+        .arg("-R")
+        .arg(request)
+        .arg(part))
 }
 
 /// Checks the key file and its directory in an extracted root partition.
@@ -103,7 +126,9 @@ fn assert_key_in_root(part: &Path, key: &[u8]) {
 #[test]
 fn injects_into_a_nixos_sd_image_and_the_key_decrypts_sops() {
     let Some(()) = tools() else { return };
-    let Some(sops) = support::require("sops") else { return };
+    let Some(sops) = support::require("sops") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let disk = nixos_disk(dir.path());
     let before = fs::read(&disk).unwrap();
@@ -122,15 +147,24 @@ fn injects_into_a_nixos_sd_image_and_the_key_decrypts_sops() {
     assert_eq!(after.len(), before.len());
     // The label, the gap and the firmware partition are byte-identical.
     let firmware_end = (FIRMWARE.0 + FIRMWARE.1) as usize;
-    assert!(before[..firmware_end] == after[..firmware_end], "firmware partition or label changed");
-    assert!(before[firmware_end..] != after[firmware_end..], "root partition did not change");
+    assert!(
+        before[..firmware_end] == after[..firmware_end],
+        "firmware partition or label changed"
+    );
+    assert!(
+        before[firmware_end..] != after[firmware_end..],
+        "root partition did not change"
+    );
     let part = extract_root(&after, dir.path());
     assert_key_in_root(&part, &key);
 
     // The key read back from the image opens a file real sops encrypted.
     let plain = dir.path().join("secrets.yaml");
     fs::write(&plain, "wifi.env: WIFI_SSID=pidgeon\n").unwrap();
-    let encrypted = sh(Command::new(&sops).args(["encrypt", "--age", &recipient]).arg(&plain).env("HOME", dir.path()));
+    let encrypted = sh(Command::new(&sops)
+        .args(["encrypt", "--age", &recipient])
+        .arg(&plain)
+        .env("HOME", dir.path()));
     let encrypted_path = dir.path().join("pidgeon-1.yaml");
     fs::write(&encrypted_path, encrypted).unwrap();
     let read_back = dir.path().join("read-back.key");
@@ -147,7 +181,9 @@ fn injects_into_a_nixos_sd_image_and_the_key_decrypts_sops() {
 #[test]
 fn zst_image_with_an_explicit_partition() {
     let Some(()) = tools() else { return };
-    let Some(zstd_cli) = support::require("zstd") else { return };
+    let Some(zstd_cli) = support::require("zstd") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     fs::create_dir(&work).unwrap();
@@ -166,14 +202,23 @@ fn zst_image_with_an_explicit_partition() {
     assert_eq!(report.device, "/dev/sda2");
 
     // Only the archive is left: no decompressed copy, no temp file.
-    let names: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("pidgeon-1.img.zst")]);
     // The real zstd accepts it, and the key is inside.
     let unpacked = out.join("unpacked.img");
-    sh(Command::new(zstd_cli).args(["-q", "-d", "-o"]).arg(&unpacked).arg(&image));
+    sh(Command::new(zstd_cli)
+        .args(["-q", "-d", "-o"])
+        .arg(&unpacked)
+        .arg(&image));
     let after = fs::read(&unpacked).unwrap();
     let firmware_end = (FIRMWARE.0 + FIRMWARE.1) as usize;
-    assert!(raw[..firmware_end] == after[..firmware_end], "firmware partition or label changed");
+    assert!(
+        raw[..firmware_end] == after[..firmware_end],
+        "firmware partition or label changed"
+    );
     assert_key_in_root(&extract_root(&after, dir.path()), &key);
 }
 
@@ -187,7 +232,10 @@ fn a_blank_image_has_no_root_filesystem() {
     let err = inject(&InjectOptions::new(&blank), &key).unwrap_err();
     assert!(matches!(err, ImageError::NoRootFilesystem { .. }), "{err}");
     assert!(!err.to_string().contains("AGE-SECRET-KEY"));
-    assert!(fs::read(&blank).unwrap().iter().all(|b| *b == 0), "blank image was written");
+    assert!(
+        fs::read(&blank).unwrap().iter().all(|b| *b == 0),
+        "blank image was written"
+    );
 }
 
 #[test]
@@ -198,7 +246,10 @@ fn missing_images_and_dry_runs_change_nothing() {
     let err = inject(&missing, &key).unwrap_err();
     assert!(matches!(err, ImageError::ImageNotFound { .. }), "{err}");
     assert!(err.to_string().contains("nope.img"), "{err}");
-    assert!(matches!(plan(&missing), Err(ImageError::ImageNotFound { .. })));
+    assert!(matches!(
+        plan(&missing),
+        Err(ImageError::ImageNotFound { .. })
+    ));
 
     let image = dir.path().join("disk.img");
     let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
@@ -206,7 +257,10 @@ fn missing_images_and_dry_runs_change_nothing() {
     let mut opts = InjectOptions::new(&image);
     opts.dry_run = true;
     let lines = plan(&opts).unwrap();
-    assert!(lines.iter().any(|l| l.contains("/root/host.scrt.key")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("/root/host.scrt.key")),
+        "{lines:?}"
+    );
     let secret = String::from_utf8(key.to_vec()).unwrap();
     assert!(lines.iter().all(|l| !l.contains(secret.trim())));
     let report = inject(&opts, &key).unwrap();
@@ -221,13 +275,18 @@ fn missing_images_and_dry_runs_change_nothing() {
 #[test]
 fn inject_command_writes_the_provisioned_key() {
     let Some(()) = tools() else { return };
-    let Some(sops) = support::require("sops") else { return };
+    let Some(sops) = support::require("sops") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet");
     fs::create_dir_all(&fleet).unwrap();
     let rumor = || {
         let mut cmd = support::rumor(dir.path());
-        cmd.arg("-C").arg(&fleet).env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+        cmd.arg("-C")
+            .arg(&fleet)
+            .env("LIBGUESTFS_BACKEND", "direct")
+            .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
         cmd
     };
     support::ok(rumor().arg("init"));
@@ -241,9 +300,17 @@ fn inject_command_writes_the_provisioned_key() {
     fs::write(fleet.join("devices/pidgeon-2.toml"), "ip = \"10.8.0.9\"\n").unwrap();
     let err = support::fails(rumor().args(["inject", "pidgeon-2"]).arg(&disk));
     assert!(err.contains("pidgeon-2 is not provisioned"), "{err}");
-    let err = support::fails(rumor().args(["inject", "pidgeon-1"]).arg(dir.path().join("missing.img")));
+    let err = support::fails(
+        rumor()
+            .args(["inject", "pidgeon-1"])
+            .arg(dir.path().join("missing.img")),
+    );
     assert!(err.contains("missing.img"), "{err}");
-    let plan = support::ok(rumor().args(["inject", "pidgeon-1", "--dry-run"]).arg(&disk));
+    let plan = support::ok(
+        rumor()
+            .args(["inject", "pidgeon-1", "--dry-run"])
+            .arg(&disk),
+    );
     assert!(plan.contains("/root/host.scrt.key"), "{plan}");
     assert_eq!(fs::read(&disk).unwrap(), before);
 
@@ -253,7 +320,16 @@ fn inject_command_writes_the_provisioned_key() {
     assert_key_in_root(&part, key.as_bytes());
     let key_file = dir.path().join("from-image.key");
     fs::write(&key_file, debugfs(&part, "cat /root/host.scrt.key")).unwrap();
-    let out = Command::new(sops).args(["decrypt"]).arg(fleet.join("secrets/pidgeon-1.yaml")).env("SOPS_AGE_KEY_FILE", &key_file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(sops)
+        .args(["decrypt"])
+        .arg(fleet.join("secrets/pidgeon-1.yaml"))
+        .env("SOPS_AGE_KEY_FILE", &key_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("nebula.crt"));
 }

@@ -18,7 +18,9 @@ fn fixture(name: &str) -> String {
 }
 
 fn body(pem_text: &str) -> Vec<u8> {
-    nebula::pem::decode(nebula::pem::CERTIFICATE, pem_text).unwrap().to_vec()
+    nebula::pem::decode(nebula::pem::CERTIFICATE, pem_text)
+        .unwrap()
+        .to_vec()
 }
 
 /// A time at which the fixtures are valid: just after they were made.
@@ -44,7 +46,13 @@ fn openssl_x25519_public(dir: &Path, private: &[u8]) -> Option<Vec<u8>> {
     der.extend_from_slice(private);
     let path = dir.join("x25519.der");
     std::fs::write(&path, der).unwrap();
-    let out = support::run(Command::new(openssl).args(["pkey", "-inform", "DER", "-pubout", "-outform", "DER", "-in"]).arg(&path));
+    let out = support::run(
+        Command::new(openssl)
+            .args([
+                "pkey", "-inform", "DER", "-pubout", "-outform", "DER", "-in",
+            ])
+            .arg(&path),
+    );
     assert!(out.status.success());
     Some(out.stdout[out.stdout.len() - 32..].to_vec())
 }
@@ -56,7 +64,12 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn host_spec(ip: &str, groups: &[&str]) -> HostSpec {
-    HostSpec { name: "h".into(), ip: ip.parse().unwrap(), groups: groups.iter().map(|g| g.to_string()).collect(), subnets: vec![] }
+    HostSpec {
+        name: "h".into(),
+        ip: ip.parse().unwrap(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        subnets: vec![],
+    }
 }
 
 #[test]
@@ -78,7 +91,10 @@ fn golden_bytes_of_the_worked_example() {
         0x28,
     ];
     assert_eq!(details[..head.len()], head);
-    assert_eq!(details[details.len() - 36..details.len() - 34], [0x3a, 0x20]);
+    assert_eq!(
+        details[details.len() - 36..details.len() - 34],
+        [0x3a, 0x20]
+    );
     assert_eq!(details[details.len() - 2..], [0x40, 0x01]);
 
     // The same details, built from fields, give nebula-cert's bytes.
@@ -98,7 +114,13 @@ fn golden_bytes_of_the_worked_example() {
 
     let host = Certificate::from_pem(&fixture("h1.crt")).unwrap();
     let hraw = body(&fixture("h1.crt"));
-    assert_eq!(hraw[2..17], [0x0a, 0x02, 0x68, 0x31, 0x12, 0x09, 0x83, 0x84, 0x84, 0x50, 0x80, 0x80, 0xfc, 0xff, 0x0f]);
+    assert_eq!(
+        hraw[2..17],
+        [
+            0x0a, 0x02, 0x68, 0x31, 0x12, 0x09, 0x83, 0x84, 0x84, 0x50, 0x80, 0x80, 0xfc, 0xff,
+            0x0f
+        ]
+    );
     assert_eq!(host.details.issuer, Some(ca.fingerprint()));
     let issuer_at = hraw.len() - 66 - 34;
     assert_eq!(hraw[issuer_at..issuer_at + 2], [0x4a, 0x20]);
@@ -116,7 +138,10 @@ fn fixtures_round_trip_and_match_nebula_cert_print() {
     assert_eq!(ca_json["fingerprint"], ca.fingerprint_hex());
     assert_eq!(host_json["fingerprint"], host.fingerprint_hex());
     assert_eq!(host_json["details"]["issuer"], ca.fingerprint_hex());
-    assert_eq!(host_json["details"]["subnets"][0], host.details.subnets[0].to_string());
+    assert_eq!(
+        host_json["details"]["subnets"][0],
+        host.details.subnets[0].to_string()
+    );
     assert_eq!(host_json["signature"], hex::encode(host.signature));
 
     // Ed25519 is deterministic: re-signing reproduces nebula-cert's bytes.
@@ -128,19 +153,43 @@ fn fixtures_round_trip_and_match_nebula_cert_print() {
     let now = fixture_now();
     host.verify(&ca, now).unwrap();
     assert_eq!(host.expires_at().unix_timestamp(), ca.details.not_after - 1);
-    assert!(matches!(host.verify(&ca, now + Duration::days(400)), Err(NebulaError::CaExpired { .. })));
-    assert!(matches!(ca.verify(&ca, now), Err(NebulaError::WrongIssuer { .. })));
+    assert!(matches!(
+        host.verify(&ca, now + Duration::days(400)),
+        Err(NebulaError::CaExpired { .. })
+    ));
+    assert!(matches!(
+        ca.verify(&ca, now),
+        Err(NebulaError::WrongIssuer { .. })
+    ));
     let hk = HostKey::from_pem(&fixture("h1.key")).unwrap();
     assert_eq!(hk.public(), host.details.public_key);
 }
 
 #[test]
 fn nebula_cert_ca_resigns_byte_for_byte_and_its_hosts_verify() {
-    let Some(tool) = support::require("nebula-cert") else { return };
+    let Some(tool) = support::require("nebula-cert") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    nebula_cert(&tool, d, &["ca", "-name", "live", "-groups", "a,b", "-ips", "10.20.0.0/16"]);
-    nebula_cert(&tool, d, &["sign", "-name", "n1", "-ip", "10.20.3.4/24", "-groups", "a"]);
+    nebula_cert(
+        &tool,
+        d,
+        &[
+            "ca",
+            "-name",
+            "live",
+            "-groups",
+            "a,b",
+            "-ips",
+            "10.20.0.0/16",
+        ],
+    );
+    nebula_cert(
+        &tool,
+        d,
+        &["sign", "-name", "n1", "-ip", "10.20.3.4/24", "-groups", "a"],
+    );
     let ca_text = std::fs::read_to_string(d.join("ca.crt")).unwrap();
     let ca = Certificate::from_pem(&ca_text).unwrap();
     let key = CaKey::from_pem(&std::fs::read_to_string(d.join("ca.key")).unwrap()).unwrap();
@@ -154,17 +203,28 @@ fn nebula_cert_ca_resigns_byte_for_byte_and_its_hosts_verify() {
     let raw = nebula::pem::decode(nebula::pem::X25519_PRIVATE, &host_key).unwrap();
     if let Some(public) = openssl_x25519_public(d, &raw) {
         assert_eq!(public, host.details.public_key);
-        assert_eq!(HostKey::from_pem(&host_key).unwrap().public().to_vec(), public);
+        assert_eq!(
+            HostKey::from_pem(&host_key).unwrap().public().to_vec(),
+            public
+        );
     }
 }
 
 #[test]
 fn rumor_ca_and_host_pass_nebula_cert() {
-    let Some(tool) = support::require("nebula-cert") else { return };
+    let Some(tool) = support::require("nebula-cert") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let now = OffsetDateTime::now_utc();
-    let spec = CaSpec { name: "fleet".into(), duration: Duration::days(30), ips: vec![], subnets: vec![], groups: vec![] };
+    let spec = CaSpec {
+        name: "fleet".into(),
+        duration: Duration::days(30),
+        ips: vec![],
+        subnets: vec![],
+        groups: vec![],
+    };
     let (ca_pem, ca_key) = nebula::new_ca(&spec, now, &mut OsRng).unwrap();
     write(d, "ca.crt", &ca_pem);
     write(d, "ca.key", &ca_key);
@@ -196,14 +256,27 @@ fn rumor_ca_and_host_pass_nebula_cert() {
     // nebula-cert accepts rumor's CA key file for its own signing.
     nebula_cert(&tool, d, &["sign", "-name", "other", "-ip", "10.8.0.8/24"]);
     nebula_cert(&tool, d, &["verify", "-ca", "ca.crt", "-crt", "other.crt"]);
-    let other = Certificate::from_pem(&std::fs::read_to_string(d.join("other.crt")).unwrap()).unwrap();
-    other.verify(&Certificate::from_pem(&ca_pem).unwrap(), OffsetDateTime::now_utc()).unwrap();
+    let other =
+        Certificate::from_pem(&std::fs::read_to_string(d.join("other.crt")).unwrap()).unwrap();
+    other
+        .verify(
+            &Certificate::from_pem(&ca_pem).unwrap(),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
 
     // Both tools refuse a host checked against another CA.
     let (ca2, _) = nebula::new_ca(&spec, now, &mut OsRng).unwrap();
     write(d, "ca2.crt", &ca2);
-    support::fails(Command::new(&tool).current_dir(d).args(["verify", "-ca", "ca2.crt", "-crt", "h.crt"]));
-    let err = Certificate::from_pem(&crt).unwrap().verify(&Certificate::from_pem(&ca2).unwrap(), now).unwrap_err();
+    support::fails(
+        Command::new(&tool)
+            .current_dir(d)
+            .args(["verify", "-ca", "ca2.crt", "-crt", "h.crt"]),
+    );
+    let err = Certificate::from_pem(&crt)
+        .unwrap()
+        .verify(&Certificate::from_pem(&ca2).unwrap(), now)
+        .unwrap_err();
     assert!(matches!(err, NebulaError::WrongIssuer { .. }), "{err}");
 }
 
@@ -221,7 +294,14 @@ fn constrained_ca() {
         groups: vec!["ops".into(), "web".into()],
     };
     let (ca_pem, ca_key) = nebula::new_ca(&spec, now, &mut OsRng).unwrap();
-    let (crt, _) = nebula::sign_host(&ca_pem, &ca_key, &host_spec("10.8.200.1/24", &["web"]), now, &mut OsRng).unwrap();
+    let (crt, _) = nebula::sign_host(
+        &ca_pem,
+        &ca_key,
+        &host_spec("10.8.200.1/24", &["web"]),
+        now,
+        &mut OsRng,
+    )
+    .unwrap();
     if let Some(tool) = &tool {
         write(d, "ca.crt", &ca_pem);
         write(d, "in.crt", &crt);
@@ -231,17 +311,44 @@ fn constrained_ca() {
         assert_eq!(ca_json["details"]["groups"], json!(["ops", "web"]));
         // nebula-cert itself refuses what rumor refuses.
         write(d, "ca.key", &ca_key);
-        support::fails(Command::new(tool).current_dir(d).args(["sign", "-name", "x", "-ip", "10.9.0.1/24"]));
+        support::fails(Command::new(tool).current_dir(d).args([
+            "sign",
+            "-name",
+            "x",
+            "-ip",
+            "10.9.0.1/24",
+        ]));
     }
 
-    let err = nebula::sign_host(&ca_pem, &ca_key, &host_spec("10.9.0.1/24", &[]), now, &mut OsRng).unwrap_err();
+    let err = nebula::sign_host(
+        &ca_pem,
+        &ca_key,
+        &host_spec("10.9.0.1/24", &[]),
+        now,
+        &mut OsRng,
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "ip 10.9.0.1/24 is outside the CA's networks [10.8.0.0/16]; use an address inside them (with a prefix at least as long)"
     );
-    let err = nebula::sign_host(&ca_pem, &ca_key, &host_spec("10.8.0.1/8", &[]), now, &mut OsRng).unwrap_err();
+    let err = nebula::sign_host(
+        &ca_pem,
+        &ca_key,
+        &host_spec("10.8.0.1/8", &[]),
+        now,
+        &mut OsRng,
+    )
+    .unwrap_err();
     assert!(matches!(err, NebulaError::IpOutsideCa { .. }), "{err}");
-    let err = nebula::sign_host(&ca_pem, &ca_key, &host_spec("10.8.0.1/24", &["db"]), now, &mut OsRng).unwrap_err();
+    let err = nebula::sign_host(
+        &ca_pem,
+        &ca_key,
+        &host_spec("10.8.0.1/24", &["db"]),
+        now,
+        &mut OsRng,
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), "group \"db\" is not among the CA's groups [ops, web]; use one of them or a CA without group limits");
 }
 
@@ -258,7 +365,10 @@ fn parser_never_panics_and_is_strict() {
                 assert_ne!(c, good);
             }
         }
-        assert!(Certificate::from_bytes(&raw[..i]).is_err(), "truncated at {i}");
+        assert!(
+            Certificate::from_bytes(&raw[..i]).is_err(),
+            "truncated at {i}"
+        );
     }
     for i in 0..text.len() {
         let mut t = text.clone().into_bytes();
@@ -268,10 +378,18 @@ fn parser_never_panics_and_is_strict() {
         }
         // Dropping only the final newline leaves a complete block.
         if i + 1 < text.len() {
-            assert!(Certificate::from_pem(&text[..i]).is_err(), "truncated at {i}");
+            assert!(
+                Certificate::from_pem(&text[..i]).is_err(),
+                "truncated at {i}"
+            );
         }
     }
-    for garbage in ["", "-----BEGIN NEBULA CERTIFICATE-----\n-----END NEBULA CERTIFICATE-----\n", "\u{0}\u{ff}", "-----BEGIN"] {
+    for garbage in [
+        "",
+        "-----BEGIN NEBULA CERTIFICATE-----\n-----END NEBULA CERTIFICATE-----\n",
+        "\u{0}\u{ff}",
+        "-----BEGIN",
+    ] {
         assert!(Certificate::from_pem(garbage).is_err());
     }
     let mut prng = 0x1234_5678_u32;
@@ -294,7 +412,10 @@ fn parser_never_panics_and_is_strict() {
     with_100.extend_from_slice(&details);
     with_100.extend_from_slice(&[0x12, 0x40]);
     with_100.extend_from_slice(&good.signature);
-    assert_eq!(Certificate::from_bytes(&with_100), Err(NebulaError::UnknownField { field: 100 }));
+    assert_eq!(
+        Certificate::from_bytes(&with_100),
+        Err(NebulaError::UnknownField { field: 100 })
+    );
     let text_100 = nebula::pem::encode(nebula::pem::CERTIFICATE, &with_100);
     assert!(Certificate::from_pem(&text_100).is_err());
 
@@ -308,14 +429,27 @@ fn parser_never_panics_and_is_strict() {
     padded.extend_from_slice(&details);
     padded.extend_from_slice(&[0x12, 0x40]);
     padded.extend_from_slice(&ca.signature);
-    assert_eq!(Certificate::from_bytes(&padded), Err(NebulaError::NotCanonical));
+    assert_eq!(
+        Certificate::from_bytes(&padded),
+        Err(NebulaError::NotCanonical)
+    );
 }
 
-fn run(kind: &str, args: Value, ws: &Workspace, now: OffsetDateTime) -> Result<Vec<rumor::generate::Output>, GenError> {
+fn run(
+    kind: &str,
+    args: Value,
+    ws: &Workspace,
+    now: OffsetDateTime,
+) -> Result<Vec<rumor::generate::Output>, GenError> {
     let generator = lookup(kind).unwrap();
     let map = args.as_object().unwrap();
     let mut rng = OsRng;
-    let mut cx = Context { workspace: ws, rng: &mut rng, now, identities: &[] };
+    let mut cx = Context {
+        workspace: ws,
+        rng: &mut rng,
+        now,
+        identities: &[],
+    };
     generator.generate(&Args::new(map), &mut cx)
 }
 
@@ -325,17 +459,27 @@ fn generators_through_the_registry() {
     let mut ws = Workspace::new();
     let ca_args = json!({"name": "fleet", "public": "ca.crt", "private": "ca.key", "days": 30, "ips": ["10.8.0.0/16"], "groups": ["ops"]});
     let outputs = run("nebula-ca", ca_args, &ws, now).unwrap();
-    let names: Vec<_> = outputs.iter().map(|o| (o.name.as_str(), o.file.visibility)).collect();
-    assert_eq!(names, [("ca.crt", Visibility::Public), ("ca.key", Visibility::Private)]);
+    let names: Vec<_> = outputs
+        .iter()
+        .map(|o| (o.name.as_str(), o.file.visibility))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ca.crt", Visibility::Public),
+            ("ca.key", Visibility::Private)
+        ]
+    );
     for o in outputs {
         ws.insert(o.name, o.file);
     }
     let ca = Certificate::from_pem(ws.text("ca.crt").unwrap()).unwrap();
-    assert_eq!(ca.expires_at(), OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap() + Duration::days(30));
+    assert_eq!(
+        ca.expires_at(),
+        OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap() + Duration::days(30)
+    );
 
-    let host = |ip: &str, groups: Value| {
-        json!({"ca_public": "ca.crt", "ca_private": "ca.key", "name": "pi-1", "ip": ip, "public": "pi.crt", "private": "pi.key", "groups": groups})
-    };
+    let host = |ip: &str, groups: Value| json!({"ca_public": "ca.crt", "ca_private": "ca.key", "name": "pi-1", "ip": ip, "public": "pi.crt", "private": "pi.key", "groups": groups});
     let outputs = run("nebula", host("10.8.0.5/16", json!(["ops"])), &ws, now).unwrap();
     assert_eq!(outputs[0].file.visibility.mode(), 0o644);
     assert_eq!(outputs[1].file.visibility.mode(), 0o600);
@@ -348,7 +492,11 @@ fn generators_through_the_registry() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "ca.crt", ws.text("ca.crt").unwrap());
         write(dir.path(), "pi.crt", outputs[0].file.text().unwrap());
-        nebula_cert(&tool, dir.path(), &["verify", "-ca", "ca.crt", "-crt", "pi.crt"]);
+        nebula_cert(
+            &tool,
+            dir.path(),
+            &["verify", "-ca", "ca.crt", "-crt", "pi.crt"],
+        );
     }
 
     ws.insert("pi.key", outputs[1].file.clone());
@@ -357,15 +505,22 @@ fn generators_through_the_registry() {
         err(host("10.8.0.5", json!([]))),
         "argument \"ip\" must be an IPv4 address in CIDR form like 10.8.0.5/16, not \"10.8.0.5\""
     );
-    assert!(err(host("10.9.0.5/24", json!([]))).contains("10.9.0.5/24 is outside the CA's networks [10.8.0.0/16]"));
+    assert!(err(host("10.9.0.5/24", json!([])))
+        .contains("10.9.0.5/24 is outside the CA's networks [10.8.0.0/16]"));
     assert!(err(host("10.8.0.5/24", json!(["db"]))).contains("group \"db\""));
-    assert_eq!(err(json!({"name": "x", "public": "a", "private": "b"})), "missing argument \"ip\"");
+    assert_eq!(
+        err(json!({"name": "x", "public": "a", "private": "b"})),
+        "missing argument \"ip\""
+    );
     let mut missing = host("10.8.0.5/24", json!([]));
     missing["ca_public"] = json!("nope.crt");
     assert!(err(missing).contains("\"nope.crt\", which is not in the workspace"));
     let mut swapped = host("10.8.0.5/24", json!([]));
     swapped["ca_private"] = json!("pi.key");
     let text = err(swapped);
-    assert!(text.starts_with("argument \"ca_private\": \"pi.key\" is not a usable nebula CA key"), "{text}");
+    assert!(
+        text.starts_with("argument \"ca_private\": \"pi.key\" is not a usable nebula CA key"),
+        "{text}"
+    );
     assert!(!text.contains(outputs[1].file.text().unwrap().lines().nth(1).unwrap()));
 }

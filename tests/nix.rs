@@ -47,7 +47,10 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let entry = entry.unwrap();
         let path = entry.path();
         let name = entry.file_name();
-        if [".git", "target", ".venv", "node_modules", "result"].iter().any(|skip| name == *skip) {
+        if [".git", "target", ".venv", "node_modules", "result"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
             continue;
         }
         if entry.file_type().unwrap().is_dir() {
@@ -66,12 +69,22 @@ fn eval(tool: &Path, state: &Path, expr: &str) -> Value {
 
 #[test]
 fn every_nix_file_parses() {
-    let Some(tool) = support::require("nix-instantiate") else { return };
+    let Some(tool) = support::require("nix-instantiate") else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     nix_files(&support::root(), &mut files);
-    for expected in ["flake.nix", "nix/module.nix", "nix/secrets.nix", "nix/image.nix"] {
-        assert!(files.contains(&support::root().join(expected)), "{expected} is missing");
+    for expected in [
+        "flake.nix",
+        "nix/module.nix",
+        "nix/secrets.nix",
+        "nix/image.nix",
+    ] {
+        assert!(
+            files.contains(&support::root().join(expected)),
+            "{expected} is missing"
+        );
     }
     for file in files {
         support::ok(nix(&tool, state.path()).arg("--parse").arg(&file));
@@ -80,7 +93,9 @@ fn every_nix_file_parses() {
 
 #[test]
 fn device_secrets_declare_every_key_of_the_device_file() {
-    let Some(tool) = support::require("nix-instantiate") else { return };
+    let Some(tool) = support::require("nix-instantiate") else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     let secrets = eval(
         &tool,
@@ -99,17 +114,31 @@ fn device_secrets_declare_every_key_of_the_device_file() {
         assert_eq!(secret["key"], key, "{key} reads its own YAML key");
         assert_eq!(secret["mode"], "0400", "{key}");
     }
-    for key in ["postgres.sql", "postgres.crt", "postgres.key", "postgres.ca.crt"] {
+    for key in [
+        "postgres.sql",
+        "postgres.crt",
+        "postgres.key",
+        "postgres.ca.crt",
+    ] {
         assert_eq!(secrets[key]["owner"], "postgres", "{key}");
-        assert_eq!(secrets[key]["restartUnits"][0], "postgresql.service", "{key}");
+        assert_eq!(
+            secrets[key]["restartUnits"][0], "postgresql.service",
+            "{key}"
+        );
     }
     // The fixture's [vars] rename the Nebula network and the admin user.
     for key in ["nebula.ca.crt", "nebula.crt", "nebula.key"] {
         assert_eq!(secrets[key]["owner"], "nebula-altibiz", "{key}");
-        assert_eq!(secrets[key]["restartUnits"][0], "nebula@altibiz.service", "{key}");
+        assert_eq!(
+            secrets[key]["restartUnits"][0], "nebula@altibiz.service",
+            "{key}"
+        );
     }
     assert_eq!(secrets["user.authorized_keys"]["owner"], "ops");
-    assert_eq!(secrets["user.authorized_keys"]["path"], "/etc/ssh/authorized_keys.d/ops");
+    assert_eq!(
+        secrets["user.authorized_keys"]["path"],
+        "/etc/ssh/authorized_keys.d/ops"
+    );
     assert_eq!(secrets["user.hash"]["owner"], "root");
     assert_eq!(secrets["user.hash"]["neededForUsers"], true);
     assert_eq!(secrets["wifi.env"]["owner"], "root");
@@ -119,9 +148,15 @@ fn device_secrets_declare_every_key_of_the_device_file() {
 
 #[test]
 fn device_secrets_take_a_path_and_explicit_users() {
-    let Some(tool) = support::require("nix-instantiate") else { return };
+    let Some(tool) = support::require("nix-instantiate") else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
-    let from_path = eval(&tool, state.path(), "import ./nix/secrets.nix { device = ./tests/fixtures/nix/device.toml; }");
+    let from_path = eval(
+        &tool,
+        state.path(),
+        "import ./nix/secrets.nix { device = ./tests/fixtures/nix/device.toml; }",
+    );
     let from_attrs = eval(
         &tool,
         state.path(),
@@ -139,7 +174,9 @@ fn device_secrets_take_a_path_and_explicit_users() {
 
 #[test]
 fn a_device_without_an_ip_is_refused_clearly() {
-    let Some(tool) = support::require("nix-instantiate") else { return };
+    let Some(tool) = support::require("nix-instantiate") else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     let stderr = support::fails(nix(&tool, state.path()).args([
         "--eval",
@@ -148,7 +185,10 @@ fn a_device_without_an_ip_is_refused_clearly() {
         "-E",
         r#"import ./nix/secrets.nix { device = { name = "Pidgeon 9"; }; }"#,
     ]));
-    assert!(stderr.contains("rumor: device 'Pidgeon 9' has no ip"), "{stderr}");
+    assert!(
+        stderr.contains("rumor: device 'Pidgeon 9' has no ip"),
+        "{stderr}"
+    );
 }
 
 /// `nix/module.nix` evaluated with a stand-in module system
@@ -205,31 +245,73 @@ in
 
 #[test]
 fn pidgeon_runs_through_its_own_module() {
-    let Some(tool) = support::require("nix-instantiate") else { return };
+    let Some(tool) = support::require("nix-instantiate") else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     let v = eval(&tool, state.path(), PIDGEON_EVAL);
-    assert_eq!(v["standInRefusesUndeclared"], true, "the stand-in checks option names as NixOS does");
+    assert_eq!(
+        v["standInRefusesUndeclared"], true,
+        "the stand-in checks option names as NixOS does"
+    );
 
     // With pidgeon's module: its options are set, and the unit is its own.
     let own = &v["own"];
     assert_eq!(own["pidgeon"]["enable"], true);
-    assert_eq!(own["pidgeon"]["envPath"], "/run/secrets/pidgeon.env", "the decrypted pidgeon.env from sops-nix");
+    assert_eq!(
+        own["pidgeon"]["envPath"], "/run/secrets/pidgeon.env",
+        "the decrypted pidgeon.env from sops-nix"
+    );
     assert_eq!(own["pidgeon"]["configPath"], "/etc/pidgeon/config.toml");
     assert_eq!(own["pidgeon"]["debug"], true);
-    assert!(own["groups"].as_array().unwrap().iter().all(|g| g == "dialout") && !own["groups"].as_array().unwrap().is_empty());
+    assert!(
+        own["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g == "dialout")
+            && !own["groups"].as_array().unwrap().is_empty()
+    );
     let unit = &own["unit"];
-    assert_eq!(unit["description"], "pidgeon stand-in unit", "no second unit beside pidgeon's");
-    assert_eq!(unit["exec"], "/stand-in/pidgeon-cli --debug --config '/etc/pidgeon/config.toml'");
+    assert_eq!(
+        unit["description"], "pidgeon stand-in unit",
+        "no second unit beside pidgeon's"
+    );
+    assert_eq!(
+        unit["exec"],
+        "/stand-in/pidgeon-cli --debug --config '/etc/pidgeon/config.toml'"
+    );
     assert_eq!(unit["env"], "/run/secrets/pidgeon.env");
-    assert_eq!(unit["hardened"], false, "the fallback's settings stay out of pidgeon's unit");
-    let after: Vec<&str> = unit["after"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    assert!(after.contains(&"postgresql.service") && after.contains(&"network.target"), "{after:?}");
+    assert_eq!(
+        unit["hardened"], false,
+        "the fallback's settings stay out of pidgeon's unit"
+    );
+    let after: Vec<&str> = unit["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        after.contains(&"postgresql.service") && after.contains(&"network.target"),
+        "{after:?}"
+    );
     assert_eq!(own["failed"], serde_json::json!([]));
 
     // Without a module, the fallback unit runs the package the same way.
     let fallback = &v["fallback"];
-    assert!(!fallback["services"].as_array().unwrap().iter().any(|s| s == "pidgeon"), "services.pidgeon is only set where declared");
-    assert_eq!(fallback["unit"]["exec"], "/nix/store/0000-pidgeon/bin/pidgeon-cli --debug --config /etc/pidgeon/config.toml");
+    assert!(
+        !fallback["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "pidgeon"),
+        "services.pidgeon is only set where declared"
+    );
+    assert_eq!(
+        fallback["unit"]["exec"],
+        "/nix/store/0000-pidgeon/bin/pidgeon-cli --debug --config /etc/pidgeon/config.toml"
+    );
     assert_eq!(fallback["unit"]["env"], "/run/secrets/pidgeon.env");
     assert_eq!(fallback["unit"]["user"], "pidgeon");
     assert_eq!(fallback["unit"]["hardened"], true);
@@ -239,5 +321,10 @@ fn pidgeon_runs_through_its_own_module() {
     // Asking for the module without importing it is one clear assertion.
     let missing = v["missing"].as_array().unwrap();
     assert_eq!(missing.len(), 1);
-    assert!(missing[0].as_str().unwrap().starts_with("rumor: services.rumor-device.pidgeon.useModule needs pidgeon's NixOS module"), "{missing:?}");
+    assert!(
+        missing[0].as_str().unwrap().starts_with(
+            "rumor: services.rumor-device.pidgeon.useModule needs pidgeon's NixOS module"
+        ),
+        "{missing:?}"
+    );
 }

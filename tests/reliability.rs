@@ -107,7 +107,11 @@ impl Fleet {
             .env("SOPS_AGE_KEY_FILE", self.identity())
             .output()
             .unwrap();
-        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sops: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -117,7 +121,10 @@ impl Fleet {
         if let Ok(entries) = fs::read_dir(self.dir().join("secrets")) {
             for e in entries {
                 let e = e.unwrap();
-                out.insert(e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap());
+                out.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                );
             }
         }
         out
@@ -127,7 +134,10 @@ impl Fleet {
     fn stored(&self, id: &str) -> BTreeMap<String, String> {
         let out = self.quiet(&["get", id, "no-such-name"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let names = stderr.split("stored names: ").nth(1).unwrap_or_else(|| panic!("no names in: {stderr}"));
+        let names = stderr
+            .split("stored names: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no names in: {stderr}"));
         names
             .trim()
             .split(", ")
@@ -135,7 +145,10 @@ impl Fleet {
                 let out = self.quiet(&["get", id, name]);
                 assert!(out.status.success(), "get {id} {name}");
                 let value = String::from_utf8(out.stdout).unwrap();
-                (name.to_owned(), value.strip_suffix('\n').unwrap_or(&value).to_owned())
+                (
+                    name.to_owned(),
+                    value.strip_suffix('\n').unwrap_or(&value).to_owned(),
+                )
             })
             .collect()
     }
@@ -144,20 +157,27 @@ impl Fleet {
     /// from git, so concurrent runs do not race on creating it.
     fn device_toml(&self, id: &str, ip: &str) {
         fs::create_dir_all(self.dir().join("devices")).unwrap();
-        fs::write(self.dir().join(format!("devices/{id}.toml")), format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n")).unwrap();
+        fs::write(
+            self.dir().join(format!("devices/{id}.toml")),
+            format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n"),
+        )
+        .unwrap();
     }
 }
 
 /// Temp files (fsutil's and the local store's) anywhere under `dir`.
 fn temps(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         if e.file_type().unwrap().is_dir() {
             out.extend(temps(&path));
-        } else if name.ends_with(".rumor-tmp") || name.ends_with(".tmp") || name.starts_with(".tmp") {
+        } else if name.ends_with(".rumor-tmp") || name.ends_with(".tmp") || name.starts_with(".tmp")
+        {
             out.push(path);
         }
     }
@@ -172,8 +192,18 @@ fn assert_no_temps(fleet: &Fleet) {
 
 /// Starts a command with piped stderr; the returned receiver yields its
 /// lines, and the handle collects them all.
-fn spawn_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+fn spawn_lines(
+    cmd: &mut Command,
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let all = std::thread::spawn(move || {
@@ -226,7 +256,14 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
         // resuming whatever the first left.
         let ids = [format!("d{}", i + 1), format!("d{}", i + 2)];
         devices.extend(ids.iter().cloned());
-        let mut child = fleet.rumor().arg("new").args(&ids).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = fleet
+            .rumor()
+            .arg("new")
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..span)));
         let _ = child.kill();
         let status = child.wait().unwrap();
@@ -251,28 +288,47 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
     // still the store's: nothing that reached a device file was lost.
     let mut finals = BTreeMap::new();
     for id in &all {
-        finals.insert(id.to_string(), fleet.decrypt(id).expect("device file after the re-run"));
+        finals.insert(
+            id.to_string(),
+            fleet.decrypt(id).expect("device file after the re-run"),
+        );
     }
     for (id, plain) in &seen {
         let now = &finals[id];
         for (key, value) in plain {
-            assert_eq!(now.get(key), Some(value), "{id}: \"{key}\" changed after a killed run");
+            assert_eq!(
+                now.get(key),
+                Some(value),
+                "{id}: \"{key}\" changed after a killed run"
+            );
         }
     }
-    assert_eq!(fleet.sops_decrypt("d1"), finals["d1"], "the real sops reads what rumor decrypts");
+    assert_eq!(
+        fleet.sops_decrypt("d1"),
+        finals["d1"],
+        "the real sops reads what rumor decrypts"
+    );
 
     eprintln!("new phase done after {:?}", start.elapsed());
     // Renew rotates; after each killed renew the device file may be the
     // old one (the store is ahead), and a re-run must bring them together.
     for _ in 0..renew_kills {
-        let mut child = fleet.rumor().args(["renew", "d0", "d1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = fleet
+            .rumor()
+            .args(["renew", "d0", "d1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..span)));
         let _ = child.kill();
         if child.wait().unwrap().signal() == Some(9) {
             killed += 1;
         }
         for id in ["d0", "d1"] {
-            fleet.decrypt(id).expect("a device file survives a killed renew whole");
+            fleet
+                .decrypt(id)
+                .expect("a device file survives a killed renew whole");
         }
         fleet.run(&["new", "d0", "d1"]);
         fleet.run(&["check", "d0", "d1"]);
@@ -283,13 +339,23 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
                 let out = fleet.quiet(&["get", id, name]);
                 assert!(out.status.success());
                 let value = String::from_utf8(out.stdout).unwrap();
-                assert!(plain.values().any(|v| v.contains(value.trim())), "{id}: the device file lacks the store's {name}");
+                assert!(
+                    plain.values().any(|v| v.contains(value.trim())),
+                    "{id}: the device file lacks the store's {name}"
+                );
             }
         }
     }
     // Most kill points land mid-run; some may fall after the exit.
-    eprintln!("killed {killed} of {} runs mid-way; span {span} ms; took {:?}", new_kills + renew_kills, start.elapsed());
-    assert!(killed * 3 >= new_kills + renew_kills, "only {killed} runs were killed mid-way");
+    eprintln!(
+        "killed {killed} of {} runs mid-way; span {span} ms; took {:?}",
+        new_kills + renew_kills,
+        start.elapsed()
+    );
+    assert!(
+        killed * 3 >= new_kills + renew_kills,
+        "only {killed} runs were killed mid-way"
+    );
 }
 
 #[test]
@@ -320,9 +386,15 @@ fn stale_temps_are_removed() {
     let dead = child.id();
     child.wait().unwrap();
     let planted = [
-        fleet.dir().join(format!("secrets/.t1.yaml.pid{dead}.rumor-tmp")),
-        fleet.dir().join(format!("devices/.t1.toml.pid{dead}-2.rumor-tmp")),
-        fleet.dir().join(format!("store/secret/rumor/devices/t1/.current.age.pid{dead}-xYz123.rumor-tmp")),
+        fleet
+            .dir()
+            .join(format!("secrets/.t1.yaml.pid{dead}.rumor-tmp")),
+        fleet
+            .dir()
+            .join(format!("devices/.t1.toml.pid{dead}-2.rumor-tmp")),
+        fleet.dir().join(format!(
+            "store/secret/rumor/devices/t1/.current.age.pid{dead}-xYz123.rumor-tmp"
+        )),
     ];
     for p in &planted {
         fs::write(p, "half a file").unwrap();
@@ -348,8 +420,15 @@ fn sigterm_stops_between_steps() {
     let stderr = all.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let written: Vec<&str> = ids.iter().copied().filter(|id| fleet.file(id).exists()).collect();
-    assert!(written.len() < ids.len(), "the run was not interrupted: {stderr}");
+    let written: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| fleet.file(id).exists())
+        .collect();
+    assert!(
+        written.len() < ids.len(),
+        "the run was not interrupted: {stderr}"
+    );
     for id in &written {
         fleet.decrypt(id).unwrap();
         fleet.run(&["check", id]);
@@ -368,21 +447,42 @@ fn sigterm_stops_between_steps() {
     fs::write(&spec_path, spec).unwrap();
     let xdg = fleet.tmp.path().join("xdg");
     let shm_before = rumor_dirs(Path::new("/dev/shm"));
-    let (child, rx, all) = spawn_lines(support::rumor(fleet.tmp.path()).env("XDG_RUNTIME_DIR", &xdg).args(["run", "-v", "--keep"]).arg(&spec_path));
+    let (child, rx, all) = spawn_lines(
+        support::rumor(fleet.tmp.path())
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .args(["run", "-v", "--keep"])
+            .arg(&spec_path),
+    );
     wait_for(&rx, ": made ");
     signal(&child, rustix::process::Signal::Term);
     let mut child = child;
     let status = child.wait().unwrap();
     let stderr = all.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert_eq!(fs::read_dir(&xdg).unwrap().count(), 0, "a workspace was kept in {}", xdg.display());
-    assert!(rumor_dirs(Path::new("/dev/shm")).is_subset(&shm_before), "a workspace was kept in /dev/shm");
+    assert_eq!(
+        fs::read_dir(&xdg).unwrap().count(),
+        0,
+        "a workspace was kept in {}",
+        xdg.display()
+    );
+    assert!(
+        rumor_dirs(Path::new("/dev/shm")).is_subset(&shm_before),
+        "a workspace was kept in /dev/shm"
+    );
     assert!(!stderr.contains("kept the workspace"), "{stderr}");
 }
 
 fn rumor_dirs(dir: &Path) -> BTreeSet<PathBuf> {
     fs::read_dir(dir)
-        .map(|es| es.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rumor-"))).collect())
+        .map(|es| {
+            es.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("rumor-"))
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -394,16 +494,44 @@ fn two_operators_local() {
     fleet.run(&["init"]);
     for round in 0..3 {
         let id = format!("c{round}");
-        let children: Vec<Child> = (0..2).map(|_| fleet.rumor().args(["new", &id]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+        let children: Vec<Child> = (0..2)
+            .map(|_| {
+                fleet
+                    .rumor()
+                    .args(["new", &id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         // Two renews at once: one rotation after the other, never a mix.
-        let children: Vec<Child> = (0..2).map(|_| fleet.rumor().args(["renew", &id]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+        let children: Vec<Child> = (0..2)
+            .map(|_| {
+                fleet
+                    .rumor()
+                    .args(["renew", &id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         fleet.run(&["check", &id]);
         same_as_store(&fleet, &id);
@@ -419,7 +547,10 @@ fn same_as_store(fleet: &Fleet, id: &str) {
         let out = fleet.quiet(&["get", id, name]);
         assert!(out.status.success());
         let value = String::from_utf8(out.stdout).unwrap();
-        assert!(plain.values().any(|v| v.contains(value.trim())), "{id}: the device file lacks the store's {name}");
+        assert!(
+            plain.values().any(|v| v.contains(value.trim())),
+            "{id}: the device file lacks the store's {name}"
+        );
     }
 }
 
@@ -436,13 +567,27 @@ fn two_operators_vault() {
         let id = format!("v{round}");
         fleet.device_toml(&id, &format!("10.8.0.{}", 20 + round));
         for command in ["new", "renew"] {
-            let children: Vec<Child> = (0..2).map(|_| fleet.rumor().args([command, &id]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+            let children: Vec<Child> = (0..2)
+                .map(|_| {
+                    fleet
+                        .rumor()
+                        .args([command, &id])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
             for child in children {
                 let out = child.wait_with_output().unwrap();
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 if !out.status.success() {
                     assert_eq!(out.status.code(), Some(4), "{stderr}");
-                    assert!(stderr.contains("changed while this run was writing it") && stderr.contains("run again"), "{stderr}");
+                    assert!(
+                        stderr.contains("changed while this run was writing it")
+                            && stderr.contains("run again"),
+                        "{stderr}"
+                    );
                     conflicts += 1;
                 }
             }
@@ -450,7 +595,9 @@ fn two_operators_vault() {
             fleet.run(&["check", &id]);
             same_as_store(&fleet, &id);
         }
-        let current = bao.kv_get("secret", &format!("rumor/devices/{id}/current")).unwrap();
+        let current = bao
+            .kv_get("secret", &format!("rumor/devices/{id}/current"))
+            .unwrap();
         let plain = fleet.decrypt(&id).unwrap();
         let password = current["postgres.password.postgres"].as_str().unwrap();
         assert!(plain["postgres.sql"].contains(password));
@@ -472,8 +619,17 @@ impl Proxy {
     fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy { port, cut: Arc::default(), fail_next: Arc::default(), open: Arc::default() };
-        let (cut, fail_next, open) = (proxy.cut.clone(), proxy.fail_next.clone(), proxy.open.clone());
+        let proxy = Proxy {
+            port,
+            cut: Arc::default(),
+            fail_next: Arc::default(),
+            open: Arc::default(),
+        };
+        let (cut, fail_next, open) = (
+            proxy.cut.clone(),
+            proxy.fail_next.clone(),
+            proxy.open.clone(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
@@ -481,7 +637,10 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                if fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                if fail_next
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 4096];
                         let _ = client.read(&mut buf);
@@ -489,13 +648,18 @@ impl Proxy {
                     });
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
                 {
                     let mut open = open.lock().unwrap();
                     open.push(client.try_clone().unwrap());
                     open.push(server.try_clone().unwrap());
                 }
-                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
                         let _ = to.shutdown(Shutdown::Write);
@@ -525,7 +689,8 @@ impl Proxy {
 
 /// Makes a token with a recognisable id and the given policies.
 fn child_token(bao: &Bao, id: &str, policies: &[&str]) {
-    let body = serde_json::json!({ "id": id, "policies": policies, "no_default_policy": false }).to_string();
+    let body = serde_json::json!({ "id": id, "policies": policies, "no_default_policy": false })
+        .to_string();
     let (status, text) = bao.api("POST", "/v1/auth/token/create", Some(&body));
     assert_eq!(status, 200, "{text}");
 }
@@ -539,10 +704,19 @@ fn assert_store_fault(fleet: &Fleet, args: &[&str], addr: &str, expect: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN), "the token leaked: {stderr}");
+    assert!(
+        !stderr.contains(TOKEN) && !stdout.contains(TOKEN),
+        "the token leaked: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.lines().all(|l| l.starts_with("rumor: ")), "every error is one line: {stderr}");
-    let line = stderr.lines().find(|l| l.contains(addr)).unwrap_or_else(|| panic!("no line names {addr}: {stderr}"));
+    assert!(
+        stderr.lines().all(|l| l.starts_with("rumor: ")),
+        "every error is one line: {stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(addr))
+        .unwrap_or_else(|| panic!("no line names {addr}: {stderr}"));
     assert!(line.contains("secret/rumor/"), "no path in: {line}");
     assert!(line.contains(expect), "expected {expect:?} in: {line}");
     assert_eq!(fleet.secrets(), before, "secrets/ changed in a failed run");
@@ -563,7 +737,14 @@ fn vault_faults() {
     child_token(&bao, TOKEN, &["root"]);
     fleet.set("VAULT_TOKEN", TOKEN);
     fleet.run(&["new", "f2"]);
-    let (status, text) = support::http(bao.port, "POST", "/v1/auth/token/revoke-self", None, Some(TOKEN)).unwrap();
+    let (status, text) = support::http(
+        bao.port,
+        "POST",
+        "/v1/auth/token/revoke-self",
+        None,
+        Some(TOKEN),
+    )
+    .unwrap();
     assert_eq!(status, 204, "{text}");
     assert_store_fault(&fleet, &["renew", "f1", "f2"], &addr, "denied");
     assert_store_fault(&fleet, &["new", "f3"], &addr, "denied");
@@ -572,13 +753,20 @@ fn vault_faults() {
     // A read-only policy: imports work, the first export is refused, and
     // no device file is touched (store first, git second).
     let policy = serde_json::json!({ "policy": "path \"secret/*\" { capabilities = [\"read\", \"list\"] }" }).to_string();
-    assert_eq!(bao.api("POST", "/v1/sys/policies/acl/readonly", Some(&policy)).0, 204);
+    assert_eq!(
+        bao.api("POST", "/v1/sys/policies/acl/readonly", Some(&policy))
+            .0,
+        204
+    );
     let reader = format!("{TOKEN}-ro");
     child_token(&bao, &reader, &["readonly"]);
     fleet.set("VAULT_TOKEN", &reader);
     let before = bao.kv_get("secret", "rumor/devices/f1/current").unwrap();
     assert_store_fault(&fleet, &["renew", "f1"], &addr, "denied");
-    assert_eq!(bao.kv_get("secret", "rumor/devices/f1/current").unwrap(), before);
+    assert_eq!(
+        bao.kv_get("secret", "rumor/devices/f1/current").unwrap(),
+        before
+    );
     assert_store_fault(&fleet, &["new", "f3", "f4"], &addr, "denied");
     fleet.run(&["check", "f1", "f2"]);
 
@@ -614,7 +802,11 @@ fn vault_faults() {
 fn vault_goes_away_mid_run() {
     let Some(bao) = Bao::start() else { return };
     let proxy = Proxy::start(bao.port);
-    let mut fleet = Fleet::new(vec![("VAULT_ADDR", proxy.addr()), ("VAULT_TOKEN", bao.token.clone()), ("RUMOR_VAULT_RETRIES", "0".into())]);
+    let mut fleet = Fleet::new(vec![
+        ("VAULT_ADDR", proxy.addr()),
+        ("VAULT_TOKEN", bao.token.clone()),
+        ("RUMOR_VAULT_RETRIES", "0".into()),
+    ]);
     fleet.run(&["init"]);
     let ids = ["m1", "m2", "m3", "m4", "m5"];
     let (mut child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
@@ -624,13 +816,26 @@ fn vault_goes_away_mid_run() {
     let stderr = all.join().unwrap();
     assert_eq!(status.code(), Some(4), "{stderr}");
     for id in ids {
-        let stored = bao.kv_get("secret", &format!("rumor/devices/{id}/current")).is_some();
+        let stored = bao
+            .kv_get("secret", &format!("rumor/devices/{id}/current"))
+            .is_some();
         if fleet.file(id).exists() {
-            assert!(stored, "{id}: a device file without its secrets in the store");
+            assert!(
+                stored,
+                "{id}: a device file without its secrets in the store"
+            );
         }
     }
-    assert!(ids.iter().any(|id| !fleet.file(id).exists()), "nothing failed: {stderr}");
-    assert!(stderr.lines().any(|l| l.contains(&proxy.addr()) && l.contains("secret/rumor/")), "{stderr}");
+    assert!(
+        ids.iter().any(|id| !fleet.file(id).exists()),
+        "nothing failed: {stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(&proxy.addr()) && l.contains("secret/rumor/")),
+        "{stderr}"
+    );
     assert_no_temps(&fleet);
     proxy.restore();
     fleet.run(&["new", "m1", "m2", "m3", "m4", "m5"]);
@@ -654,9 +859,18 @@ fn vault_goes_away_mid_run() {
 fn needles(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
     values
         .iter()
-        .filter(|(name, _)| !name.ends_with(".crt") && !name.ends_with(".pub") && !name.ends_with("authorized_keys") && !name.ends_with(".ssid"))
+        .filter(|(name, _)| {
+            !name.ends_with(".crt")
+                && !name.ends_with(".pub")
+                && !name.ends_with("authorized_keys")
+                && !name.ends_with(".ssid")
+        })
         .filter_map(|(name, v)| {
-            let line = v.lines().filter(|l| !l.starts_with("-----")).max_by_key(|l| l.len())?.trim();
+            let line = v
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .max_by_key(|l| l.len())?
+                .trim();
             (line.len() >= 12).then(|| (name.clone(), line.to_owned()))
         })
         .collect()
@@ -668,14 +882,27 @@ fn needles(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
 fn no_token_or_secret_in_output() {
     let Some(bao) = Bao::start() else { return };
     child_token(&bao, TOKEN, &["root"]);
-    let fleet = Fleet::new(vec![("VAULT_ADDR", bao.addr.clone()), ("VAULT_TOKEN", TOKEN.into())]);
+    let fleet = Fleet::new(vec![
+        ("VAULT_ADDR", bao.addr.clone()),
+        ("VAULT_TOKEN", TOKEN.into()),
+    ]);
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut record = |args: &[&str], json: bool| {
         let out = fleet.quiet(args);
-        assert!(out.status.success(), "rumor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        outputs.push((format!("{args:?} stderr"), String::from_utf8_lossy(&out.stderr).into_owned()));
+        assert!(
+            out.status.success(),
+            "rumor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push((
+            format!("{args:?} stderr"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(!stdout.contains(TOKEN), "the token is in the stdout of {args:?}");
+        assert!(
+            !stdout.contains(TOKEN),
+            "the token is in the stdout of {args:?}"
+        );
         if json {
             outputs.push((format!("{args:?} stdout"), stdout));
         }
@@ -692,7 +919,11 @@ fn no_token_or_secret_in_output() {
     for id in ["o1", "o2"] {
         secrets.extend(needles(&fleet.stored(id)));
     }
-    assert!(secrets.len() > 10, "too few secrets to look for: {}", secrets.len());
+    assert!(
+        secrets.len() > 10,
+        "too few secrets to look for: {}",
+        secrets.len()
+    );
     for (what, text) in &outputs {
         assert!(!text.contains(TOKEN), "the token is in the {what}");
         for (name, value) in &secrets {
@@ -703,7 +934,9 @@ fn no_token_or_secret_in_output() {
 
 /// Regular files under `dir` (not following links), skipping `skip`.
 fn files(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let path = e.path();
         if skip(&path) {
@@ -737,23 +970,43 @@ fn hygiene_and_modes() {
     let store = fleet.dir().join("store");
     let secrets_dir = fleet.dir().join("secrets");
     let mut scanned = Vec::new();
-    let mut roots = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm"), fleet.home(), fleet.tmp.path().join("xdg")];
+    let mut roots = vec![
+        PathBuf::from("/tmp"),
+        PathBuf::from("/dev/shm"),
+        fleet.home(),
+        fleet.tmp.path().join("xdg"),
+    ];
     roots.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
     // Other processes' private trees are not ours to judge, only ours.
-    let skip = |p: &Path| p == store || p.parent() == Some(secrets_dir.as_path()) || p.starts_with("/tmp/bash_jobs") || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bash_jobs"));
+    let skip = |p: &Path| {
+        p == store
+            || p.parent() == Some(secrets_dir.as_path())
+            || p.starts_with("/tmp/bash_jobs")
+            || p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("bash_jobs"))
+    };
     for root in &roots {
         files(root, &skip, &mut scanned);
     }
-    assert!(scanned.iter().any(|p| p.starts_with(fleet.dir())), "the fleet was not scanned");
+    assert!(
+        scanned.iter().any(|p| p.starts_with(fleet.dir())),
+        "the fleet was not scanned"
+    );
     for path in &scanned {
-        let Ok(meta) = fs::metadata(path) else { continue };
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
         if meta.len() > 4 << 20 {
             continue;
         }
         let Ok(bytes) = fs::read(path) else { continue };
         let text = String::from_utf8_lossy(&bytes);
         for (name, value) in &secrets {
-            assert!(!text.contains(value.as_str()), "{name} is in plaintext in {}", path.display());
+            assert!(
+                !text.contains(value.as_str()),
+                "{name} is in plaintext in {}",
+                path.display()
+            );
         }
     }
 
@@ -763,7 +1016,12 @@ fn hygiene_and_modes() {
     files(&fleet.dir(), &|_| false, &mut all);
     for path in &all {
         let m = mode(path);
-        assert_eq!(m & 0o022, 0, "{} is writable by others: {m:o}", path.display());
+        assert_eq!(
+            m & 0o022,
+            0,
+            "{} is writable by others: {m:o}",
+            path.display()
+        );
         if path.starts_with(&store) {
             assert_eq!(m, 0o600, "{}", path.display());
         }
@@ -774,10 +1032,18 @@ fn hygiene_and_modes() {
     let mut dirs = vec![store.clone()];
     while let Some(d) = dirs.pop() {
         assert_eq!(mode(&d), 0o700, "{}", d.display());
-        dirs.extend(fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_type().unwrap().is_dir()).map(|e| e.path()));
+        dirs.extend(
+            fs::read_dir(&d)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_type().unwrap().is_dir())
+                .map(|e| e.path()),
+        );
     }
     assert_eq!(mode(&secrets_dir), 0o700);
     assert_eq!(mode(&fleet.identity()), 0o600);
     assert_eq!(mode(fleet.identity().parent().unwrap()), 0o700);
-    assert!(all.iter().any(|p| p.extension().is_some_and(|e| e == "age")));
+    assert!(all
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "age")));
 }

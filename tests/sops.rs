@@ -23,7 +23,11 @@ fn fixtures() -> PathBuf {
 
 fn fixture_identity() -> Identity {
     let text = std::fs::read_to_string(fixtures().join("key.txt")).unwrap();
-    text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap().parse().unwrap()
+    text.lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn key_file(dir: &Path, id: &Identity) -> PathBuf {
@@ -65,7 +69,15 @@ fn encrypt(
 ) -> String {
     let recipients: Vec<_> = ids.iter().map(|i| i.to_public()).collect();
     let owned: Vec<Identity> = ids.iter().map(|i| (*i).clone()).collect();
-    sops::encrypt(pairs, &recipients, previous, &owned, now, &mut StdRng::seed_from_u64(seed)).unwrap()
+    sops::encrypt(
+        pairs,
+        &recipients,
+        previous,
+        &owned,
+        now,
+        &mut StdRng::seed_from_u64(seed),
+    )
+    .unwrap()
 }
 
 const TRICKY: &[(&str, &str)] = &[
@@ -85,10 +97,15 @@ const TRICKY: &[(&str, &str)] = &[
 
 #[test]
 fn rumor_files_decrypt_with_real_sops() {
-    let Some(sops_bin) = support::require("sops") else { return };
+    let Some(sops_bin) = support::require("sops") else {
+        return;
+    };
     let id = Identity::generate();
     let text = encrypt(TRICKY, &[&id], None, NOW, 1);
-    assert!(text.contains("lastmodified: \"2026-11-23T05:40:49Z\"\n"), "{text}");
+    assert!(
+        text.contains("lastmodified: \"2026-11-23T05:40:49Z\"\n"),
+        "{text}"
+    );
     assert!(text.contains("note_unencrypted: visible\n") && !text.contains("hunter2"));
     let plain = sops_decrypt(&sops_bin, &text, &id).unwrap();
     // sops prints exactly what rumor writes as the private output.
@@ -98,26 +115,38 @@ fn rumor_files_decrypt_with_real_sops() {
         assert_eq!(map.get(*k).and_then(Value::as_str), Some(*v), "{k}");
     }
     let pairs = sops::decrypt(&text, &[id]).unwrap().pairs().unwrap();
-    let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let got: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(got, TRICKY);
 }
 
 #[test]
 fn real_sops_files_read_by_rumor() {
-    let Some(sops_bin) = support::require("sops") else { return };
+    let Some(sops_bin) = support::require("sops") else {
+        return;
+    };
     let id = fixture_identity();
     for name in ["nested", "regex", "maconly"] {
         let text = std::fs::read_to_string(fixtures().join(format!("{name}.sops.yaml"))).unwrap();
-        let ours = sops::decrypt(&text, std::slice::from_ref(&id)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours = sops::decrypt(&text, std::slice::from_ref(&id))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let theirs = sops_decrypt(&sops_bin, &text, &id).unwrap();
         assert_eq!(yaml(&ours.yaml()), yaml(&theirs), "{name}");
         // Same text too, but for comments, which rumor does not keep.
-        let uncommented: String =
-            theirs.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
+        let uncommented: String = theirs
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_eq!(ours.yaml().as_str(), uncommented, "{name}");
         // And the plaintext sops was given.
         let source = std::fs::read_to_string(fixtures().join(format!("{name}.yaml"))).unwrap();
-        assert_eq!(sops::recipients_of(&text).unwrap(), [id.to_public().to_string()]);
+        assert_eq!(
+            sops::recipients_of(&text).unwrap(),
+            [id.to_public().to_string()]
+        );
         if name != "nested" {
             assert_eq!(yaml(&ours.yaml()), yaml(&source), "{name}");
         }
@@ -150,12 +179,17 @@ fn lines_differing(a: &str, b: &str) -> Vec<String> {
 }
 
 fn age_blocks(text: &str) -> String {
-    text.lines().filter(|l| l.starts_with("            ")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .filter(|l| l.starts_with("            "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn no_churn() {
-    let Some(sops_bin) = support::require("sops") else { return };
+    let Some(sops_bin) = support::require("sops") else {
+        return;
+    };
     let (a, b) = (Identity::generate(), Identity::generate());
     let first = encrypt(TRICKY, &[&a, &b], None, NOW, 3);
     // Same input: the very same bytes, whatever the clock and randomness say.
@@ -168,8 +202,14 @@ fn no_churn() {
     let mut changed = TRICKY.to_vec();
     changed[0].1 = "correct horse";
     let second = encrypt(&changed, &[&a, &b], Some(&first), LATER, 5);
-    assert_eq!(lines_differing(&first, &second), ["password", "lastmodified", "mac"]);
-    assert_eq!(yaml(&sops_decrypt(&sops_bin, &second, &b).unwrap()), yaml(&sops::plain_yaml(&changed)));
+    assert_eq!(
+        lines_differing(&first, &second),
+        ["password", "lastmodified", "mac"]
+    );
+    assert_eq!(
+        yaml(&sops_decrypt(&sops_bin, &second, &b).unwrap()),
+        yaml(&sops::plain_yaml(&changed))
+    );
 
     // Without an identity the previous file cannot be opened: fresh file.
     let blind = sops::encrypt(
@@ -186,26 +226,44 @@ fn no_churn() {
     // A new recipient set: new data key, every value re-encrypted.
     let c = Identity::generate();
     let third = encrypt(&changed, &[&a, &c], Some(&second), LATER, 7);
-    let changed_lines =
-        lines_differing(&second[..second.find("sops:").unwrap()], &third[..third.find("sops:").unwrap()]);
-    let encrypted_keys = changed.iter().filter(|(k, v)| !v.is_empty() && !k.ends_with("_unencrypted")).count();
+    let changed_lines = lines_differing(
+        &second[..second.find("sops:").unwrap()],
+        &third[..third.find("sops:").unwrap()],
+    );
+    let encrypted_keys = changed
+        .iter()
+        .filter(|(k, v)| !v.is_empty() && !k.ends_with("_unencrypted"))
+        .count();
     assert_eq!(changed_lines.len(), encrypted_keys, "{changed_lines:?}");
     for id in [&a, &c] {
-        assert_eq!(yaml(&sops_decrypt(&sops_bin, &third, id).unwrap()), yaml(&sops::plain_yaml(&changed)));
+        assert_eq!(
+            yaml(&sops_decrypt(&sops_bin, &third, id).unwrap()),
+            yaml(&sops::plain_yaml(&changed))
+        );
     }
-    let err = sops::decrypt(&third, std::slice::from_ref(&b)).err().unwrap();
+    let err = sops::decrypt(&third, std::slice::from_ref(&b))
+        .err()
+        .unwrap();
     assert!(matches!(err, SopsError::NoMatchingIdentity { .. }), "{err}");
-    assert!(sops_decrypt(&sops_bin, &third, &b).is_err(), "the removed recipient is out");
+    assert!(
+        sops_decrypt(&sops_bin, &third, &b).is_err(),
+        "the removed recipient is out"
+    );
 }
 
 #[test]
 fn multiple_recipients_each_decrypt() {
-    let Some(sops_bin) = support::require("sops") else { return };
+    let Some(sops_bin) = support::require("sops") else {
+        return;
+    };
     let ids: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
     let text = encrypt(TRICKY, &ids.iter().collect::<Vec<_>>(), None, NOW, 8);
     assert_eq!(text.matches("- recipient: age1").count(), 3);
     for id in &ids {
-        assert_eq!(sops_decrypt(&sops_bin, &text, id).unwrap(), sops::plain_yaml(TRICKY));
+        assert_eq!(
+            sops_decrypt(&sops_bin, &text, id).unwrap(),
+            sops::plain_yaml(TRICKY)
+        );
         assert!(sops::decrypt(&text, std::slice::from_ref(id)).is_ok());
     }
     let stranger = Identity::generate();
@@ -213,8 +271,16 @@ fn multiple_recipients_each_decrypt() {
     for id in &ids {
         assert!(msg.contains(&id.to_public().to_string()), "{msg}");
     }
-    assert!(msg.contains("SOPS_AGE_KEY_FILE") && msg.contains("--identity"), "{msg}");
-    assert_eq!(sops::recipients_of(&text).unwrap(), ids.iter().map(|i| i.to_public().to_string()).collect::<Vec<_>>());
+    assert!(
+        msg.contains("SOPS_AGE_KEY_FILE") && msg.contains("--identity"),
+        "{msg}"
+    );
+    assert_eq!(
+        sops::recipients_of(&text).unwrap(),
+        ids.iter()
+            .map(|i| i.to_public().to_string())
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Replaces the first line starting with `prefix` (after indentation).
@@ -237,7 +303,9 @@ fn edit(text: &str, prefix: &str, f: impl Fn(&str) -> String) -> String {
 
 #[test]
 fn tampering_is_refused_without_leaking() {
-    let Some(sops_bin) = support::require("sops") else { return };
+    let Some(sops_bin) = support::require("sops") else {
+        return;
+    };
     let id = Identity::generate();
     let text = encrypt(TRICKY, &[&id], None, NOW, 9);
     let flip = |l: &str| {
@@ -247,24 +315,58 @@ fn tampering_is_refused_without_leaking() {
     };
     let password_enc = text.lines().find(|l| l.starts_with("password:")).unwrap()[10..].to_owned();
     let cases: Vec<(&str, String, &str, bool)> = vec![
-        ("flipped ciphertext", edit(&text, "password:", flip), "failed to decrypt", true),
-        ("removed mac", edit(&text, "mac:", |_| String::new()), "no MAC", true),
+        (
+            "flipped ciphertext",
+            edit(&text, "password:", flip),
+            "failed to decrypt",
+            true,
+        ),
+        (
+            "removed mac",
+            edit(&text, "mac:", |_| String::new()),
+            "no MAC",
+            true,
+        ),
         (
             "edited lastmodified",
-            edit(&text, "lastmodified:", |_| "    lastmodified: \"2026-11-23T05:40:50Z\"".into()),
+            edit(&text, "lastmodified:", |_| {
+                "    lastmodified: \"2026-11-23T05:40:50Z\"".into()
+            }),
             "MAC does not decrypt",
             true,
         ),
         (
             "edited unencrypted value",
-            edit(&text, "note_unencrypted:", |_| "note_unencrypted: edited".into()),
+            edit(&text, "note_unencrypted:", |_| {
+                "note_unencrypted: edited".into()
+            }),
             "MAC mismatch",
             true,
         ),
-        ("integer for ciphertext", edit(&text, "password:", |_| "password: 12345".into()), "is a number", false),
-        ("plaintext for ciphertext", edit(&text, "password:", |_| "password: hunter2".into()), "a plain string", true),
-        ("moved ciphertext", edit(&text, "strip:", |_| format!("strip: {password_enc}")), "failed to decrypt", true),
-        ("missing version", edit(&text, "version:", |_| String::new()), "\"version\"", true),
+        (
+            "integer for ciphertext",
+            edit(&text, "password:", |_| "password: 12345".into()),
+            "is a number",
+            false,
+        ),
+        (
+            "plaintext for ciphertext",
+            edit(&text, "password:", |_| "password: hunter2".into()),
+            "a plain string",
+            true,
+        ),
+        (
+            "moved ciphertext",
+            edit(&text, "strip:", |_| format!("strip: {password_enc}")),
+            "failed to decrypt",
+            true,
+        ),
+        (
+            "missing version",
+            edit(&text, "version:", |_| String::new()),
+            "\"version\"",
+            true,
+        ),
     ];
     for (what, tampered, expect, sops_refuses_too) in cases {
         let msg = match sops::decrypt(&tampered, std::slice::from_ref(&id)) {
@@ -277,7 +379,10 @@ fn tampering_is_refused_without_leaking() {
         }
         assert!(!msg.contains("hunter2"), "{what}: {msg}");
         if sops_refuses_too {
-            assert!(sops_decrypt(&sops_bin, &tampered, &id).is_err(), "{what}: real sops accepted it");
+            assert!(
+                sops_decrypt(&sops_bin, &tampered, &id).is_err(),
+                "{what}: real sops accepted it"
+            );
         }
     }
 }
@@ -287,12 +392,25 @@ fn refuses_bad_input() {
     let id = Identity::generate();
     let r = [id.to_public()];
     let mut rng = StdRng::seed_from_u64(10);
-    let mut err =
-        |pairs: &[(&str, &str)]| sops::encrypt(pairs, &r, None, &[], NOW, &mut rng).err().unwrap().to_string();
+    let mut err = |pairs: &[(&str, &str)]| {
+        sops::encrypt(pairs, &r, None, &[], NOW, &mut rng)
+            .err()
+            .unwrap()
+            .to_string()
+    };
     assert!(err(&[("sops", "x")]).contains("reserved"));
     assert!(err(&[("a", "x"), ("a", "y")]).contains("twice"));
     assert!(err(&[("a\nb", "x")]).contains("line break"));
-    let none = sops::encrypt(&[("a", "b")], &[], None, &[], NOW, &mut StdRng::seed_from_u64(1)).err().unwrap();
+    let none = sops::encrypt(
+        &[("a", "b")],
+        &[],
+        None,
+        &[],
+        NOW,
+        &mut StdRng::seed_from_u64(1),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(none, SopsError::NoRecipients));
 }
 
@@ -302,11 +420,23 @@ mod generator {
     use rumor::workspace::{File, Visibility, Workspace};
     use serde_json::json;
 
-    fn run(ws: &Workspace, args: &serde_json::Value, ids: &[Identity], seed: u64) -> Result<Vec<Output>, String> {
+    fn run(
+        ws: &Workspace,
+        args: &serde_json::Value,
+        ids: &[Identity],
+        seed: u64,
+    ) -> Result<Vec<Output>, String> {
         let generator = lookup("sops").expect("sops is registered");
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut cx = Context { workspace: ws, rng: &mut rng, now: NOW, identities: ids };
-        generator.generate(&Args::new(args.as_object().unwrap()), &mut cx).map_err(|e| e.to_string())
+        let mut cx = Context {
+            workspace: ws,
+            rng: &mut rng,
+            now: NOW,
+            identities: ids,
+        };
+        generator
+            .generate(&Args::new(args.as_object().unwrap()), &mut cx)
+            .map_err(|e| e.to_string())
     }
 
     fn apply(ws: &mut Workspace, outputs: Vec<Output>) {
@@ -317,14 +447,34 @@ mod generator {
 
     #[test]
     fn generates_private_and_public() {
-        let Some(sops_bin) = support::require("sops") else { return };
+        let Some(sops_bin) = support::require("sops") else {
+            return;
+        };
         let device = Identity::generate();
         let admin = Identity::generate();
         let mut ws = Workspace::new();
-        ws.insert("age.pub", File::new(format!("{}\n", device.to_public()), Visibility::Public));
-        ws.insert("age.key", File::new(format!("{}\n", device.to_string().expose_secret()), Visibility::Private));
-        ws.insert("db-password", File::new("  s3cret pass\n", Visibility::Private));
-        ws.insert("admins", File::new(format!("# ops\n{}\n", admin.to_public()), Visibility::Public));
+        ws.insert(
+            "age.pub",
+            File::new(format!("{}\n", device.to_public()), Visibility::Public),
+        );
+        ws.insert(
+            "age.key",
+            File::new(
+                format!("{}\n", device.to_string().expose_secret()),
+                Visibility::Private,
+            ),
+        );
+        ws.insert(
+            "db-password",
+            File::new("  s3cret pass\n", Visibility::Private),
+        );
+        ws.insert(
+            "admins",
+            File::new(
+                format!("# ops\n{}\n", admin.to_public()),
+                Visibility::Public,
+            ),
+        );
         let args = json!({
             "age": "age.pub", "private": "secrets.yaml", "public": "secrets.sops.yaml",
             "secrets": {"db": "db-password", "literal": "  on  ", "port": 5432},
@@ -333,17 +483,28 @@ mod generator {
         let generator = lookup("sops").unwrap();
         assert!(generator.derived());
         assert_eq!(
-            generator.outputs(&Args::new(args.as_object().unwrap())).unwrap(),
+            generator
+                .outputs(&Args::new(args.as_object().unwrap()))
+                .unwrap(),
             ["secrets.yaml", "secrets.sops.yaml"]
         );
 
         let outputs = run(&ws, &args, &[], 1).unwrap();
         assert_eq!(outputs.len(), 2);
-        assert_eq!((outputs[0].name.as_str(), outputs[0].file.visibility), ("secrets.yaml", Visibility::Private));
-        assert_eq!((outputs[1].name.as_str(), outputs[1].file.visibility), ("secrets.sops.yaml", Visibility::Public));
+        assert_eq!(
+            (outputs[0].name.as_str(), outputs[0].file.visibility),
+            ("secrets.yaml", Visibility::Private)
+        );
+        assert_eq!(
+            (outputs[1].name.as_str(), outputs[1].file.visibility),
+            ("secrets.sops.yaml", Visibility::Public)
+        );
         let private = outputs[0].file.text().unwrap().to_owned();
         let public = outputs[1].file.text().unwrap().to_owned();
-        assert_eq!(private, "db: s3cret pass\nliteral: \"on\"\nport: \"5432\"\n");
+        assert_eq!(
+            private,
+            "db: s3cret pass\nliteral: \"on\"\nport: \"5432\"\n"
+        );
         for id in [&device, &admin] {
             assert_eq!(sops_decrypt(&sops_bin, &public, id).unwrap(), private);
         }
@@ -357,14 +518,23 @@ mod generator {
         // Missing inputs and bad recipients are named.
         let mut bad = args.clone();
         bad["age"] = json!("nope.pub");
-        assert!(run(&ws, &bad, &[], 3).err().unwrap().contains("\"nope.pub\""));
+        assert!(run(&ws, &bad, &[], 3)
+            .err()
+            .unwrap()
+            .contains("\"nope.pub\""));
         let mut bad = args.clone();
         bad["recipients"] = json!(["not-a-key"]);
-        assert!(run(&ws, &bad, &[], 3).err().unwrap().contains("\"not-a-key\""));
+        assert!(run(&ws, &bad, &[], 3)
+            .err()
+            .unwrap()
+            .contains("\"not-a-key\""));
         let mut bad = args.clone();
         bad["age"] = json!("db-password");
         let msg = run(&ws, &bad, &[], 3).err().unwrap();
-        assert!(msg.contains("age recipients") && !msg.contains("s3cret"), "{msg}");
+        assert!(
+            msg.contains("age recipients") && !msg.contains("s3cret"),
+            "{msg}"
+        );
     }
 }
 
@@ -377,27 +547,57 @@ mod generator {
 fn sops_3_9_1_device_files_decrypt_with_the_key_only() {
     let file = fixtures().join("v391.sops.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    for field in ["kms: []", "gcp_kms: []", "azure_kv: []", "hc_vault: []", "pgp: []", "unencrypted_suffix: _unencrypted", "version: 3.9.1"] {
+    for field in [
+        "kms: []",
+        "gcp_kms: []",
+        "azure_kv: []",
+        "hc_vault: []",
+        "pgp: []",
+        "unencrypted_suffix: _unencrypted",
+        "version: 3.9.1",
+    ] {
         assert!(text.contains(&format!("\n    {field}\n")), "{field}");
     }
     let source = yaml(&std::fs::read_to_string(fixtures().join("v391.yaml")).unwrap());
     let id = fixture_identity();
     if let Some(sops_bin) = support::require("sops") {
-        assert_eq!(yaml(&sops_decrypt(&sops_bin, &text, &id).unwrap()), source, "the real sops opens the fixture");
+        assert_eq!(
+            yaml(&sops_decrypt(&sops_bin, &text, &id).unwrap()),
+            source,
+            "the real sops opens the fixture"
+        );
     }
 
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), &id);
-    let out = support::ok(support::rumor(dir.path()).arg("decrypt").arg(&file).arg("--identity").arg(&key));
+    let out = support::ok(
+        support::rumor(dir.path())
+            .arg("decrypt")
+            .arg(&file)
+            .arg("--identity")
+            .arg(&key),
+    );
     assert_eq!(yaml(&out), source);
 
     // Another key: one integrity line, exit 5, no plaintext.
     let other = key_file(dir.path(), &Identity::generate());
-    let run = support::run(support::rumor(dir.path()).arg("decrypt").arg(&file).arg("--identity").arg(&other));
+    let run = support::run(
+        support::rumor(dir.path())
+            .arg("decrypt")
+            .arg(&file)
+            .arg("--identity")
+            .arg(&other),
+    );
     assert_eq!(run.status.code(), Some(5));
     assert!(run.stdout.is_empty());
     let stderr = String::from_utf8(run.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with(&format!("rumor: {}: ", file.display())), "{stderr}");
-    assert!(!stderr.contains("fixture passphrase") && !stderr.contains("meter-7"), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("rumor: {}: ", file.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("fixture passphrase") && !stderr.contains("meter-7"),
+        "{stderr}"
+    );
 }

@@ -309,7 +309,10 @@ fn vault_approle_login() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Denied { .. }), "{err}");
     let message = failed(store.login_approle("nope", &role_id, &secret_id)).to_string();
-    assert!(message.contains("auth/nope/login") && !message.contains(&secret_id), "{message}");
+    assert!(
+        message.contains("auth/nope/login") && !message.contains(&secret_id),
+        "{message}"
+    );
 }
 
 fn keypair() -> (Identity, Recipient) {
@@ -364,7 +367,11 @@ fn local_round_trip_versions_and_age_parity() {
     if let Some(mut doc) = age_decrypt(&id, &file) {
         // Signed with the store key (see the trust tests); the rest is
         // plain JSON that `age -d` shows.
-        assert!(doc.as_object_mut().unwrap().remove("sig").is_some_and(|s| s.is_string()));
+        assert!(doc
+            .as_object_mut()
+            .unwrap()
+            .remove("sig")
+            .is_some_and(|s| s.is_string()));
         assert_eq!(
             doc.to_string(),
             r#"{"version":1,"data":{"zeta":"1","alpha":"two\nlines"}}"#
@@ -414,7 +421,10 @@ fn local_round_trip_versions_and_age_parity() {
             .unwrap();
         assert!(out.status.success());
         let err = failed(store.read("kv/cli"));
-        assert!(matches!(err, StoreError::Forged { .. }) && err.to_string().contains("no signature"), "{err}");
+        assert!(
+            matches!(err, StoreError::Forged { .. }) && err.to_string().contains("no signature"),
+            "{err}"
+        );
     }
 }
 
@@ -672,7 +682,11 @@ fn vault_over_tls_with_vault_cacert() {
 
 /// Opens the local store in `dir`, making its store key on first use. The
 /// pin, which a fleet keeps in rumor.toml, is kept in `dir/.pin` here.
-fn local_store(dir: impl AsRef<Path>, recipients: Vec<Recipient>, identities: Vec<Identity>) -> Result<LocalStore, StoreError> {
+fn local_store(
+    dir: impl AsRef<Path>,
+    recipients: Vec<Recipient>,
+    identities: Vec<Identity>,
+) -> Result<LocalStore, StoreError> {
     let dir = dir.as_ref();
     let pin = match std::fs::read_to_string(dir.join(".pin")) {
         Ok(pin) => pin,

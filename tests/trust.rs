@@ -14,32 +14,57 @@ use support::fleet::{snapshot, Fleet};
 use support::{ok, require, Bao};
 
 fn tools() -> bool {
-    ["sops", "age", "age-keygen", "openssl"].iter().all(|t| require(t).is_some())
+    ["sops", "age", "age-keygen", "openssl"]
+        .iter()
+        .all(|t| require(t).is_some())
 }
 
 /// A fresh age identity: (identity file, recipient).
 fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);
-    let out = Command::new(require("age-keygen").unwrap()).arg("-o").arg(&path).output().unwrap();
+    let out = Command::new(require("age-keygen").unwrap())
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = fs::read_to_string(&path).unwrap();
-    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().trim().to_owned();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
     (path, recipient)
 }
 
 /// The `age1…` recipients a SOPS file lists.
 fn recipients(text: &str) -> Vec<String> {
-    text.lines().filter_map(|l| l.trim().strip_prefix("- recipient: ")).map(str::to_owned).collect()
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- recipient: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Removes the age stanza of `recipient` from a SOPS file; returns the file
 /// and the stanza's lines.
 fn cut_stanza(text: &str, recipient: &str) -> (String, Vec<String>) {
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines.iter().position(|l| l.trim() == format!("- recipient: {recipient}")).expect("stanza");
-    let end = start + lines[start..].iter().position(|l| l.contains("-----END AGE ENCRYPTED FILE-----")).unwrap();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == format!("- recipient: {recipient}"))
+        .expect("stanza");
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.contains("-----END AGE ENCRYPTED FILE-----"))
+            .unwrap();
     let stanza = lines[start..=end].iter().map(|l| l.to_string()).collect();
-    let rest: Vec<&str> = lines[..start].iter().chain(&lines[end + 1..]).copied().collect();
+    let rest: Vec<&str> = lines[..start]
+        .iter()
+        .chain(&lines[end + 1..])
+        .copied()
+        .collect();
     (rest.join("\n") + "\n", stanza)
 }
 
@@ -70,11 +95,21 @@ fn sops_decrypt(file: &Path, key: &Path) -> std::process::Output {
 fn store_state(fleet: &Fleet, bao: Option<&Bao>, id: &str) -> String {
     match bao {
         Some(bao) => {
-            let (_, meta) = bao.api("GET", &format!("/v1/secret/metadata/rumor/devices/{id}/current"), None);
+            let (_, meta) = bao.api(
+                "GET",
+                &format!("/v1/secret/metadata/rumor/devices/{id}/current"),
+                None,
+            );
             let v: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
             format!("{}", v["data"]["current_version"])
         }
-        None => format!("{:?}", snapshot(&fleet.path("store")).into_iter().map(|(p, (b, _))| (p, b.len())).collect::<Vec<_>>()),
+        None => format!(
+            "{:?}",
+            snapshot(&fleet.path("store"))
+                .into_iter()
+                .map(|(p, (b, _))| (p, b.len()))
+                .collect::<Vec<_>>()
+        ),
     }
 }
 
@@ -91,23 +126,50 @@ fn forged_device_file(fleet: &Fleet, bao: Option<&Bao>) {
     wanted.push(attacker.clone());
     let plain = fleet.write("small.yaml", "hello: world\n");
     let out = Command::new(require("sops").unwrap())
-        .args(["encrypt", "--input-type", "yaml", "--output-type", "yaml", "--age", &wanted.join(",")])
+        .args([
+            "encrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "--age",
+            &wanted.join(","),
+        ])
         .arg(&plain)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (forged, stanza) = cut_stanza(&String::from_utf8(out.stdout).unwrap(), &attacker);
     fs::write(fleet.file("dev1"), &forged).unwrap();
 
     let before = fleet.snapshot();
     let store_before = store_state(fleet, bao, "dev1");
     let out = fleet.output(&["new", "dev1"]);
-    assert_eq!(out.status.code(), Some(5), "an unvouched device file is an integrity failure");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "an unvouched device file is an integrity failure"
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 2, "one line for the device and the summary: {stderr}");
-    assert!(stderr.contains("secrets/dev1.yaml") && stderr.contains("--reencrypt"), "{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "one line for the device and the summary: {stderr}"
+    );
+    assert!(
+        stderr.contains("secrets/dev1.yaml") && stderr.contains("--reencrypt"),
+        "{stderr}"
+    );
     assert_eq!(fleet.snapshot(), before, "nothing written in the fleet");
-    assert_eq!(store_state(fleet, bao, "dev1"), store_before, "nothing written in the store");
+    assert_eq!(
+        store_state(fleet, bao, "dev1"),
+        store_before,
+        "nothing written in the store"
+    );
 
     // `rumor check` lists it.
     let out = fleet.output(&["check", "--json"]);
@@ -121,12 +183,17 @@ fn forged_device_file(fleet: &Fleet, bao: Option<&Bao>) {
     assert_ne!(fresh, forged);
     let replanted = fleet.write("replanted.yaml", &add_stanza(&fresh, &stanza));
     let out = sops_decrypt(&replanted, &attacker_key);
-    assert!(!out.status.success(), "the attacker's key must open nothing");
+    assert!(
+        !out.status.success(),
+        "the attacker's key must open nothing"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("PIDGEON_DB_PASSWORD"));
     // The device still opens it (real sops, the device key from the store),
     // and the fleet checks out again.
     let device_key = fleet.write("device.txt", &fleet.run(&["get", "dev1", "age.key"]));
-    assert!(fleet.sops_decrypt("dev1", &device_key).contains_key("pidgeon.env"));
+    assert!(fleet
+        .sops_decrypt("dev1", &device_key)
+        .contains_key("pidgeon.env"));
     fleet.run(&["check"]);
     // Unvouched means also unchanged by rumor: a plain re-run now changes nothing.
     let settled = fleet.snapshot();
@@ -172,7 +239,11 @@ fn planted_symlinks_are_not_followed_out() {
     let fleet = Fleet::init(vec![]);
     fleet.run(&["new", "dev1"]);
     let identity = fs::read_to_string(fleet.identity()).unwrap();
-    let secret = identity.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap().to_owned();
+    let secret = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_owned();
     let ledger = fleet.path("devices/.allocations");
     let ledger_text = fs::read_to_string(&ledger).unwrap();
     for target in [fleet.identity(), PathBuf::from("/proc/self/environ")] {
@@ -180,16 +251,24 @@ fn planted_symlinks_are_not_followed_out() {
         symlink(&target, &ledger).unwrap();
         let before = fleet.snapshot();
         let mut cmd = fleet.rumor();
-        cmd.env("VAULT_TOKEN", "hvs.canary-token-value").args(["new", "dev7"]);
+        cmd.env("VAULT_TOKEN", "hvs.canary-token-value")
+            .args(["new", "dev7"]);
         let out = support::run(&mut cmd);
         assert_eq!(out.status.code(), Some(3), "{target:?}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(".allocations") && stderr.contains("outside"), "{stderr}");
+        assert!(
+            stderr.contains(".allocations") && stderr.contains("outside"),
+            "{stderr}"
+        );
         assert_eq!(fleet.snapshot(), before);
         for (path, (bytes, _)) in fleet.snapshot() {
             let text = String::from_utf8_lossy(&bytes);
-            assert!(!text.contains(&secret) && !text.contains("canary-token"), "{} leaks", path.display());
+            assert!(
+                !text.contains(&secret) && !text.contains("canary-token"),
+                "{} leaks",
+                path.display()
+            );
         }
         fs::remove_file(&ledger).unwrap();
         fs::write(&ledger, &ledger_text).unwrap();
@@ -202,7 +281,11 @@ fn planted_symlinks_are_not_followed_out() {
     symlink(outside.path(), fleet.path("secrets")).unwrap();
     let stderr = fleet.fail(&["new", "dev1"]);
     assert!(stderr.contains("outside"), "{stderr}");
-    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written through the link");
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
     fs::remove_file(fleet.path("secrets")).unwrap();
     fs::rename(fleet.tmp.path().join("secrets.real"), fleet.path("secrets")).unwrap();
 
@@ -230,12 +313,22 @@ fn odd_file_types_are_refused() {
     let fleet = Fleet::init(vec![]);
     fleet.run(&["new", "dev1", "dev2"]);
     let run_bounded = |args: &[&str]| {
-        let mut child = fleet.rumor().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut child = fleet
+            .rumor()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let out = child.wait_with_output().unwrap();
-                return (status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr));
+                return (
+                    status.code(),
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                        + &String::from_utf8_lossy(&out.stderr),
+                );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -294,12 +387,22 @@ fn forged_store_entries_are_refused() {
     let admin = fleet.admin_recipient();
     let (_, attacker) = age_keygen(fleet.tmp.path(), "attacker.txt");
     let (attacker_key, _) = age_keygen(fleet.tmp.path(), "attacker-device.txt");
-    let attacker_secret = fs::read_to_string(&attacker_key).unwrap().lines().find(|l| l.starts_with("AGE-SECRET")).unwrap().to_owned();
+    let attacker_secret = fs::read_to_string(&attacker_key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET"))
+        .unwrap()
+        .to_owned();
     let forge = |rel: &str, json: &str| {
         let path = fleet.path(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let plain = fleet.write("entry.json", json);
-        let out = Command::new(require("age").unwrap()).args(["-a", "-r", &admin, "-o"]).arg(&path).arg(&plain).output().unwrap();
+        let out = Command::new(require("age").unwrap())
+            .args(["-a", "-r", &admin, "-o"])
+            .arg(&path)
+            .arg(&plain)
+            .output()
+            .unwrap();
         assert!(out.status.success());
     };
     let expect_forged = |args: &[&str], file: &str| {
@@ -307,16 +410,27 @@ fn forged_store_entries_are_refused() {
         let out = fleet.output(args);
         assert_eq!(out.status.code(), Some(5), "{args:?}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains(file) && stderr.contains("not signed"), "{stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains("not signed"),
+            "{stderr}"
+        );
         assert!(!stderr.contains(&attacker_secret));
         assert_eq!(fleet.snapshot(), before, "nothing written");
         let out = fleet.output(&["check", "--json"]);
         assert_eq!(out.status.code(), Some(5));
-        assert!(String::from_utf8_lossy(&out.stdout).contains(file), "check lists {file}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(file),
+            "check lists {file}"
+        );
     };
 
     let dev9 = "store/secret/rumor/devices/dev9/current.age";
-    forge(dev9, &format!(r#"{{"version":1,"data":{{"age.key":"{attacker_secret}","age.pub":"{attacker}","wifi.pass":"chosen-by-attacker"}}}}"#));
+    forge(
+        dev9,
+        &format!(
+            r#"{{"version":1,"data":{{"age.key":"{attacker_secret}","age.pub":"{attacker}","wifi.pass":"chosen-by-attacker"}}}}"#
+        ),
+    );
     expect_forged(&["new", "dev9"], "dev9/current.age");
     assert!(!fleet.path("devices/dev9.toml").exists());
     fs::remove_dir_all(fleet.path("store/secret/rumor/devices/dev9")).unwrap();
@@ -324,12 +438,18 @@ fn forged_store_entries_are_refused() {
     // A fleet CA the attacker controls.
     let shared = "store/secret/rumor/shared/current.age";
     let saved = fs::read(fleet.path(shared)).unwrap();
-    forge(shared, r#"{"version":9,"data":{"nebula-ca.key":"x","nebula-ca.crt":"y"}}"#);
+    forge(
+        shared,
+        r#"{"version":9,"data":{"nebula-ca.key":"x","nebula-ca.crt":"y"}}"#,
+    );
     expect_forged(&["new", "dev3"], "shared/current.age");
     fs::write(fleet.path(shared), &saved).unwrap();
 
     // A genuine entry moved to another device's path.
-    let (one, two) = ("store/secret/rumor/devices/dev1/current.age", "store/secret/rumor/devices/dev2/current.age");
+    let (one, two) = (
+        "store/secret/rumor/devices/dev1/current.age",
+        "store/secret/rumor/devices/dev2/current.age",
+    );
     let saved = fs::read(fleet.path(two)).unwrap();
     fs::copy(fleet.path(one), fleet.path(two)).unwrap();
     expect_forged(&["new", "dev2"], "dev2/current.age");
@@ -339,13 +459,22 @@ fn forged_store_entries_are_refused() {
     // with nothing but the key rumor.toml pins.
     let signer = fleet.path("store/.signer.age");
     let saved = fs::read(&signer).unwrap();
-    let pem = ok(Command::new(require("openssl").unwrap()).args(["genpkey", "-algorithm", "ed25519"]));
+    let pem =
+        ok(Command::new(require("openssl").unwrap()).args(["genpkey", "-algorithm", "ed25519"]));
     let pem_file = fleet.write("attacker-signer.pem", &pem);
-    let out = Command::new(require("age").unwrap()).args(["-a", "-r", &admin, "-o"]).arg(&signer).arg(&pem_file).output().unwrap();
+    let out = Command::new(require("age").unwrap())
+        .args(["-a", "-r", &admin, "-o"])
+        .arg(&signer)
+        .arg(&pem_file)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let before = fleet.snapshot();
     let stderr = fleet.fail(&["renew", "dev1", "--secret", "wifi.pass"]);
-    assert!(stderr.contains(".signer.age") && stderr.contains("pins"), "{stderr}");
+    assert!(
+        stderr.contains(".signer.age") && stderr.contains("pins"),
+        "{stderr}"
+    );
     assert_eq!(fleet.snapshot(), before);
     fs::write(&signer, saved).unwrap();
     fleet.run(&["check"]);
@@ -361,7 +490,11 @@ fn paths_stay_inside() {
     let fleet = Fleet::init(vec![]);
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
     for bad in ["../x/{device}.yaml", "/tmp/x/{device}.yaml"] {
-        fs::write(fleet.path("rumor.toml"), config.replace("secrets/{device}.yaml", bad)).unwrap();
+        fs::write(
+            fleet.path("rumor.toml"),
+            config.replace("secrets/{device}.yaml", bad),
+        )
+        .unwrap();
         let out = fleet.output(&["new", "dev1"]);
         assert_eq!(out.status.code(), Some(3), "{bad}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("output.devices"));
@@ -377,7 +510,10 @@ fn paths_stay_inside() {
         let out = support::run(support::rumor(dir.path()).args(["run", "spec.toml"]));
         assert_eq!(out.status.code(), Some(3), "{file}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains("argument \"file\"") && !stderr.contains("root:"), "{stderr}");
+        assert!(
+            stderr.contains("argument \"file\"") && !stderr.contains("root:"),
+            "{stderr}"
+        );
     }
 }
 
@@ -390,8 +526,19 @@ fn overlay_addresses() {
     }
     let fleet = Fleet::init(vec![]);
     fleet.run(&["new", "dev1", "dev2"]);
-    let ip1 = fs::read_to_string(fleet.path("devices/dev1.toml")).unwrap().lines().find_map(|l| l.strip_prefix("ip = ")).unwrap().trim_matches('"').to_owned();
-    for (ip, why) in [(ip1.as_str(), "already dev1's"), ("10.8.0.1", "lighthouse"), ("10.8.0.0", "network address"), ("10.8.255.255", "broadcast")] {
+    let ip1 = fs::read_to_string(fleet.path("devices/dev1.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("ip = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    for (ip, why) in [
+        (ip1.as_str(), "already dev1's"),
+        ("10.8.0.1", "lighthouse"),
+        ("10.8.0.0", "network address"),
+        ("10.8.255.255", "broadcast"),
+    ] {
         let before = fleet.snapshot();
         let out = fleet.output(&["new", "dev3", "--ip", ip]);
         assert_eq!(out.status.code(), Some(3), "{ip}");
@@ -402,7 +549,12 @@ fn overlay_addresses() {
     // A hand-edited duplicate.
     let dev2 = fleet.path("devices/dev2.toml");
     let saved = fs::read_to_string(&dev2).unwrap();
-    let ip2 = saved.lines().find_map(|l| l.strip_prefix("ip = ")).unwrap().trim_matches('"').to_owned();
+    let ip2 = saved
+        .lines()
+        .find_map(|l| l.strip_prefix("ip = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
     fs::write(&dev2, saved.replace(&ip2, &ip1)).unwrap();
     let stderr = fleet.fail(&["new", "dev2"]);
     assert!(stderr.contains("already dev1's"), "{stderr}");
@@ -412,10 +564,18 @@ fn overlay_addresses() {
     fs::write(&dev2, &saved).unwrap();
     // Groups of the editor's choosing: the certificate keeps the old ones,
     // and check says so.
-    fs::write(&dev2, saved.replace("groups = [\"pidgeon\"]", "groups = [\"pidgeon\", \"admin\"]")).unwrap();
+    fs::write(
+        &dev2,
+        saved.replace(
+            "groups = [\"pidgeon\"]",
+            "groups = [\"pidgeon\", \"admin\"]",
+        ),
+    )
+    .unwrap();
     let out = fleet.output(&["check", "dev2", "--json"]);
     assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("has groups [pidgeon] but the device file says [admin, pidgeon]"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("has groups [pidgeon] but the device file says [admin, pidgeon]"));
     fleet.run(&["renew", "dev2", "--secret", "nebula.crt"]);
     fleet.run(&["check", "dev2"]);
 }
@@ -434,32 +594,64 @@ fn unsigned_store_and_rekey() {
     let identity = fleet.identity();
     let admin = fleet.admin_recipient();
     for (path, _) in snapshot(&fleet.path("store")) {
-        if !path.extension().is_some_and(|e| e == "age") || path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if !path.extension().is_some_and(|e| e == "age")
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
-        let plain = ok(Command::new(require("age").unwrap()).args(["-d", "-i"]).arg(&identity).arg(&path));
+        let plain = ok(Command::new(require("age").unwrap())
+            .args(["-d", "-i"])
+            .arg(&identity)
+            .arg(&path));
         let mut doc: serde_json::Value = serde_json::from_str(&plain).unwrap();
         doc.as_object_mut().unwrap().remove("sig");
         let plain = fleet.write("plain.json", &doc.to_string());
-        ok(Command::new(require("age").unwrap()).args(["-a", "-r", &admin, "-o"]).arg(&path).arg(&plain));
+        ok(Command::new(require("age").unwrap())
+            .args(["-a", "-r", &admin, "-o"])
+            .arg(&path)
+            .arg(&plain));
     }
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
-    fs::write(fleet.path("rumor.toml"), config.lines().filter(|l| !l.starts_with("signer")).collect::<Vec<_>>().join("\n")).unwrap();
+    fs::write(
+        fleet.path("rumor.toml"),
+        config
+            .lines()
+            .filter(|l| !l.starts_with("signer"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
     let out = fleet.output(&["new", "dev1"]);
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rekey --trust-unsigned"));
     fleet.fail(&["rekey"]);
     fleet.run(&["rekey", "--trust-unsigned"]);
-    assert!(fs::read_to_string(fleet.path("rumor.toml")).unwrap().contains("signer = \"ed25519:"));
+    assert!(fs::read_to_string(fleet.path("rumor.toml"))
+        .unwrap()
+        .contains("signer = \"ed25519:"));
     fleet.run(&["check"]);
-    assert_eq!(fleet.run(&["get", "dev1", "wifi.pass"]), value, "rekeying rotates nothing");
+    assert_eq!(
+        fleet.run(&["get", "dev1", "wifi.pass"]),
+        value,
+        "rekeying rotates nothing"
+    );
 
     // A second admin, added by hand and rekeyed in, reads the store.
     let (second, recipient) = age_keygen(fleet.tmp.path(), "second.txt");
     let config = fs::read_to_string(fleet.path("rumor.toml")).unwrap();
-    fs::write(fleet.path("rumor.toml"), config.replace(&format!("recipients = [\"{admin}\"]"), &format!("recipients = [\"{admin}\", \"{recipient}\"]"))).unwrap();
+    fs::write(
+        fleet.path("rumor.toml"),
+        config.replace(
+            &format!("recipients = [\"{admin}\"]"),
+            &format!("recipients = [\"{admin}\", \"{recipient}\"]"),
+        ),
+    )
+    .unwrap();
     fleet.run(&["rekey"]);
     let mut cmd = fleet.rumor();
-    cmd.env("RUMOR_IDENTITY", &second).args(["get", "dev1", "wifi.pass"]);
+    cmd.env("RUMOR_IDENTITY", &second)
+        .args(["get", "dev1", "wifi.pass"]);
     assert_eq!(ok(&mut cmd), value);
 }

@@ -38,11 +38,15 @@ pub fn completions(shell: Shell) -> Result<(), Error> {
 /// Prints the man page (roff).
 pub fn man() -> Result<(), Error> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(|e| Error::io(Path::new("<man page>"), &e))?;
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| Error::io(Path::new("<man page>"), &e))?;
     to_stdout(&page)
 }
 
 fn to_stdout(bytes: &[u8]) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::io(Path::new("<stdout>"), &e))
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io(Path::new("<stdout>"), &e))
 }

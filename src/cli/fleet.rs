@@ -17,7 +17,13 @@ use crate::ops::{self, setup::InitOptions, NewDevice};
 #[derive(Args, Debug, Clone)]
 pub struct FleetArg {
     /// The fleet directory (holding rumor.toml).
-    #[arg(short = 'C', long = "fleet", value_name = "DIR", env = "RUMOR_FLEET", global = true)]
+    #[arg(
+        short = 'C',
+        long = "fleet",
+        value_name = "DIR",
+        env = "RUMOR_FLEET",
+        global = true
+    )]
     pub fleet: Option<PathBuf>,
 }
 
@@ -68,12 +74,14 @@ pub struct InitArgs {
 
 /// `rumor adopt`.
 #[derive(Args, Debug)]
-#[command(after_help = "Example (a fleet the original tool provisions, on Vault):\n  \
+#[command(
+    after_help = "Example (a fleet the original tool provisions, on Vault):\n  \
     rumor init --profile original --device-path 'kv/ozds/pidgeon/{device}' \\\n    \
     --shared-path kv/ozds/shared --output 'assets/secrets/{device}.yaml'\n  \
     rumor adopt assets/pidgeon/pidgeons.json\n  \
     rumor new --all                   # rotates nothing; git and Vault unchanged\n  \
-    rumor check")]
+    rumor check"
+)]
 pub struct AdoptArgs {
     /// A JSON list of devices: [{"id": …, "ip": …, "name": …, "wifi": …}];
     /// `wifi` names the device whose Wi-Fi credentials are shared.
@@ -148,23 +156,41 @@ pub struct RekeyArgs {
 }
 
 /// [`ops::for_each`] with a progress line on a terminal.
-fn pool<T: Send>(ids: &[String], work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
+fn pool<T: Send>(
+    ids: &[String],
+    work: impl Fn(&str) -> Result<T, Error> + Sync,
+) -> Vec<Result<T, Error>> {
     let progress = super::progress::Progress::new(ids.len());
     let results = ops::for_each(ids, &|id, ok| progress.tick(id, ok), work);
     progress.finish();
     results
 }
 
-fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>) -> Result<(), Error> {
+fn summarize(
+    fleet: &Fleet,
+    ids: &[String],
+    results: Vec<Result<Outcome, Error>>,
+) -> Result<(), Error> {
     let mut failed = Vec::new();
     let mut first_code = 0;
     for (id, result) in ids.iter().zip(results) {
         match result {
             Ok(outcome) => {
                 let file = fleet.output(id);
-                let wrote = if outcome.files_written.is_empty() { format!("{file} unchanged") } else { format!("{file} written") };
-                let rotated = if outcome.changed.is_empty() { String::new() } else { format!(", {} changed", outcome.changed.len()) };
-                eprintln!("rumor: {id}: {} store writes{rotated}, {wrote}", outcome.store_writes.len() / 2);
+                let wrote = if outcome.files_written.is_empty() {
+                    format!("{file} unchanged")
+                } else {
+                    format!("{file} written")
+                };
+                let rotated = if outcome.changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} changed", outcome.changed.len())
+                };
+                eprintln!(
+                    "rumor: {id}: {} store writes{rotated}, {wrote}",
+                    outcome.store_writes.len() / 2
+                );
             }
             Err(e) => {
                 eprintln!("rumor: {id}: {e}");
@@ -188,7 +214,11 @@ fn summarize(fleet: &Fleet, ids: &[String], results: Vec<Result<Outcome, Error>>
             6 => crate::error::Kind::Io,
             _ => crate::error::Kind::Input,
         };
-        Err(Error::Entry { label: format!("{} of {} devices failed", failed.len(), ids.len()), message: failed.join(", "), kind })
+        Err(Error::Entry {
+            label: format!("{} of {} devices failed", failed.len(), ids.len()),
+            message: failed.join(", "),
+            kind,
+        })
     }
 }
 
@@ -256,14 +286,20 @@ pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
         AdminsCommand::Add { recipient } => crate::admins::Change::Add(recipient),
         AdminsCommand::Remove { recipient } => crate::admins::Change::Remove(recipient),
         AdminsCommand::List => {
-            crate::admins::list(&fleet).iter().for_each(|r| println!("{r}"));
+            crate::admins::list(&fleet)
+                .iter()
+                .for_each(|r| println!("{r}"));
             return Ok(());
         }
     };
     // The identity must open the fleet before rumor.toml changes.
     let identities = ops::admin_identities(fleet.settings.store.kind == "local")?;
     crate::admins::apply(&mut fleet, change, &identities)?;
-    eprintln!("rumor: admins.recipients in {} now lists {} admins; rekeying", fleet.dir.join(crate::fleet::CONFIG).display(), fleet.recipients().len());
+    eprintln!(
+        "rumor: admins.recipients in {} now lists {} admins; rekeying",
+        fleet.dir.join(crate::fleet::CONFIG).display(),
+        fleet.recipients().len()
+    );
     let done = crate::admins::rekey(&dir, &identities, false)?;
     report_rekey(&done);
     if matches!(change, crate::admins::Change::Remove(_)) {
@@ -291,7 +327,9 @@ pub fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
 /// `rumor new`.
 pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
     if args.devices.len() > 1 && args.ip.is_some() {
-        return Err(Error::Usage("--ip sets one device's address; name one device with it".into()));
+        return Err(Error::Usage(
+            "--ip sets one device's address; name one device with it".into(),
+        ));
     }
     let fleet = Fleet::open(&arg.dir()?)?;
     if args.all {
@@ -301,19 +339,40 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         device::check_id_in(&fleet, id)?;
     }
     let o = ops::open_fleet(fleet)?;
-    let new = NewDevice { ip: args.ip.clone(), name: args.name.clone(), wifi: args.wifi.clone() };
+    let new = NewDevice {
+        ip: args.ip.clone(),
+        name: args.name.clone(),
+        wifi: args.wifi.clone(),
+    };
     for (id, ip) in ops::create_devices(&o, &args.devices, &new)? {
-        eprintln!("rumor: {id}: created {} with ip {ip}", device::path(&o.fleet, &id).display());
+        eprintln!(
+            "rumor: {id}: created {} with ip {ip}",
+            device::path(&o.fleet, &id).display()
+        );
     }
     let _lock = o.handle.lock()?;
-    let results = pool(&args.devices, |id| ops::provision_with(&o, id, Rotation::Nothing, args.verbose, false, args.reencrypt).map(ops::light));
+    let results = pool(&args.devices, |id| {
+        ops::provision_with(
+            &o,
+            id,
+            Rotation::Nothing,
+            args.verbose,
+            false,
+            args.reencrypt,
+        )
+        .map(ops::light)
+    });
     summarize(&o.fleet, &args.devices, results)
 }
 
 /// `rumor renew`.
 pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let o = ops::open(&arg.dir()?)?;
-    let ids = if args.all { device::ids(&o.fleet)? } else { args.devices.clone() };
+    let ids = if args.all {
+        device::ids(&o.fleet)?
+    } else {
+        args.devices.clone()
+    };
     for id in &ids {
         device::check_id_in(&o.fleet, id)?;
     }
@@ -323,7 +382,11 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
         if let Some(days) = args.expiring {
             names.extend(ops::expiring(&o, id, days)?);
         }
-        let rotation = if args.secrets.is_empty() && args.expiring.is_none() { Rotation::Marked } else { Rotation::Named(names) };
+        let rotation = if args.secrets.is_empty() && args.expiring.is_none() {
+            Rotation::Marked
+        } else {
+            Rotation::Named(names)
+        };
         let before = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
         let outcome = ops::provision(&o, id, rotation, args.verbose, false).map(ops::light)?;
         let after = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;

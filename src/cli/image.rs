@@ -49,18 +49,30 @@ pub enum ApiKeyCommand {
 fn image_error(e: ImageError) -> Error {
     use crate::error::Kind;
     let kind = match e {
-        ImageError::GuestfishMissing | ImageError::Guestfish { .. } | ImageError::ImageIo { .. } | ImageError::ImageNotWritable { .. } => Kind::Io,
+        ImageError::GuestfishMissing
+        | ImageError::Guestfish { .. }
+        | ImageError::ImageIo { .. }
+        | ImageError::ImageNotWritable { .. } => Kind::Io,
         ImageError::VerifyFailed { .. } => Kind::Integrity,
         _ => Kind::Input,
     };
-    Error::Entry { label: "inject".into(), message: e.to_string(), kind }
+    Error::Entry {
+        label: "inject".into(),
+        message: e.to_string(),
+        kind,
+    }
 }
 
 /// `rumor inject`.
 pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
     // Checked before the fleet is opened: a mode that would expose the key
     // is refused whatever else is wrong.
-    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| Error::Usage(format!("--mode \"{}\" is not an octal mode like 0400", args.mode)))?;
+    let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8).map_err(|_| {
+        Error::Usage(format!(
+            "--mode \"{}\" is not an octal mode like 0400",
+            args.mode
+        ))
+    })?;
     crate::image::check_mode(mode).map_err(image_error)?;
     let dir = match &fleet.fleet {
         Some(d) => d.clone(),
@@ -70,11 +82,18 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
     crate::device::load(&opened, &args.device)?;
     let partition = match args.partition.as_str() {
         "auto" => Partition::Auto,
-        n => Partition::Number(n.parse().map_err(|_| Error::Usage(format!("--partition \"{n}\" must be auto or a partition number")))?),
+        n => Partition::Number(n.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--partition \"{n}\" must be auto or a partition number"
+            ))
+        })?),
     };
     let options = InjectOptions {
         image: args.image.clone(),
-        path: args.path.clone().unwrap_or_else(|| opened.settings.image.key_path.clone()),
+        path: args
+            .path
+            .clone()
+            .unwrap_or_else(|| opened.settings.image.key_path.clone()),
         partition,
         mode,
         dry_run: args.dry_run,
@@ -89,15 +108,24 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
     let handle = opened.store(&identities)?;
     let path = format!("{}/current", opened.device_path(&args.device));
     let current = handle.read(&path)?.ok_or_else(|| {
-        Error::Input(format!("{} is not provisioned: nothing at \"{path}\"; run `rumor new {}`", args.device, args.device))
+        Error::Input(format!(
+            "{} is not provisioned: nothing at \"{path}\"; run `rumor new {}`",
+            args.device, args.device
+        ))
     })?;
-    let key = current
-        .data
-        .get("age.key")
-        .ok_or_else(|| Error::Input(format!("{} has no age.key in the store; run `rumor new {}`", args.device, args.device)))?;
+    let key = current.data.get("age.key").ok_or_else(|| {
+        Error::Input(format!(
+            "{} has no age.key in the store; run `rumor new {}`",
+            args.device, args.device
+        ))
+    })?;
     let mut bytes = Zeroizing::new(key.as_bytes().to_vec());
     bytes.push(b'\n');
-    eprintln!("rumor: injecting {}'s key into {} (one guestfish launch; a minute under emulation)", args.device, args.image.display());
+    eprintln!(
+        "rumor: injecting {}'s key into {} (one guestfish launch; a minute under emulation)",
+        args.device,
+        args.image.display()
+    );
     let report = crate::image::inject(&options, &bytes).map_err(image_error)?;
     eprintln!(
         "rumor: wrote {} on {} ({}{}), mode {:o}, verified",
@@ -117,7 +145,8 @@ pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
             let key = match key.as_deref() {
                 None | Some("-") => {
                     let bytes = super::read_stdin(super::MAX_STDIN_KEY, "the key")?;
-                    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Input("<stdin>: the key is not UTF-8 text".into()))?;
+                    let text = std::str::from_utf8(&bytes)
+                        .map_err(|_| Error::Input("<stdin>: the key is not UTF-8 text".into()))?;
                     Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())
                 }
                 Some(k) => Zeroizing::new(k.to_owned()),

@@ -6,10 +6,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::fleet::FleetArg;
-use crate::ops::{self, Opened};
 use crate::device;
 use crate::error::Error;
 use crate::fleet::Fleet;
+use crate::ops::{self, Opened};
 
 /// `rumor get`.
 #[derive(Args, Debug)]
@@ -57,15 +57,27 @@ pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
     device::load(&o.fleet, &args.device)?;
     let path = format!("{}/current", o.fleet.device_path(&args.device));
     let current = o.handle.read(&path)?.ok_or_else(|| {
-        Error::Input(format!("{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`", args.device, o.handle.describe(), args.device))
+        Error::Input(format!(
+            "{} is not provisioned: nothing at \"{path}\" in {}; run `rumor new {}`",
+            args.device,
+            o.handle.describe(),
+            args.device
+        ))
     })?;
     let value = current.data.get(&args.name).ok_or_else(|| {
         let names: Vec<&str> = current.data.keys().map(String::as_str).collect();
-        Error::Input(format!("{} has no \"{}\"; stored names: {}", args.device, args.name, names.join(", ")))
+        Error::Input(format!(
+            "{} has no \"{}\"; stored names: {}",
+            args.device,
+            args.name,
+            names.join(", ")
+        ))
     })?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_all(value.as_bytes()).and_then(|_| out.write_all(b"\n")).map_err(|e| Error::io(Path::new("<stdout>"), &e))
+    out.write_all(value.as_bytes())
+        .and_then(|_| out.write_all(b"\n"))
+        .map_err(|e| Error::io(Path::new("<stdout>"), &e))
 }
 
 /// `rumor spec`.
@@ -90,7 +102,10 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
         rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else {
         println!("{:<24} {:<16} {}", "DEVICE", "IP", "OLDEST SECRET");
         for row in &rows {
@@ -98,7 +113,11 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
                 Some(d) => format!("{d} days"),
                 None => "not provisioned".into(),
             };
-            println!("{:<24} {:<16} {age}", row["device"].as_str().unwrap_or(""), row["ip"].as_str().unwrap_or(""));
+            println!(
+                "{:<24} {:<16} {age}",
+                row["device"].as_str().unwrap_or(""),
+                row["ip"].as_str().unwrap_or("")
+            );
         }
     }
     Ok(())
@@ -110,14 +129,27 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     let identities = ops::admin_identities(true)?;
     let handle = fleet.store(&identities)?;
     let owners = device::owners(&fleet)?;
-    let o = Opened { fleet, identities, handle, owners };
-    let ids = if args.devices.is_empty() { device::ids(&o.fleet)? } else { args.devices.clone() };
+    let o = Opened {
+        fleet,
+        identities,
+        handle,
+        owners,
+    };
+    let ids = if args.devices.is_empty() {
+        device::ids(&o.fleet)?
+    } else {
+        args.devices.clone()
+    };
     let mut report = Vec::new();
     let mut problems_total = 0;
     // Every entry of the embedded store must carry the store key's
     // signature, also those no device reads.
     if let Some(local) = o.handle.local() {
-        let problems: Vec<String> = local.verify_all().into_iter().chain(crate::admins::store_mismatch(&o.fleet, &o.identities)).collect();
+        let problems: Vec<String> = local
+            .verify_all()
+            .into_iter()
+            .chain(crate::admins::store_mismatch(&o.fleet, &o.identities))
+            .collect();
         problems_total += problems.len();
         if !problems.is_empty() {
             report.push(json!({ "device": "store", "ok": false, "problems": problems }));
@@ -129,11 +161,18 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
         report.push(json!({ "device": id, "ok": problems.is_empty(), "problems": problems }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         for row in &report {
             for p in row["problems"].as_array().into_iter().flatten() {
-                println!("{}: {}", row["device"].as_str().unwrap_or(""), p.as_str().unwrap_or(""));
+                println!(
+                    "{}: {}",
+                    row["device"].as_str().unwrap_or(""),
+                    p.as_str().unwrap_or("")
+                );
             }
         }
         if problems_total == 0 {
@@ -141,7 +180,10 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
         }
     }
     if problems_total > 0 {
-        return Err(Error::Integrity(format!("{problems_total} problems in {} devices", report.iter().filter(|r| r["ok"] == false).count())));
+        return Err(Error::Integrity(format!(
+            "{problems_total} problems in {} devices",
+            report.iter().filter(|r| r["ok"] == false).count()
+        )));
     }
     Ok(())
 }

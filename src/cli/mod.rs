@@ -111,8 +111,25 @@ pub enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "stdin", "schema", "decrypt", "init", "adopt", "new", "renew", "get", "list", "spec", "check", "rekey", "admins", "inject", "api-key",
-    "completions", "man", "help",
+    "run",
+    "stdin",
+    "schema",
+    "decrypt",
+    "init",
+    "adopt",
+    "new",
+    "renew",
+    "get",
+    "list",
+    "spec",
+    "check",
+    "rekey",
+    "admins",
+    "inject",
+    "api-key",
+    "completions",
+    "man",
+    "help",
 ];
 
 /// `rumor <spec>` means `rumor run <spec>`: insert `run` when the first
@@ -193,14 +210,20 @@ pub fn read_stdin(limit: u64, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>,
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(std::path::Path::new("<stdin>"), &e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::Input(format!("<stdin>: {what} is larger than {} MiB; rumor reads at most that much", limit >> 20)));
+        return Err(Error::Input(format!(
+            "<stdin>: {what} is larger than {} MiB; rumor reads at most that much",
+            limit >> 20
+        )));
     }
     Ok(bytes)
 }
 
 /// The current directory, or an error saying so.
 pub fn current_dir() -> Result<PathBuf, Error> {
-    std::env::current_dir().map_err(|e| Error::Io { path: ".".into(), reason: crate::error::io_reason(&e) })
+    std::env::current_dir().map_err(|e| Error::Io {
+        path: ".".into(),
+        reason: crate::error::io_reason(&e),
+    })
 }
 
 #[cfg(test)]
@@ -210,9 +233,18 @@ mod tests {
     #[test]
     fn shorthand() {
         let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(with_shorthand(a(&["rumor", "spec.toml", "--stay"])), a(&["rumor", "run", "spec.toml", "--stay"]));
-        assert_eq!(with_shorthand(a(&["rumor", "run", "x"])), a(&["rumor", "run", "x"]));
-        assert_eq!(with_shorthand(a(&["rumor", "--help"])), a(&["rumor", "--help"]));
+        assert_eq!(
+            with_shorthand(a(&["rumor", "spec.toml", "--stay"])),
+            a(&["rumor", "run", "spec.toml", "--stay"])
+        );
+        assert_eq!(
+            with_shorthand(a(&["rumor", "run", "x"])),
+            a(&["rumor", "run", "x"])
+        );
+        assert_eq!(
+            with_shorthand(a(&["rumor", "--help"])),
+            a(&["rumor", "--help"])
+        );
         Cli::try_parse_from(a(&["rumor", "run", "s.toml", "--stay", "--keep"])).unwrap();
     }
 

@@ -9,12 +9,22 @@
 /// so nothing half-written survives.
 pub fn harden() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let _ = rustix::process::setrlimit(rustix::process::Resource::Core, rustix::process::Rlimit { current: Some(0), maximum: Some(0) });
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     if crate::interrupt::watch().is_err() {
         // No thread: fall back to the flag, and a second signal exits.
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register_conditional_shutdown(signal, crate::interrupt::EXIT_CODE, crate::engine::interrupted());
+            let _ = signal_hook::flag::register_conditional_shutdown(
+                signal,
+                crate::interrupt::EXIT_CODE,
+                crate::engine::interrupted(),
+            );
             let _ = signal_hook::flag::register(signal, crate::engine::interrupted());
         }
     }

@@ -34,8 +34,18 @@ impl Progress {
     }
 
     fn with(total: usize, shown: bool) -> Progress {
-        let state = shown.then(|| Mutex::new(State { done: 0, failed: 0, drawn: None }));
-        Progress { total, started: Instant::now(), state }
+        let state = shown.then(|| {
+            Mutex::new(State {
+                done: 0,
+                failed: 0,
+                drawn: None,
+            })
+        });
+        Progress {
+            total,
+            started: Instant::now(),
+            state,
+        }
     }
 
     /// Records one finished device and redraws the line if it is time to.
@@ -87,7 +97,10 @@ mod tests {
     fn the_line_counts_failures_and_estimates_what_is_left() {
         let p = Progress::with(4, false);
         let line = p.line(2, 1, "pidgeon-2");
-        assert!(line.starts_with("rumor: [2/4] pidgeon-2, 1 failed, "), "{line}");
+        assert!(
+            line.starts_with("rumor: [2/4] pidgeon-2, 1 failed, "),
+            "{line}"
+        );
         assert!(line.ends_with(" s left"), "{line}");
         let done = p.line(4, 0, "pidgeon-4");
         assert!(!done.contains("left") && !done.contains("failed"), "{done}");

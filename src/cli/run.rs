@@ -65,14 +65,23 @@ pub struct DecryptArgs {
 /// Runs a spec file.
 pub fn run(args: RunArgs) -> Result<(), Error> {
     let origin = args.spec.display().to_string();
-    let format = Format::from_path(&args.spec).ok_or_else(|| spec::SpecError::UnknownFormat { origin: origin.clone() })?;
-    let bytes = crate::fsutil::read_regular(&args.spec, crate::fsutil::MAX_READ).map_err(|e| Error::read(&args.spec, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{origin}: is not UTF-8 text")))?;
+    let format = Format::from_path(&args.spec).ok_or_else(|| spec::SpecError::UnknownFormat {
+        origin: origin.clone(),
+    })?;
+    let bytes = crate::fsutil::read_regular(&args.spec, crate::fsutil::MAX_READ)
+        .map_err(|e| Error::read(&args.spec, e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Input(format!("{origin}: is not UTF-8 text")))?;
     parse_and_execute(text, format, origin, &args.flags)
 }
 
 /// Parses (checking every entry against its declaration), then runs.
-fn parse_and_execute(text: String, format: Format, origin: String, flags: &WorkspaceFlags) -> Result<(), Error> {
+fn parse_and_execute(
+    text: String,
+    format: Format,
+    origin: String,
+    flags: &WorkspaceFlags,
+) -> Result<(), Error> {
     let mut spec = spec::parse(&text, format, &origin)?;
     engine::load_templates(&mut spec, &super::current_dir()?)?;
     execute(&spec, flags)
@@ -80,9 +89,16 @@ fn parse_and_execute(text: String, format: Format, origin: String, flags: &Works
 
 /// Runs a spec from standard input.
 pub fn stdin(args: StdinArgs) -> Result<(), Error> {
-    let format = Format::from_name(&args.format).ok_or_else(|| Error::Usage(format!("unknown format \"{}\"; use json, yaml or toml", args.format)))?;
+    let format = Format::from_name(&args.format).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown format \"{}\"; use json, yaml or toml",
+            args.format
+        ))
+    })?;
     let mut bytes = super::read_stdin(super::MAX_STDIN_SPEC, "the spec")?;
-    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into()))?;
+    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| {
+        Error::Input("<stdin>: is not UTF-8 text; pipe a spec in JSON, YAML or TOML".into())
+    })?;
     parse_and_execute(text, format, "<stdin>".into(), &args.flags)
 }
 
@@ -99,7 +115,11 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
     // Refused here, as input, before the store is opened lazily mid-run.
     crate::store::vault::check_env_addr()?;
     let cwd = super::current_dir()?;
-    let workspace = if flags.stay { seed(&cwd)? } else { Workspace::new() };
+    let workspace = if flags.stay {
+        seed(&cwd)?
+    } else {
+        Workspace::new()
+    };
     let mut options = Options::run(cwd.clone());
     options.identities = crate::identity::available();
     options.verbose = flags.verbose;
@@ -118,7 +138,10 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
-            eprintln!("rumor: kept the workspace in {} (remove it when done)", dir.display());
+            eprintln!(
+                "rumor: kept the workspace in {} (remove it when done)",
+                dir.display()
+            );
             drop(leftover);
         }
     }
@@ -140,16 +163,22 @@ fn seed(dir: &Path) -> Result<Workspace, Error> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || check_name(&name).is_err() || !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+        if name.starts_with('.')
+            || check_name(&name).is_err()
+            || !entry.file_type().map(|t| t.is_file()).unwrap_or(false)
+        {
             continue;
         }
         files.push((name, entry.path()));
     }
     files.sort();
     for (name, path) in files {
-        let bytes = crate::fsutil::read_beneath(dir, Path::new(&name), crate::fsutil::MAX_READ).map_err(|e| Error::read(&path, e))?;
+        let bytes = crate::fsutil::read_beneath(dir, Path::new(&name), crate::fsutil::MAX_READ)
+            .map_err(|e| Error::read(&path, e))?;
         let visibility = match std::fs::metadata(&path) {
-            Ok(m) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o044 != 0 => Visibility::Public,
+            Ok(m) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o044 != 0 => {
+                Visibility::Public
+            }
             _ => Visibility::Private,
         };
         ws.insert_untrusted(name, File::new(bytes, visibility));
@@ -159,20 +188,29 @@ fn seed(dir: &Path) -> Result<Workspace, Error> {
 
 /// A new 0700 directory for --keep, on tmpfs when one is writable.
 fn private_dir() -> Result<PathBuf, Error> {
-    let candidates = [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(PathBuf::from("/dev/shm"))];
+    let candidates = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/dev/shm")),
+    ];
     for base in candidates.into_iter().flatten() {
         if let Ok(dir) = tempfile::Builder::new().prefix("rumor-").tempdir_in(&base) {
             return Ok(dir.keep());
         }
     }
-    tempfile::Builder::new().prefix("rumor-").tempdir().map(|d| d.keep()).map_err(|e| Error::io(&std::env::temp_dir(), &e))
+    tempfile::Builder::new()
+        .prefix("rumor-")
+        .tempdir()
+        .map(|d| d.keep())
+        .map_err(|e| Error::io(&std::env::temp_dir(), &e))
 }
 
 /// Prints a SOPS file's plaintext.
 pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     let identities = crate::identity::for_sops(args.identity.as_deref())?;
-    let bytes = crate::fsutil::read_regular(&args.file, crate::fsutil::MAX_READ).map_err(|e| Error::read(&args.file, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not a text file", args.file.display())))?;
+    let bytes = crate::fsutil::read_regular(&args.file, crate::fsutil::MAX_READ)
+        .map_err(|e| Error::read(&args.file, e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Input(format!("{}: is not a text file", args.file.display())))?;
     let decrypted = crate::sops::decrypt(&text, &identities).map_err(|e| {
         let message = format!("{}: {e}", args.file.display());
         // A format rumor does not read is bad input, not a broken file.
@@ -183,6 +221,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     })?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_all(decrypted.yaml().as_bytes()).map_err(|e| Error::io(Path::new("<stdout>"), &e))?;
+    out.write_all(decrypted.yaml().as_bytes())
+        .map_err(|e| Error::io(Path::new("<stdout>"), &e))?;
     Ok(())
 }

@@ -12,8 +12,8 @@ use crate::error::{Error, Kind};
 use crate::fsutil;
 use crate::generate::{self, Args};
 use crate::spec::{Entry, Kind as EntryKind};
-use crate::transfer::{Exporter, Importer};
 use crate::store::{Data, Store};
+use crate::transfer::{Exporter, Importer};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
 /// Reads a `copy` source. A plain relative path stays inside `base` (no
@@ -25,20 +25,32 @@ fn read_copy(base: &Path, path: &str, confined: bool) -> Result<Vec<u8>, fsutil:
     if fsutil::is_plain_relative(p) {
         fsutil::read_beneath(base, p, fsutil::MAX_READ)
     } else if confined {
-        Err(fsutil::ReadError::Refused(format!("is outside {}; fleet specs read only inside the fleet", base.display())))
+        Err(fsutil::ReadError::Refused(format!(
+            "is outside {}; fleet specs read only inside the fleet",
+            base.display()
+        )))
     } else {
         fsutil::read_regular(&resolve(base, path), fsutil::MAX_READ)
     }
 }
 
 /// Writes a `copy` target with the same rule as [`read_copy`].
-fn write_copy(base: &Path, path: &str, content: &[u8], mode: u32, confined: bool) -> Result<bool, fsutil::ReadError> {
+fn write_copy(
+    base: &Path,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    confined: bool,
+) -> Result<bool, fsutil::ReadError> {
     let p = Path::new(path);
     if fsutil::is_plain_relative(p) {
         return fsutil::write_beneath(base, p, content, mode);
     }
     if confined {
-        return Err(fsutil::ReadError::Refused(format!("is outside {}; fleet specs write only inside the fleet", base.display())));
+        return Err(fsutil::ReadError::Refused(format!(
+            "is outside {}; fleet specs write only inside the fleet",
+            base.display()
+        )));
     }
     let to = resolve(base, path);
     if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -70,7 +82,13 @@ fn current(path: &str) -> String {
     format!("{}/current", path.trim_matches('/'))
 }
 
-pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, Seen>) -> Result<(), Error> {
+pub(super) fn import(
+    entry: &Entry,
+    ws: &mut Workspace,
+    store: &LazyStore,
+    options: &Options,
+    seen: &mut HashMap<String, Seen>,
+) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let allow_fail = args.bool_or("allow_fail", false).map_err(input)?;
@@ -85,34 +103,90 @@ pub(super) fn import(entry: &Entry, ws: &mut Workspace, store: &LazyStore, optio
                 // A file from disk is the caller's (or a repository
                 // writer's), not rumor's: it is marked so that nothing
                 // secret is derived from it unchecked (see generate::sops).
-                Ok(bytes) => ws.insert_untrusted(to, File { content: Zeroizing::new(bytes), visibility: Visibility::Private }),
+                Ok(bytes) => ws.insert_untrusted(
+                    to,
+                    File {
+                        content: Zeroizing::new(bytes),
+                        visibility: Visibility::Private,
+                    },
+                ),
                 Err(fsutil::ReadError::Missing) if allow_fail => {}
-                Err(e @ fsutil::ReadError::Refused(_)) => return Err(entry_error(entry, format!("argument \"from\": {} {}", resolve(&options.base_dir, from).display(), e.reason()), Kind::Input)),
-                Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", resolve(&options.base_dir, from).display(), e.reason()), Kind::Io)),
+                Err(e @ fsutil::ReadError::Refused(_)) => {
+                    return Err(entry_error(
+                        entry,
+                        format!(
+                            "argument \"from\": {} {}",
+                            resolve(&options.base_dir, from).display(),
+                            e.reason()
+                        ),
+                        Kind::Input,
+                    ))
+                }
+                Err(e) => {
+                    return Err(entry_error(
+                        entry,
+                        format!(
+                            "cannot read {}: {}",
+                            resolve(&options.base_dir, from).display(),
+                            e.reason()
+                        ),
+                        Kind::Io,
+                    ))
+                }
             }
         }
         Importer::Vault | Importer::VaultFile => {
             let path = current(args.str("path").map_err(input)?);
             let store = open_store(entry, store)?;
             let found = store.read(&path).map_err(|e| store_error(entry, e))?;
-            seen.insert(path.clone(), Seen { version: found.as_ref().map(|v| v.version).unwrap_or(0), data: found.as_ref().map(|v| v.data.clone()) });
+            seen.insert(
+                path.clone(),
+                Seen {
+                    version: found.as_ref().map(|v| v.version).unwrap_or(0),
+                    data: found.as_ref().map(|v| v.data.clone()),
+                },
+            );
             let Some(found) = found else {
                 if allow_fail {
                     return Ok(());
                 }
-                return Err(entry_error(entry, format!("nothing at \"{path}\" in {}; set allow_fail = true if that is expected", store.describe()), Kind::Store));
+                return Err(entry_error(
+                    entry,
+                    format!(
+                        "nothing at \"{path}\" in {}; set allow_fail = true if that is expected",
+                        store.describe()
+                    ),
+                    Kind::Store,
+                ));
             };
             if importer == Importer::Vault {
                 for (key, value) in &found.data {
-                    check_name(key).map_err(|why| entry_error(entry, format!("\"{path}\" holds key \"{key}\", which {why}"), Kind::Input))?;
-                    ws.insert(key.clone(), File::new(restore_newline(value), Visibility::Private));
+                    check_name(key).map_err(|why| {
+                        entry_error(
+                            entry,
+                            format!("\"{path}\" holds key \"{key}\", which {why}"),
+                            Kind::Input,
+                        )
+                    })?;
+                    ws.insert(
+                        key.clone(),
+                        File::new(restore_newline(value), Visibility::Private),
+                    );
                 }
             } else {
                 let file = args.name("file").map_err(input)?;
                 match found.data.get(file) {
-                    Some(value) => ws.insert(file, File::new(restore_newline(value), Visibility::Private)),
+                    Some(value) => {
+                        ws.insert(file, File::new(restore_newline(value), Visibility::Private))
+                    }
                     None if allow_fail => {}
-                    None => return Err(entry_error(entry, format!("\"{path}\" has no key \"{file}\""), Kind::Store)),
+                    None => {
+                        return Err(entry_error(
+                            entry,
+                            format!("\"{path}\" has no key \"{file}\""),
+                            Kind::Store,
+                        ))
+                    }
                 }
             }
         }
@@ -136,20 +210,39 @@ fn restore_newline(value: &str) -> Vec<u8> {
 
 /// A workspace file's text, trimmed, as the original stored values.
 fn trimmed(entry: &Entry, ws: &Workspace, name: &str) -> Result<Zeroizing<String>, Error> {
-    let file = ws.get(name).ok_or_else(|| entry_error(entry, format!("\"{name}\" is not in the workspace"), Kind::Input))?;
-    let text = file.text().ok_or_else(|| entry_error(entry, format!("\"{name}\" is not UTF-8 text, so it cannot go into a store"), Kind::Input))?;
+    let file = ws.get(name).ok_or_else(|| {
+        entry_error(
+            entry,
+            format!("\"{name}\" is not in the workspace"),
+            Kind::Input,
+        )
+    })?;
+    let text = file.text().ok_or_else(|| {
+        entry_error(
+            entry,
+            format!("\"{name}\" is not UTF-8 text, so it cannot go into a store"),
+            Kind::Input,
+        )
+    })?;
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 
 fn same_data(a: &Data, b: &Data) -> bool {
-    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).map(|w| w.as_str() == v.as_str()).unwrap_or(false))
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).map(|w| w.as_str() == v.as_str()).unwrap_or(false))
 }
 
 /// Writes the timestamped copy `<base>/<YYYYmmddHHMMSS>` of a new version.
 /// Two versions written in one second would share a stamp and the second
 /// would erase the first from the history, so each copy is created only
 /// where none exists (check-and-set 0), taking the next free second.
-fn write_history(store: &dyn Store, base: &str, data: &Data, now: OffsetDateTime) -> Result<String, crate::store::StoreError> {
+fn write_history(
+    store: &dyn Store,
+    base: &str,
+    data: &Data,
+    now: OffsetDateTime,
+) -> Result<String, crate::store::StoreError> {
     let mut at = now;
     loop {
         let history = format!("{base}/{}", stamp(at));
@@ -158,8 +251,14 @@ fn write_history(store: &dyn Store, base: &str, data: &Data, now: OffsetDateTime
             // Taken within the last minute: try the next second; beyond
             // that something else is wrong, and overwriting is the
             // original's behaviour.
-            Err(crate::store::StoreError::Conflict { .. }) if at - now < time::Duration::minutes(1) => at += time::Duration::seconds(1),
-            Err(crate::store::StoreError::Conflict { .. }) => return store.write(&history, data, None).map(|()| history),
+            Err(crate::store::StoreError::Conflict { .. })
+                if at - now < time::Duration::minutes(1) =>
+            {
+                at += time::Duration::seconds(1)
+            }
+            Err(crate::store::StoreError::Conflict { .. }) => {
+                return store.write(&history, data, None).map(|()| history)
+            }
             Err(e) => return Err(e),
         }
     }
@@ -167,10 +266,19 @@ fn write_history(store: &dyn Store, base: &str, data: &Data, now: OffsetDateTime
 
 fn stamp(now: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year][month][day][hour][minute][second]");
-    now.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
-pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: &Options, seen: &mut HashMap<String, Seen>, outcome: &mut Outcome) -> Result<(), Error> {
+pub(super) fn export(
+    entry: &Entry,
+    ws: &Workspace,
+    store: &LazyStore,
+    options: &Options,
+    seen: &mut HashMap<String, Seen>,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let EntryKind::Exporter(exporter) = entry.kind else {
@@ -181,17 +289,42 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
             let from = args.name("from").map_err(input)?;
             let to_arg = args.str("to").map_err(input)?;
             let to = resolve(&options.base_dir, to_arg);
-            let file = ws.get(from).ok_or_else(|| entry_error(entry, format!("\"{from}\" is not in the workspace"), Kind::Input))?;
-            let wrote = write_copy(&options.base_dir, to_arg, &file.content, file.visibility.mode(), options.confined).map_err(|e| match e {
-                fsutil::ReadError::Refused(why) => entry_error(entry, format!("argument \"to\": {} {why}", to.display()), Kind::Input),
-                e => entry_error(entry, format!("cannot write {}: {}", to.display(), e.reason()), Kind::Io),
+            let file = ws.get(from).ok_or_else(|| {
+                entry_error(
+                    entry,
+                    format!("\"{from}\" is not in the workspace"),
+                    Kind::Input,
+                )
+            })?;
+            let wrote = write_copy(
+                &options.base_dir,
+                to_arg,
+                &file.content,
+                file.visibility.mode(),
+                options.confined,
+            )
+            .map_err(|e| match e {
+                fsutil::ReadError::Refused(why) => entry_error(
+                    entry,
+                    format!("argument \"to\": {} {why}", to.display()),
+                    Kind::Input,
+                ),
+                e => entry_error(
+                    entry,
+                    format!("cannot write {}: {}", to.display(), e.reason()),
+                    Kind::Io,
+                ),
             })?;
             if wrote {
                 outcome.files_written.push(to);
             }
         }
         Exporter::Vault | Exporter::VaultFile => {
-            let base = args.str("path").map_err(input)?.trim_matches('/').to_owned();
+            let base = args
+                .str("path")
+                .map_err(input)?
+                .trim_matches('/')
+                .to_owned();
             let path = current(&base);
             let store = open_store(entry, store)?;
             // Check-and-set against what the import saw: a concurrent
@@ -200,7 +333,10 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
                 Some(s) => (s.version, s.data.clone()),
                 None => {
                     let found = store.read(&path).map_err(|e| store_error(entry, e))?;
-                    (found.as_ref().map(|v| v.version).unwrap_or(0), found.map(|v| v.data))
+                    (
+                        found.as_ref().map(|v| v.version).unwrap_or(0),
+                        found.map(|v| v.data),
+                    )
                 }
             };
             let mut data: Data = existing.unwrap_or_default();
@@ -223,9 +359,18 @@ pub(super) fn export(entry: &Entry, ws: &Workspace, store: &LazyStore, options: 
             if same_data(&old, &data) {
                 return Ok(());
             }
-            store.write(&path, &data, Some(cas)).map_err(|e| store_error(entry, e))?;
-            seen.insert(path.clone(), Seen { version: cas + 1, data: Some(data.clone()) });
-            let history = write_history(store, &base, &data, options.now).map_err(|e| store_error(entry, e))?;
+            store
+                .write(&path, &data, Some(cas))
+                .map_err(|e| store_error(entry, e))?;
+            seen.insert(
+                path.clone(),
+                Seen {
+                    version: cas + 1,
+                    data: Some(data.clone()),
+                },
+            );
+            let history = write_history(store, &base, &data, options.now)
+                .map_err(|e| store_error(entry, e))?;
             outcome.store_writes.push(path);
             outcome.store_writes.push(history);
         }
@@ -261,11 +406,25 @@ pub(super) fn check_vouched(
     let existing = match fsutil::read_beneath(&options.base_dir, Path::new(to), fsutil::MAX_READ) {
         Ok(bytes) => Zeroizing::new(bytes),
         Err(fsutil::ReadError::Missing) => return Ok(()),
-        Err(e @ fsutil::ReadError::Refused(_)) => return Err(entry_error(entry, format!("{} {}", shown.display(), e.reason()), Kind::Input)),
-        Err(e) => return Err(entry_error(entry, format!("cannot read {}: {}", shown.display(), e.reason()), Kind::Io)),
+        Err(e @ fsutil::ReadError::Refused(_)) => {
+            return Err(entry_error(
+                entry,
+                format!("{} {}", shown.display(), e.reason()),
+                Kind::Input,
+            ))
+        }
+        Err(e) => {
+            return Err(entry_error(
+                entry,
+                format!("cannot read {}: {}", shown.display(), e.reason()),
+                Kind::Io,
+            ))
+        }
     };
     let same = |a: &[u8], b: &[u8]| a.trim_ascii_end() == b.trim_ascii_end();
-    if ws.get(from).is_some_and(|f| same(&f.content, &existing)) || vouched.get(from).is_some_and(|v| same(v, &existing)) {
+    if ws.get(from).is_some_and(|f| same(&f.content, &existing))
+        || vouched.get(from).is_some_and(|v| same(v, &existing))
+    {
         return Ok(());
     }
     if !vouched.contains_key(from) {
@@ -301,21 +460,36 @@ pub(super) fn check_vouched(
 /// check-and-set), or a run was killed between writing the store and the
 /// file, leaving the file one version behind. Either way the file is one
 /// rumor wrote; only the store's copy is ever reused.
-fn store_vouched_for(store: &LazyStore, seen: &HashMap<String, Seen>, name: &str, content: &[u8]) -> bool {
+fn store_vouched_for(
+    store: &LazyStore,
+    seen: &HashMap<String, Seen>,
+    name: &str,
+    content: &[u8],
+) -> bool {
     /// How many earlier versions a file may lag behind.
     const RECENT: usize = 10;
     let Ok(store) = store.get() else { return false };
-    let holds = |path: &str| {
-        matches!(store.read(path), Ok(Some(v)) if v.data.get(name).is_some_and(|v| v.as_bytes().trim_ascii_end() == content.trim_ascii_end()))
-    };
+    let holds = |path: &str| matches!(store.read(path), Ok(Some(v)) if v.data.get(name).is_some_and(|v| v.as_bytes().trim_ascii_end() == content.trim_ascii_end()));
     for path in seen.keys() {
         if holds(path) {
             return true;
         }
-        let Some(base) = path.strip_suffix("/current") else { continue };
-        let mut stamps: Vec<String> = store.list(base).unwrap_or_default().into_iter().filter(|k| k.len() == 14 && k.bytes().all(|b| b.is_ascii_digit())).collect();
+        let Some(base) = path.strip_suffix("/current") else {
+            continue;
+        };
+        let mut stamps: Vec<String> = store
+            .list(base)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.len() == 14 && k.bytes().all(|b| b.is_ascii_digit()))
+            .collect();
         stamps.sort();
-        if stamps.iter().rev().take(RECENT).any(|stamp| holds(&format!("{base}/{stamp}"))) {
+        if stamps
+            .iter()
+            .rev()
+            .take(RECENT)
+            .any(|stamp| holds(&format!("{base}/{stamp}")))
+        {
             return true;
         }
     }

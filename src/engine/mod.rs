@@ -17,8 +17,8 @@ use crate::error::{Error, Kind};
 use crate::fsutil;
 use crate::generate::{self, Args, Context, CryptoRngCore, GenError};
 use crate::spec::{self, Entry, Spec};
-use crate::transfer::{Exporter, Importer};
 use crate::store::{Store, StoreError};
+use crate::transfer::{Exporter, Importer};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
 mod io;
@@ -27,7 +27,8 @@ use io::{export, import, resolve, Seen};
 /// Set by the signal handler; checked between entries.
 pub fn interrupted() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))).clone()
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone()
 }
 
 /// What `renew` means for this run.
@@ -118,15 +119,23 @@ pub struct LazyStore {
 
 impl LazyStore {
     /// A store made by `make` when first needed.
-    pub fn new(make: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static) -> LazyStore {
-        LazyStore { cell: OnceLock::new(), make: Box::new(make) }
+    pub fn new(
+        make: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static,
+    ) -> LazyStore {
+        LazyStore {
+            cell: OnceLock::new(),
+            make: Box::new(make),
+        }
     }
 
     /// A store that is already open.
     pub fn ready(store: Arc<dyn Store>) -> LazyStore {
         let cell = OnceLock::new();
         let _ = cell.set(Ok(store));
-        LazyStore { cell, make: Box::new(|| Err("unreachable".into())) }
+        LazyStore {
+            cell,
+            make: Box::new(|| Err("unreachable".into())),
+        }
     }
 
     /// The store, opening it if needed.
@@ -139,7 +148,11 @@ impl LazyStore {
 }
 
 fn entry_error(entry: &Entry, message: impl ToString, kind: Kind) -> Error {
-    Error::Entry { label: entry.label(), message: message.to_string(), kind }
+    Error::Entry {
+        label: entry.label(),
+        message: message.to_string(),
+        kind,
+    }
 }
 
 fn gen_error(entry: &Entry, e: GenError) -> Error {
@@ -148,15 +161,24 @@ fn gen_error(entry: &Entry, e: GenError) -> Error {
 
 fn store_error(entry: &Entry, e: StoreError) -> Error {
     let kind = match e {
-        StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => Kind::Input,
+        StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => {
+            Kind::Input
+        }
         StoreError::Forged { .. } => Kind::Integrity,
         _ => Kind::Store,
     };
     let message = e.to_string();
     // Some store errors (sealed, unreachable) name only the server; say
     // which path the entry was using so the operator can check its policy.
-    match entry.arguments.get("path").and_then(|p| p.as_str()).map(|p| p.trim_matches('/')) {
-        Some(path) if !message.contains(path) => entry_error(entry, format!("\"{path}\": {message}"), kind),
+    match entry
+        .arguments
+        .get("path")
+        .and_then(|p| p.as_str())
+        .map(|p| p.trim_matches('/'))
+    {
+        Some(path) if !message.contains(path) => {
+            entry_error(entry, format!("\"{path}\": {message}"), kind)
+        }
         _ => entry_error(entry, message, kind),
     }
 }
@@ -187,12 +209,27 @@ pub fn check(spec: &Spec) -> Result<(), Error> {
                 args.bool_or("allow_fail", false).map_err(input)?;
             }
         }
-        if matches!(entry.kind, spec::Kind::Importer(Importer::Vault | Importer::VaultFile) | spec::Kind::Exporter(Exporter::Vault | Exporter::VaultFile)) {
-            crate::store::split_mount(args.str("path").map_err(input)?).map_err(|e| store_error(entry, e))?;
+        if matches!(
+            entry.kind,
+            spec::Kind::Importer(Importer::Vault | Importer::VaultFile)
+                | spec::Kind::Exporter(Exporter::Vault | Exporter::VaultFile)
+        ) {
+            crate::store::split_mount(args.str("path").map_err(input)?)
+                .map_err(|e| store_error(entry, e))?;
         }
-        if let Some(files) = args.opt_str_list("files").map_err(input)?.filter(|_| matches!(entry.kind, spec::Kind::Exporter(Exporter::Vault))) {
+        if let Some(files) = args
+            .opt_str_list("files")
+            .map_err(input)?
+            .filter(|_| matches!(entry.kind, spec::Kind::Exporter(Exporter::Vault)))
+        {
             for (i, f) in files.iter().enumerate() {
-                check_name(f).map_err(|why| entry_error(entry, format!("argument \"files\"[{i}] \"{f}\" {why}"), Kind::Input))?;
+                check_name(f).map_err(|why| {
+                    entry_error(
+                        entry,
+                        format!("argument \"files\"[{i}] \"{f}\" {why}"),
+                        Kind::Input,
+                    )
+                })?;
             }
         }
     }
@@ -205,7 +242,9 @@ pub fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
     spec.generations
         .iter()
         .filter_map(|entry| {
-            let spec::Kind::Generator(g) = entry.kind else { return None };
+            let spec::Kind::Generator(g) = entry.kind else {
+                return None;
+            };
             let note = g.generator.legacy_form(&Args::new(&entry.arguments))?;
             Some((entry, note))
         })
@@ -244,7 +283,11 @@ pub fn run(
     let timings = std::env::var_os("RUMOR_TIMINGS").is_some_and(|v| v == "1");
     let timed = |entry: &Entry, started: std::time::Instant| {
         if timings {
-            eprintln!("rumor: timing: {} {:.3} ms", entry.label(), started.elapsed().as_secs_f64() * 1e3);
+            eprintln!(
+                "rumor: timing: {} {:.3} ms",
+                entry.label(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
         }
     };
     let made = (|| {
@@ -288,7 +331,8 @@ pub fn run(
         outcome.workspace = workspace;
         return Ok(outcome);
     }
-    let (to_disk, to_store): (Vec<&Entry>, Vec<&Entry>) = spec.exports.iter().partition(|e| is_file_export(e));
+    let (to_disk, to_store): (Vec<&Entry>, Vec<&Entry>) =
+        spec.exports.iter().partition(|e| is_file_export(e));
     for entry in to_store.into_iter().chain(to_disk) {
         check_interrupted()?;
         let started = std::time::Instant::now();
@@ -304,7 +348,13 @@ fn is_file_export(entry: &Entry) -> bool {
     matches!(entry.kind, spec::Kind::Exporter(e) if !e.to_store())
 }
 
-fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dyn CryptoRngCore, outcome: &mut Outcome) -> Result<(), Error> {
+fn generation(
+    entry: &Entry,
+    ws: &mut Workspace,
+    options: &Options,
+    rng: &mut dyn CryptoRngCore,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let spec::Kind::Generator(registered) = entry.kind else {
         return Err(entry_error(entry, "is not a generation", Kind::Input));
@@ -322,13 +372,20 @@ fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dy
     let rerender = matches!(options.mode, Mode::Device(_)) && generator.derived();
     // A rotated input (a password) remakes what is derived from it (its
     // hash) even when that exists, or the two would disagree.
-    let renew = renew || generator.inputs(&args).iter().any(|i| outcome.changed.contains(i));
+    let renew = renew
+        || generator
+            .inputs(&args)
+            .iter()
+            .any(|i| outcome.changed.contains(i));
     let missing: Vec<&String> = outputs.iter().filter(|o| !ws.contains(o)).collect();
     if !renew && !rerender && missing.is_empty() {
         for name in generator.public_outputs(&args) {
             if let Some(file) = ws.get(&name) {
                 let content = file.content.clone();
-                let public = File { content, visibility: Visibility::Public };
+                let public = File {
+                    content,
+                    visibility: Visibility::Public,
+                };
                 if ws.is_trusted(&name) {
                     ws.insert(name, public);
                 } else {
@@ -344,15 +401,32 @@ fn generation(entry: &Entry, ws: &mut Workspace, options: &Options, rng: &mut dy
     }
     if !renew && !rerender && missing.len() < outputs.len() {
         let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        eprintln!("rumor: warning: {}: \"{}\" missing, so its companions are made anew too", entry.label(), missing.join("\", \""));
+        eprintln!(
+            "rumor: warning: {}: \"{}\" missing, so its companions are made anew too",
+            entry.label(),
+            missing.join("\", \"")
+        );
     }
     let made = {
-        let mut cx = Context { workspace: ws, rng, now: options.now, identities: &options.identities };
-        generator.generate(&args, &mut cx).map_err(|e| gen_error(entry, e))?
+        let mut cx = Context {
+            workspace: ws,
+            rng,
+            now: options.now,
+            identities: &options.identities,
+        };
+        generator
+            .generate(&args, &mut cx)
+            .map_err(|e| gen_error(entry, e))?
     };
     let mut names = Vec::new();
     for output in made {
-        check_name(&output.name).map_err(|why| entry_error(entry, format!("output \"{}\" {why}", output.name), Kind::Input))?;
+        check_name(&output.name).map_err(|why| {
+            entry_error(
+                entry,
+                format!("output \"{}\" {why}", output.name),
+                Kind::Input,
+            )
+        })?;
         // A derived file appearing for the first time in this run is not a
         // change; a rotated secret or a re-rendered file that differs is.
         let same = match ws.get(&output.name) {
@@ -379,17 +453,44 @@ pub fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
         if entry.arguments.contains_key("template") {
             continue;
         }
-        let Some(file) = entry.arguments.get("file").and_then(|f| f.as_str()).map(str::to_owned) else { continue };
+        let Some(file) = entry
+            .arguments
+            .get("file")
+            .and_then(|f| f.as_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
         // A template is read from inside `base` only: `file = "/etc/passwd"`
         // or a symlink out would put another file's content into a
         // workspace file that may be exported.
         let path = resolve(base, &file);
         let bytes = fsutil::read_beneath(base, Path::new(&file), 1 << 20).map_err(|e| {
-            let kind = if matches!(e, fsutil::ReadError::Refused(_)) { Kind::Input } else { Kind::Io };
-            entry_error(entry, format!("argument \"file\": cannot read {}: {}", path.display(), e.reason()), kind)
+            let kind = if matches!(e, fsutil::ReadError::Refused(_)) {
+                Kind::Input
+            } else {
+                Kind::Io
+            };
+            entry_error(
+                entry,
+                format!(
+                    "argument \"file\": cannot read {}: {}",
+                    path.display(),
+                    e.reason()
+                ),
+                kind,
+            )
         })?;
-        let text = String::from_utf8(bytes).map_err(|_| entry_error(entry, format!("argument \"file\": {} is not UTF-8 text", path.display()), Kind::Input))?;
-        entry.arguments.insert("template".into(), serde_json::Value::String(text));
+        let text = String::from_utf8(bytes).map_err(|_| {
+            entry_error(
+                entry,
+                format!("argument \"file\": {} is not UTF-8 text", path.display()),
+                Kind::Input,
+            )
+        })?;
+        entry
+            .arguments
+            .insert("template".into(), serde_json::Value::String(text));
     }
     Ok(())
 }
@@ -399,7 +500,8 @@ pub fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
 pub fn materialize(ws: &Workspace, dir: &Path) -> Result<(), Error> {
     for (name, file) in ws.iter() {
         let path = dir.join(name);
-        fsutil::write_atomic(&path, &file.content, file.visibility.mode()).map_err(|e| Error::io(&path, &e))?;
+        fsutil::write_atomic(&path, &file.content, file.visibility.mode())
+            .map_err(|e| Error::io(&path, &e))?;
     }
     Ok(())
 }

@@ -50,7 +50,10 @@ fn refused(errno: Errno, root: &Path) -> ReadError {
         Errno::NOENT => ReadError::Missing,
         // RESOLVE_BENEATH answers EXDEV for a path that escapes, ELOOP for
         // a final symlink under O_NOFOLLOW.
-        Errno::XDEV => ReadError::Refused(format!("leads outside {} (through a symlink or '..'); rumor reads only files inside it", root.display())),
+        Errno::XDEV => ReadError::Refused(format!(
+            "leads outside {} (through a symlink or '..'); rumor reads only files inside it",
+            root.display()
+        )),
         Errno::LOOP => ReadError::Refused("is a symbolic link; rumor follows none here".into()),
         Errno::NOTDIR => ReadError::Refused("has a part that is not a directory".into()),
         e => ReadError::Io(e.into()),
@@ -59,35 +62,68 @@ fn refused(errno: Errno, root: &Path) -> ReadError {
 
 /// Whether `rel` is a plain relative path: no root, no `..`.
 pub fn is_plain_relative(rel: &Path) -> bool {
-    !rel.as_os_str().is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    !rel.as_os_str().is_empty()
+        && rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Opens `rel` beneath `root` with `flags`, never leaving `root`.
 fn open_beneath(root: &Path, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, ReadError> {
     if !is_plain_relative(rel) {
-        return Err(ReadError::Refused(format!("is not a relative path inside {}", root.display())));
+        return Err(ReadError::Refused(format!(
+            "is not a relative path inside {}",
+            root.display()
+        )));
     }
-    let dir = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| refused(e, root))?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| refused(e, root))?;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(&dir, rel, flags | OFlags::CLOEXEC, mode, resolve) {
         Ok(fd) => Ok(fd),
         // Kernels before 5.6 (and some sandboxes) lack openat2: walk the
         // path one component at a time and follow no symlink at all.
-        Err(Errno::NOSYS) | Err(Errno::PERM) => walk_no_symlinks(dir, rel, flags, mode).map_err(|e| refused(e, root)),
+        Err(Errno::NOSYS) | Err(Errno::PERM) => {
+            walk_no_symlinks(dir, rel, flags, mode).map_err(|e| refused(e, root))
+        }
         Err(e) => Err(refused(e, root)),
     }
 }
 
-fn walk_no_symlinks(mut dir: OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
-    let parts: Vec<&std::ffi::OsStr> = rel.components().filter_map(|c| match c {
-        Component::Normal(p) => Some(p),
-        _ => None,
-    }).collect();
-    let Some((last, parents)) = parts.split_last() else { return Err(Errno::INVAL) };
+fn walk_no_symlinks(
+    mut dir: OwnedFd,
+    rel: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<OwnedFd, Errno> {
+    let parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = parts.split_last() else {
+        return Err(Errno::INVAL);
+    };
     for part in parents {
-        dir = rustix::fs::openat(&dir, *part, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        dir = rustix::fs::openat(
+            &dir,
+            *part,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
     }
-    rustix::fs::openat(&dir, *last, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+    rustix::fs::openat(
+        &dir,
+        *last,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        mode,
+    )
 }
 
 /// Reads a regular file from an open descriptor, within `limit` bytes.
@@ -112,7 +148,10 @@ fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
     }
     let mut out = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
     // The file may grow after fstat; never read more than the limit.
-    File::from(fd).take(limit + 1).read_to_end(&mut out).map_err(ReadError::Io)?;
+    File::from(fd)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(ReadError::Io)?;
     if out.len() as u64 > limit {
         return Err(too_big());
     }
@@ -122,7 +161,12 @@ fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
 /// Reads the regular file `rel` beneath `root` (a fleet or a working
 /// directory), following no symlink out of it, within `limit` bytes.
 pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let fd = open_beneath(root, rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty())?;
+    let fd = open_beneath(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
     read_regular_fd(fd, limit)
 }
 
@@ -130,8 +174,12 @@ pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, Read
 /// file): wherever it is, but only a regular file within `limit` bytes, and
 /// never blocking on a FIFO.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| refused(e, path.parent().unwrap_or(Path::new("/"))))?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| refused(e, path.parent().unwrap_or(Path::new("/"))))?;
     read_regular_fd(fd, limit)
 }
 
@@ -140,7 +188,8 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 pub fn dir_beneath(root: &Path, rel: &Path, mode: u32) -> Result<OwnedFd, ReadError> {
     let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY;
     if rel.as_os_str().is_empty() || rel == Path::new(".") {
-        return rustix::fs::open(root, dir_flags | OFlags::CLOEXEC, Mode::empty()).map_err(|e| refused(e, root));
+        return rustix::fs::open(root, dir_flags | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| refused(e, root));
     }
     match open_beneath(root, rel, dir_flags, Mode::empty()) {
         Err(ReadError::Missing) => {}
@@ -158,11 +207,14 @@ pub fn dir_beneath(root: &Path, rel: &Path, mode: u32) -> Result<OwnedFd, ReadEr
         }
         let parent = sofar.parent().map(Path::to_path_buf).unwrap_or_default();
         let parent_fd = if parent.as_os_str().is_empty() {
-            rustix::fs::open(root, dir_flags | OFlags::CLOEXEC, Mode::empty()).map_err(|e| refused(e, root))?
+            rustix::fs::open(root, dir_flags | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| refused(e, root))?
         } else {
             open_beneath(root, &parent, dir_flags, Mode::empty())?
         };
-        let name = sofar.file_name().ok_or_else(|| ReadError::Refused("has no name".into()))?;
+        let name = sofar
+            .file_name()
+            .ok_or_else(|| ReadError::Refused("has no name".into()))?;
         match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(refused(e, root)),
@@ -187,13 +239,21 @@ mod tests {
         symlink(&secret, root.path().join("out")).unwrap();
         symlink(outside.path(), root.path().join("outdir")).unwrap();
         symlink("../ok", root.path().join("sub/inside")).unwrap();
-        assert!(std::process::Command::new("mkfifo").arg(root.path().join("fifo")).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(root.path().join("fifo"))
+            .status()
+            .unwrap()
+            .success());
         symlink("/dev/zero", root.path().join("zero")).unwrap();
         std::fs::write(root.path().join("big"), vec![b'x'; 2048]).unwrap();
 
         let read = |p: &str| read_beneath(root.path(), Path::new(p), 1024);
         assert_eq!(read("ok").unwrap(), b"fine");
-        assert_eq!(read("sub/inside").unwrap(), b"fine", "a symlink that stays inside is fine");
+        assert_eq!(
+            read("sub/inside").unwrap(),
+            b"fine",
+            "a symlink that stays inside is fine"
+        );
         assert!(matches!(read("missing"), Err(ReadError::Missing)));
         for (bad, why) in [
             ("out", "outside"),
@@ -211,13 +271,22 @@ mod tests {
                 Ok(_) => panic!("{bad} was read"),
             }
         }
-        assert!(matches!(read_regular(&root.path().join("fifo"), 1024), Err(ReadError::Refused(_))));
-        assert!(matches!(read_regular(Path::new("/dev/zero"), 1024), Err(ReadError::Refused(_))));
+        assert!(matches!(
+            read_regular(&root.path().join("fifo"), 1024),
+            Err(ReadError::Refused(_))
+        ));
+        assert!(matches!(
+            read_regular(Path::new("/dev/zero"), 1024),
+            Err(ReadError::Refused(_))
+        ));
         assert_eq!(read_regular(&secret, 1024).unwrap(), b"AGE-SECRET-KEY-1");
 
         assert!(dir_beneath(root.path(), Path::new("a/b/c"), 0o755).is_ok());
         assert!(root.path().join("a/b/c").is_dir());
-        assert!(matches!(dir_beneath(root.path(), Path::new("outdir/x"), 0o755), Err(ReadError::Refused(_))));
+        assert!(matches!(
+            dir_beneath(root.path(), Path::new("outdir/x"), 0o755),
+            Err(ReadError::Refused(_))
+        ));
         assert!(!outside.path().join("x").exists());
     }
 }

@@ -70,11 +70,16 @@ impl<'a> Args<'a> {
 
     /// A required argument's raw value.
     pub fn value(&self, arg: &str) -> Result<&'a Value, ArgError> {
-        self.opt_value(arg).ok_or_else(|| ArgError::Missing(arg.to_owned()))
+        self.opt_value(arg)
+            .ok_or_else(|| ArgError::Missing(arg.to_owned()))
     }
 
     fn wrong(&self, arg: &str, expected: &'static str, found: &Value) -> ArgError {
-        ArgError::WrongType { arg: arg.to_owned(), expected, found: kind_of(found) }
+        ArgError::WrongType {
+            arg: arg.to_owned(),
+            expected,
+            found: kind_of(found),
+        }
     }
 
     /// An optional string argument.
@@ -88,13 +93,17 @@ impl<'a> Args<'a> {
 
     /// A required string argument.
     pub fn str(&self, arg: &str) -> Result<&'a str, ArgError> {
-        self.opt_str(arg)?.ok_or_else(|| ArgError::Missing(arg.to_owned()))
+        self.opt_str(arg)?
+            .ok_or_else(|| ArgError::Missing(arg.to_owned()))
     }
 
     /// A required argument naming a workspace file: a plain relative name.
     pub fn name(&self, arg: &str) -> Result<&'a str, ArgError> {
         let name = self.str(arg)?;
-        check_name(name).map_err(|why| ArgError::Invalid { arg: arg.to_owned(), why: format!("\"{}\" {why}", name.escape_debug()) })?;
+        check_name(name).map_err(|why| ArgError::Invalid {
+            arg: arg.to_owned(),
+            why: format!("\"{}\" {why}", name.escape_debug()),
+        })?;
         Ok(name)
     }
 
@@ -119,7 +128,10 @@ impl<'a> Args<'a> {
             why: format!("must be a whole number from {min} to {max}, not {n}"),
         })?;
         if n < min || n > max {
-            return Err(ArgError::Invalid { arg: arg.to_owned(), why: format!("must be from {min} to {max}, not {n}") });
+            return Err(ArgError::Invalid {
+                arg: arg.to_owned(),
+                why: format!("must be from {min} to {max}, not {n}"),
+            });
         }
         Ok(n)
     }
@@ -130,7 +142,10 @@ impl<'a> Args<'a> {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().ok_or_else(|| self.wrong(arg, "a list of strings", item)))
+                .map(|item| {
+                    item.as_str()
+                        .ok_or_else(|| self.wrong(arg, "a list of strings", item))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(other) => Err(self.wrong(arg, "a list of strings", other)),
@@ -160,13 +175,19 @@ mod tests {
     fn errors_name_the_field() {
         let v = json!({"length": -3, "name": "../x", "renew": "yes", "big": 1e30});
         let args = Args::new(v.as_object().unwrap());
-        assert_eq!(args.str("ip").unwrap_err().to_string(), "missing argument \"ip\"");
+        assert_eq!(
+            args.str("ip").unwrap_err().to_string(),
+            "missing argument \"ip\""
+        );
         assert_eq!(
             args.int_or("length", 8, 1, 4096).unwrap_err().to_string(),
             "argument \"length\" must be a whole number from 1 to 4096, not -3"
         );
         assert!(args.name("name").unwrap_err().to_string().contains("'..'"));
-        assert_eq!(args.renew().unwrap_err().to_string(), "argument \"renew\" must be true or false, not a string");
+        assert_eq!(
+            args.renew().unwrap_err().to_string(),
+            "argument \"renew\" must be true or false, not a string"
+        );
         assert!(args.int_or("big", 8, 1, 4096).is_err());
     }
 }

@@ -28,14 +28,23 @@ const CERT_DAYS: u64 = 5 * 365;
 const CA_ARGS: &[Arg] = &[
     Arg::public("public", "the CA certificate"),
     Arg::private("private", "the CA's RSA key, PKCS#1"),
-    Arg::value("name", Type::Str, "accepted as the original did; the CA is always CN=Cockroach CA").optional(),
+    Arg::value(
+        "name",
+        Type::Str,
+        "accepted as the original did; the CA is always CN=Cockroach CA",
+    )
+    .optional(),
     Arg::int("days", CA_DAYS, 1, MAX_DAYS, "days valid"),
 ];
 
 const NODE_ARGS: &[Arg] = &[
     Arg::input("ca_public", "the CA certificate"),
     Arg::input("ca_private", "the CA key"),
-    Arg::value("hosts", Type::StrOrList, "host names and addresses, a list or comma-separated"),
+    Arg::value(
+        "hosts",
+        Type::StrOrList,
+        "host names and addresses, a list or comma-separated",
+    ),
     Arg::public("public", "the node certificate"),
     Arg::private("private", "the node's RSA key, PKCS#1"),
     Arg::int("days", CERT_DAYS, 1, MAX_DAYS, "days valid"),
@@ -47,7 +56,12 @@ const CLIENT_ARGS: &[Arg] = &[
     Arg::public("public", "the client certificate"),
     Arg::private("private", "the client's RSA key, PKCS#1"),
     // Came in 1.3.0; without it the certificate is for "client", as 1.2 made it.
-    Arg::value("user", Type::Str, "the certificate's user (CN); 1.2 had none and made it for \"client\"").optional(),
+    Arg::value(
+        "user",
+        Type::Str,
+        "the certificate's user (CN); 1.2 had none and made it for \"client\"",
+    )
+    .optional(),
     Arg::int("days", CERT_DAYS, 1, MAX_DAYS, "days valid"),
 ];
 

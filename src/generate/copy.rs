@@ -22,8 +22,17 @@ impl Generator for Copy {
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let from = args.name("from")?;
-        let file = cx.workspace.get(from).ok_or_else(|| GenError::MissingInput { arg: "from", file: from.to_owned() })?;
-        Ok(vec![Output { name: args.name("to")?.to_owned(), file: file.clone() }])
+        let file = cx
+            .workspace
+            .get(from)
+            .ok_or_else(|| GenError::MissingInput {
+                arg: "from",
+                file: from.to_owned(),
+            })?;
+        Ok(vec![Output {
+            name: args.name("to")?.to_owned(),
+            file: file.clone(),
+        }])
     }
 
     fn derived(&self) -> bool {

@@ -86,37 +86,79 @@ pub struct Arg {
 impl Arg {
     /// A required value.
     pub const fn value(name: &'static str, ty: Type, doc: &'static str) -> Arg {
-        Arg { name, ty, need: Need::Required, role: Role::Value, doc }
+        Arg {
+            name,
+            ty,
+            need: Need::Required,
+            role: Role::Value,
+            doc,
+        }
     }
 
     /// A required workspace file this generation reads.
     pub const fn input(name: &'static str, doc: &'static str) -> Arg {
-        Arg { name, ty: Type::Name, need: Need::Required, role: Role::Input, doc }
+        Arg {
+            name,
+            ty: Type::Name,
+            need: Need::Required,
+            role: Role::Input,
+            doc,
+        }
     }
 
     /// A required private output.
     pub const fn private(name: &'static str, doc: &'static str) -> Arg {
-        Arg { name, ty: Type::Name, need: Need::Required, role: Role::Private, doc }
+        Arg {
+            name,
+            ty: Type::Name,
+            need: Need::Required,
+            role: Role::Private,
+            doc,
+        }
     }
 
     /// A required public output.
     pub const fn public(name: &'static str, doc: &'static str) -> Arg {
-        Arg { name, ty: Type::Name, need: Need::Required, role: Role::Public, doc }
+        Arg {
+            name,
+            ty: Type::Name,
+            need: Need::Required,
+            role: Role::Public,
+            doc,
+        }
     }
 
     /// An optional whole number.
-    pub const fn int(name: &'static str, default: u64, min: u64, max: u64, doc: &'static str) -> Arg {
-        Arg { name, ty: Type::Int { default, min, max }, need: Need::Optional, role: Role::Value, doc }
+    pub const fn int(
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+        doc: &'static str,
+    ) -> Arg {
+        Arg {
+            name,
+            ty: Type::Int { default, min, max },
+            need: Need::Optional,
+            role: Role::Value,
+            doc,
+        }
     }
 
     /// The same argument, optional.
     pub const fn optional(self) -> Arg {
-        Arg { need: Need::Optional, ..self }
+        Arg {
+            need: Need::Optional,
+            ..self
+        }
     }
 
     /// The same argument, one of the alternative forms.
     pub const fn form(self, release: &'static str) -> Arg {
-        Arg { need: Need::Form(release), ..self }
+        Arg {
+            need: Need::Form(release),
+            ..self
+        }
     }
 
     /// The same argument, with another role.
@@ -167,7 +209,14 @@ impl Arg {
                 if options.contains(&value) {
                     Ok(())
                 } else {
-                    Err(ArgError::Invalid { arg: name.to_owned(), why: format!("must be {}, not \"{}\"", or_list(options), value.escape_debug()) })
+                    Err(ArgError::Invalid {
+                        arg: name.to_owned(),
+                        why: format!(
+                            "must be {}, not \"{}\"",
+                            or_list(options),
+                            value.escape_debug()
+                        ),
+                    })
                 }
             }
         }
@@ -177,12 +226,16 @@ impl Arg {
     fn schema(&self) -> Value {
         let mut schema = match self.ty {
             Type::Str | Type::Name => json!({"type": "string"}),
-            Type::Int { min, max, .. } => json!({"type": "integer", "minimum": min, "maximum": max}),
+            Type::Int { min, max, .. } => {
+                json!({"type": "integer", "minimum": min, "maximum": max})
+            }
             Type::Bool => json!({"type": "boolean"}),
             Type::List => json!({"type": "array", "items": {"type": "string"}}),
             Type::Map => json!({"type": "object"}),
             Type::Any => json!({}),
-            Type::StrOrList => json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+            Type::StrOrList => {
+                json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+            }
             Type::Choice(options) => json!({"enum": options}),
         };
         if let (Value::Object(map), false) = (&mut schema, self.doc.is_empty()) {
@@ -207,7 +260,10 @@ pub fn check_values(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
     for arg in decl.iter().filter(|a| !a.is_output()) {
         arg.check(args)?;
     }
-    let mut forms = decl.iter().filter(|a| matches!(a.need, Need::Form(_))).peekable();
+    let mut forms = decl
+        .iter()
+        .filter(|a| matches!(a.need, Need::Form(_)))
+        .peekable();
     if forms.peek().is_some() && forms.all(|a| args.opt_value(a.name).is_none()) {
         return Err(missing_form(decl));
     }
@@ -228,7 +284,10 @@ pub fn missing_form(decl: &[Arg]) -> ArgError {
 
 /// The output names, checked, in declared order.
 pub fn outputs(decl: &[Arg], args: &Args) -> Result<Vec<String>, ArgError> {
-    decl.iter().filter(|a| a.is_output()).map(|a| args.name(a.name).map(str::to_owned)).collect()
+    decl.iter()
+        .filter(|a| a.is_output())
+        .map(|a| args.name(a.name).map(str::to_owned))
+        .collect()
 }
 
 /// Every argument checked: outputs first, then the values.
@@ -239,14 +298,21 @@ pub fn check(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
 
 /// The names given for arguments of `role` that are valid file names.
 pub fn named(decl: &[Arg], args: &Args, role: Role) -> Vec<String> {
-    decl.iter().filter(|a| a.role == role).filter_map(|a| args.name(a.name).ok()).map(str::to_owned).collect()
+    decl.iter()
+        .filter(|a| a.role == role)
+        .filter_map(|a| args.name(a.name).ok())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A declared whole number: its value, or its default when absent.
 pub fn int(decl: &[Arg], args: &Args, name: &str) -> Result<u64, ArgError> {
     match decl.iter().find(|a| a.name == name).map(|a| a.ty) {
         Some(Type::Int { default, min, max }) => args.int_or(name, default, min, max),
-        _ => Err(ArgError::Invalid { arg: name.to_owned(), why: "is not a declared whole number".into() }),
+        _ => Err(ArgError::Invalid {
+            arg: name.to_owned(),
+            why: "is not a declared whole number".into(),
+        }),
     }
 }
 
@@ -254,10 +320,17 @@ pub fn int(decl: &[Arg], args: &Args, name: &str) -> Result<u64, ArgError> {
 /// in declared order with the required ones first, and an `anyOf` of the
 /// alternative forms.
 pub fn schema(title: &str, doc: &str, decl: &[Arg], extra: &[(&str, Value)]) -> Map<String, Value> {
-    let mut required: Vec<&str> = decl.iter().filter(|a| a.need == Need::Required).map(|a| a.name).collect();
+    let mut required: Vec<&str> = decl
+        .iter()
+        .filter(|a| a.need == Need::Required)
+        .map(|a| a.name)
+        .collect();
     required.sort_unstable();
     let mut properties = Map::new();
-    let ordered = decl.iter().filter(|a| a.need == Need::Required).chain(decl.iter().filter(|a| a.need != Need::Required));
+    let ordered = decl
+        .iter()
+        .filter(|a| a.need == Need::Required)
+        .chain(decl.iter().filter(|a| a.need != Need::Required));
     for arg in ordered {
         properties.insert(arg.name.to_owned(), arg.schema());
     }
@@ -275,7 +348,9 @@ pub fn schema(title: &str, doc: &str, decl: &[Arg], extra: &[(&str, Value)]) -> 
     let forms: Vec<Value> = decl
         .iter()
         .filter_map(|a| match a.need {
-            Need::Form(release) => Some(json!({"title": format!("{release}: {}", a.doc), "required": [a.name]})),
+            Need::Form(release) => {
+                Some(json!({"title": format!("{release}: {}", a.doc), "required": [a.name]}))
+            }
             _ => None,
         })
         .collect();
@@ -306,13 +381,25 @@ mod tests {
     #[test]
     fn checks_in_declared_order() {
         let v = json!({"config": "c", "cert": "c.crt", "key": "c.key"});
-        assert_eq!(check(DECL, &args(&v)).unwrap_err().to_string(), "missing argument \"ca\"");
+        assert_eq!(
+            check(DECL, &args(&v)).unwrap_err().to_string(),
+            "missing argument \"ca\""
+        );
         let v = json!({"ca": "ca", "cert": "c.crt", "key": "c.key"});
-        assert_eq!(check(DECL, &args(&v)).unwrap_err().to_string(), "missing argument \"config\" (2.x form) or \"name\" (1.x form)");
+        assert_eq!(
+            check(DECL, &args(&v)).unwrap_err().to_string(),
+            "missing argument \"config\" (2.x form) or \"name\" (1.x form)"
+        );
         let v = json!({"ca": "ca", "name": "n", "cert": "c.crt", "key": "c.key", "days": 91});
-        assert_eq!(check(DECL, &args(&v)).unwrap_err().to_string(), "argument \"days\" must be from 1 to 90, not 91");
+        assert_eq!(
+            check(DECL, &args(&v)).unwrap_err().to_string(),
+            "argument \"days\" must be from 1 to 90, not 91"
+        );
         let v = json!({"ca": "ca", "name": "n", "cert": "c.crt", "key": "c.key", "kind": "d"});
-        assert_eq!(check(DECL, &args(&v)).unwrap_err().to_string(), "argument \"kind\" must be a, b or c, not \"d\"");
+        assert_eq!(
+            check(DECL, &args(&v)).unwrap_err().to_string(),
+            "argument \"kind\" must be a, b or c, not \"d\""
+        );
         let v = json!({"ca": "ca", "name": "n", "cert": "c.crt", "key": "c.key"});
         assert_eq!(outputs(DECL, &args(&v)).unwrap(), ["c.crt", "c.key"]);
         assert_eq!(named(DECL, &args(&v), Role::Public), ["c.crt"]);

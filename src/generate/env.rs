@@ -11,7 +11,11 @@ pub struct Env;
 
 /// Escapes a value for a double-quoted env line.
 pub fn escape(value: &str) -> String {
-    value.trim().replace('\\', "\\\\").replace('\n', "\\n").replace('"', "\\\"")
+    value
+        .trim()
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
 }
 
 fn check_key(key: &str) -> Result<(), ArgError> {
@@ -21,13 +25,22 @@ fn check_key(key: &str) -> Result<(), ArgError> {
     if ok {
         Ok(())
     } else {
-        Err(ArgError::Invalid { arg: "variables".into(), why: format!("has the key \"{key}\"; names are letters, digits and _, not starting with a digit") })
+        Err(ArgError::Invalid {
+            arg: "variables".into(),
+            why: format!(
+                "has the key \"{key}\"; names are letters, digits and _, not starting with a digit"
+            ),
+        })
     }
 }
 
 const ARGS: &[Arg] = &[
     Arg::private("name", "the env file"),
-    Arg::value("variables", Type::Map, "variable names and values; a value naming a workspace file is replaced by its content"),
+    Arg::value(
+        "variables",
+        Type::Map,
+        "variable names and values; a value naming a workspace file is replaced by its content",
+    ),
 ];
 
 impl Generator for Env {
@@ -43,7 +56,10 @@ impl Generator for Env {
         for (key, value) in args.map_arg("variables")? {
             check_key(key)?;
             if !value.is_string() {
-                return Err(ArgError::Invalid { arg: "variables".into(), why: format!("value of \"{key}\" must be a string") });
+                return Err(ArgError::Invalid {
+                    arg: "variables".into(),
+                    why: format!("value of \"{key}\" must be a string"),
+                });
             }
         }
         Ok(())
@@ -56,7 +72,10 @@ impl Generator for Env {
             if !lines.is_empty() {
                 lines.push('\n');
             }
-            lines.push_str(&format!("{key}=\"{}\"", Zeroizing::new(escape(value)).as_str()));
+            lines.push_str(&format!(
+                "{key}=\"{}\"",
+                Zeroizing::new(escape(value)).as_str()
+            ));
         }
         Ok(vec![Output::private(args.name("name")?, lines.as_bytes())])
     }

@@ -45,6 +45,9 @@ impl Generator for Mkpasswd {
         let length = decl::int(ARGS, args, "length")? as usize;
         let password: Zeroizing<Vec<u8>> = alphanumeric(cx.rng, length);
         let hash = yescrypt_hash(&password, cx.rng)?;
-        Ok(vec![Output::secret(args.name("private")?, password), Output::public(args.name("public")?, hash)])
+        Ok(vec![
+            Output::secret(args.name("private")?, password),
+            Output::public(args.name("public")?, hash),
+        ])
     }
 }

@@ -88,7 +88,10 @@ impl std::fmt::Debug for Registered {
 
 /// The registry entry called `kind`.
 pub fn resolve(kind: &str) -> Option<Registered> {
-    REGISTRY.iter().find(|(name, _)| *name == kind).map(|&(name, generator)| Registered { name, generator })
+    REGISTRY
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map(|&(name, generator)| Registered { name, generator })
 }
 
 /// The names of all generator kinds, for error messages and the schema.
@@ -125,17 +128,29 @@ pub struct Output {
 impl Output {
     /// A private (0600) output.
     pub fn private(name: &str, content: impl Into<Vec<u8>>) -> Output {
-        Output { name: name.to_owned(), file: File::new(content, Visibility::Private) }
+        Output {
+            name: name.to_owned(),
+            file: File::new(content, Visibility::Private),
+        }
     }
 
     /// A public (0644) output.
     pub fn public(name: &str, content: impl Into<Vec<u8>>) -> Output {
-        Output { name: name.to_owned(), file: File::new(content, Visibility::Public) }
+        Output {
+            name: name.to_owned(),
+            file: File::new(content, Visibility::Public),
+        }
     }
 
     /// An output from a zeroizing buffer.
     pub fn secret(name: &str, content: Zeroizing<Vec<u8>>) -> Output {
-        Output { name: name.to_owned(), file: File { content, visibility: Visibility::Private } }
+        Output {
+            name: name.to_owned(),
+            file: File {
+                content,
+                visibility: Visibility::Private,
+            },
+        }
     }
 }
 
@@ -233,8 +248,18 @@ impl<'a> Context<'a> {
     /// The text of the workspace file named by argument `arg`.
     pub fn input_text(&self, args: &Args, arg: &'static str) -> Result<&'a str, GenError> {
         let name = args.name(arg)?;
-        let file = self.workspace.get(name).ok_or_else(|| GenError::MissingInput { arg, file: name.to_owned() })?;
-        file.text().ok_or_else(|| GenError::BadInput { arg, file: name.to_owned(), reason: "is not UTF-8 text".into() })
+        let file = self
+            .workspace
+            .get(name)
+            .ok_or_else(|| GenError::MissingInput {
+                arg,
+                file: name.to_owned(),
+            })?;
+        file.text().ok_or_else(|| GenError::BadInput {
+            arg,
+            file: name.to_owned(),
+            reason: "is not UTF-8 text".into(),
+        })
     }
 
     /// A variable's value: the content of the workspace file it names, or
@@ -266,18 +291,29 @@ mod tests {
     /// its declared arguments, and a default it states is the declared one.
     #[test]
     fn readme_table_lists_every_generator_and_argument() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let section = readme.split("\n### Generators\n").nth(1).expect("README.md has a \"### Generators\" section");
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme
+            .split("\n### Generators\n")
+            .nth(1)
+            .expect("README.md has a \"### Generators\" section");
         let section = section.split("\n### ").next().unwrap();
         let rows: Vec<(String, String)> = section
             .lines()
             .filter(|l| l.starts_with("| `"))
             .map(|l| {
                 let cells: Vec<&str> = l.split(" | ").collect();
-                (cells[0].to_owned(), cells.get(1).copied().unwrap_or("").to_owned())
+                (
+                    cells[0].to_owned(),
+                    cells.get(1).copied().unwrap_or("").to_owned(),
+                )
             })
             .collect();
-        let row_of = |kind: &str| rows.iter().find(|(kinds, _)| kinds.contains(&format!("`{kind}`"))).map(|(_, args)| args.clone());
+        let row_of = |kind: &str| {
+            rows.iter()
+                .find(|(kinds, _)| kinds.contains(&format!("`{kind}`")))
+                .map(|(_, args)| args.clone())
+        };
         let mut problems = Vec::new();
         for (kind, generator) in REGISTRY {
             let Some(mut cell) = row_of(kind) else {
@@ -285,21 +321,36 @@ mod tests {
                 continue;
             };
             // "as `x509-ca`, plus …" takes that row's arguments too.
-            if let Some(other) = cell.strip_prefix("as `").and_then(|rest| rest.split('`').next()) {
+            if let Some(other) = cell
+                .strip_prefix("as `")
+                .and_then(|rest| rest.split('`').next())
+            {
                 cell.push_str(&row_of(other).unwrap_or_default());
             }
             for arg in generator.args() {
                 if !cell.contains(&format!("`{}`", arg.name)) {
                     problems.push(format!("`{kind}`: argument `{}` is missing", arg.name));
                 }
-                if let (Type::Int { default, .. }, Some(at)) = (arg.ty, cell.find(&format!("`{}`=", arg.name))) {
-                    let stated: String = cell[at + arg.name.len() + 3..].chars().take_while(char::is_ascii_digit).collect();
+                if let (Type::Int { default, .. }, Some(at)) =
+                    (arg.ty, cell.find(&format!("`{}`=", arg.name)))
+                {
+                    let stated: String = cell[at + arg.name.len() + 3..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
                     if !stated.is_empty() && stated != default.to_string() {
-                        problems.push(format!("`{kind}`: `{}`={stated}, but the default is {default}", arg.name));
+                        problems.push(format!(
+                            "`{kind}`: `{}`={stated}, but the default is {default}",
+                            arg.name
+                        ));
                     }
                 }
             }
         }
-        assert!(problems.is_empty(), "README.md, section \"### Generators\", is out of step with the declarations:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "README.md, section \"### Generators\", is out of step with the declarations:\n{}",
+            problems.join("\n")
+        );
     }
 }

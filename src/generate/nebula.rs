@@ -5,7 +5,9 @@ use time::Duration;
 use zeroize::Zeroizing;
 
 use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Role, Type};
-use crate::nebula::{issue_host, new_ca, CaKey, CaSpec, Certificate, HostSpec, Ipv4Net, NebulaError};
+use crate::nebula::{
+    issue_host, new_ca, CaKey, CaSpec, Certificate, HostSpec, Ipv4Net, NebulaError,
+};
 
 /// A Nebula CA: certificate (public) and Ed25519 key (private).
 pub struct NebulaCa;
@@ -24,8 +26,18 @@ const CA_ARGS: &[Arg] = &[
     Arg::public("public", "the CA certificate"),
     Arg::private("private", "the CA's Ed25519 key"),
     Arg::int("days", DEFAULT_DAYS, 1, MAX_DAYS, "days valid"),
-    Arg::value("ips", Type::List, "networks (CIDR) the CA's hosts must be in").optional(),
-    Arg::value("subnets", Type::List, "networks (CIDR) the CA's hosts may route").optional(),
+    Arg::value(
+        "ips",
+        Type::List,
+        "networks (CIDR) the CA's hosts must be in",
+    )
+    .optional(),
+    Arg::value(
+        "subnets",
+        Type::List,
+        "networks (CIDR) the CA's hosts may route",
+    )
+    .optional(),
     Arg::value("groups", Type::List, "groups the CA's hosts may be in").optional(),
 ];
 
@@ -35,7 +47,11 @@ const HOST_ARGS: &[Arg] = &[
     Arg::input("ca_public", "the CA certificate").role(Role::Source),
     Arg::input("ca_private", "the CA key").role(Role::Source),
     Arg::value("name", Type::Str, "the host's name"),
-    Arg::value("ip", Type::Str, "the host's address in CIDR form, like 10.8.0.5/16"),
+    Arg::value(
+        "ip",
+        Type::Str,
+        "the host's address in CIDR form, like 10.8.0.5/16",
+    ),
     Arg::public("public", "the host certificate"),
     Arg::private("private", "the host's X25519 key"),
     Arg::value("groups", Type::List, "the host's groups").optional(),
@@ -46,7 +62,10 @@ const HOST_ARGS: &[Arg] = &[
 fn cert_name(args: &Args) -> Result<String, ArgError> {
     let name = args.str("name")?;
     if name.trim().is_empty() {
-        return Err(ArgError::Invalid { arg: "name".into(), why: "must not be empty".into() });
+        return Err(ArgError::Invalid {
+            arg: "name".into(),
+            why: "must not be empty".into(),
+        });
     }
     Ok(name.to_owned())
 }
@@ -64,7 +83,12 @@ fn networks(args: &Args, arg: &str) -> Result<Vec<Ipv4Net>, ArgError> {
 }
 
 fn groups(args: &Args) -> Result<Vec<String>, ArgError> {
-    Ok(args.opt_str_list("groups")?.unwrap_or_default().into_iter().map(str::to_owned).collect())
+    Ok(args
+        .opt_str_list("groups")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Moves a key PEM into an output without leaving a copy behind.
@@ -90,7 +114,8 @@ impl Generator for NebulaCa {
             groups: groups(args)?,
         };
         let (public, private) = (args.name("public")?, args.name("private")?);
-        let (cert, key) = new_ca(&spec, cx.now, &mut *cx.rng).map_err(|e| GenError::Failed(e.to_string()))?;
+        let (cert, key) =
+            new_ca(&spec, cx.now, &mut *cx.rng).map_err(|e| GenError::Failed(e.to_string()))?;
         Ok(vec![Output::public(public, cert), key_output(private, key)])
     }
 }
@@ -113,11 +138,25 @@ impl Generator for Nebula {
         };
         let (public, private) = (args.name("public")?, args.name("private")?);
         let (ca_file, key_file) = (args.name("ca_public")?, args.name("ca_private")?);
-        let bad = |arg, file: &str, reason: String| GenError::BadInput { arg, file: file.to_owned(), reason };
-        let ca = Certificate::from_pem(cx.input_text(args, "ca_public")?)
-            .map_err(|e| bad("ca_public", ca_file, format!("is not a usable nebula CA certificate: {e}")))?;
-        let ca_key = CaKey::from_pem(cx.input_text(args, "ca_private")?)
-            .map_err(|e| bad("ca_private", key_file, format!("is not a usable nebula CA key: {e}")))?;
+        let bad = |arg, file: &str, reason: String| GenError::BadInput {
+            arg,
+            file: file.to_owned(),
+            reason,
+        };
+        let ca = Certificate::from_pem(cx.input_text(args, "ca_public")?).map_err(|e| {
+            bad(
+                "ca_public",
+                ca_file,
+                format!("is not a usable nebula CA certificate: {e}"),
+            )
+        })?;
+        let ca_key = CaKey::from_pem(cx.input_text(args, "ca_private")?).map_err(|e| {
+            bad(
+                "ca_private",
+                key_file,
+                format!("is not a usable nebula CA key: {e}"),
+            )
+        })?;
         let (cert, key) = issue_host(&ca, &ca_key, &spec, cx.now, &mut *cx.rng).map_err(|e| match e {
             NebulaError::KeyMismatch { .. } => {
                 bad("ca_private", key_file, format!("is not the key of the CA certificate \"{ca_file}\"; pass the key made with it"))
@@ -147,7 +186,10 @@ mod tests {
         );
         let v = json!({"ips": ["10.0.0.0/8", "nope"]});
         let args = Args::new(v.as_object().unwrap());
-        assert!(networks(&args, "ips").unwrap_err().to_string().contains("\"nope\""));
+        assert!(networks(&args, "ips")
+            .unwrap_err()
+            .to_string()
+            .contains("\"nope\""));
     }
 
     #[test]
@@ -157,10 +199,24 @@ mod tests {
         assert_eq!(NebulaCa.outputs(&args).unwrap(), ["ca.crt", "ca.key"]);
         assert_eq!(NebulaCa.public_outputs(&args), ["ca.crt"]);
         let v = json!({"ca_public": "ca.crt", "ca_private": "ca.key"});
-        assert_eq!(Nebula.inputs(&Args::new(v.as_object().unwrap())), ["ca.crt", "ca.key"]);
+        assert_eq!(
+            Nebula.inputs(&Args::new(v.as_object().unwrap())),
+            ["ca.crt", "ca.key"]
+        );
         let v = json!({"public": "ca.crt"});
-        assert_eq!(Nebula.outputs(&Args::new(v.as_object().unwrap())).unwrap_err().to_string(), "missing argument \"private\"");
+        assert_eq!(
+            Nebula
+                .outputs(&Args::new(v.as_object().unwrap()))
+                .unwrap_err()
+                .to_string(),
+            "missing argument \"private\""
+        );
         let v = json!({"name": " "});
-        assert_eq!(cert_name(&Args::new(v.as_object().unwrap())).unwrap_err().to_string(), "argument \"name\" must not be empty");
+        assert_eq!(
+            cert_name(&Args::new(v.as_object().unwrap()))
+                .unwrap_err()
+                .to_string(),
+            "argument \"name\" must not be empty"
+        );
     }
 }

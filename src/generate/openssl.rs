@@ -12,7 +12,10 @@
 use time::Duration;
 
 use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
-use crate::x509::{self, next_serial, read_request, Ca, Ext, Extension, KeyType, PrivateKey, Request, Subject, Template, Want, X509Error};
+use crate::x509::{
+    self, next_serial, read_request, Ca, Ext, Extension, KeyType, PrivateKey, Request, Subject,
+    Template, Want, X509Error,
+};
 
 /// A self-signed ECDSA P-256 CA from an OpenSSL config's `[ v3_ca ]`.
 pub struct OpensslCa;
@@ -25,8 +28,14 @@ pub struct Openssl;
 pub(crate) const MAX_DAYS: u64 = 2_900_000;
 
 /// 2.0.0 replaced `name` (the subject CN, an Ed25519 key) with `config`.
-const CONFIG: Arg = Arg::input("config", "an OpenSSL config file in the workspace").form("2.x form");
-const NAME: Arg = Arg::value("name", Type::Str, "the subject's CN; an Ed25519 key, as 1.x made").form("1.x form");
+const CONFIG: Arg =
+    Arg::input("config", "an OpenSSL config file in the workspace").form("2.x form");
+const NAME: Arg = Arg::value(
+    "name",
+    Type::Str,
+    "the subject's CN; an Ed25519 key, as 1.x made",
+)
+.form("1.x form");
 
 const CA_ARGS: &[Arg] = &[
     Arg::public("public", "the CA certificate"),
@@ -39,7 +48,10 @@ const CA_ARGS: &[Arg] = &[
 const LEAF_ARGS: &[Arg] = &[
     Arg::input("ca_public", "the CA certificate"),
     Arg::input("ca_private", "the CA key"),
-    Arg::input("serial", "the serial file, as -CAserial; made when missing, written back"),
+    Arg::input(
+        "serial",
+        "the serial file, as -CAserial; made when missing, written back",
+    ),
     Arg::public("public", "the certificate"),
     Arg::private("private", "the key, PKCS#8"),
     CONFIG,
@@ -66,7 +78,10 @@ fn form<'a>(args: &Args<'a>) -> Result<Form<'a>, ArgError> {
         return Ok(Form::Config);
     }
     match args.opt_str("name")? {
-        Some(name) if name.trim().is_empty() => Err(ArgError::Invalid { arg: "name".into(), why: "must not be empty".into() }),
+        Some(name) if name.trim().is_empty() => Err(ArgError::Invalid {
+            arg: "name".into(),
+            why: "must not be empty".into(),
+        }),
         Some(name) => Ok(Form::Name(name)),
         None => Err(decl::missing_form(CA_ARGS)),
     }
@@ -87,21 +102,40 @@ fn request(args: &Args, cx: &Context, ca: bool) -> Result<Request, GenError> {
             let text = cx.input_text(args, "config")?;
             let file = args.name("config")?.to_owned();
             let section = if ca { "v3_ca" } else { "ext" };
-            return read_request(text, section).map_err(|source| x509_failed(X509Error::Config { file, source }));
+            return read_request(text, section)
+                .map_err(|source| x509_failed(X509Error::Config { file, source }));
         }
         Form::Name(name) => name,
     };
     let mut subject = Subject::new();
-    subject.push("CN", name).map_err(|e| ArgError::Invalid { arg: "name".into(), why: e.to_string() })?;
+    subject.push("CN", name).map_err(|e| ArgError::Invalid {
+        arg: "name".into(),
+        why: e.to_string(),
+    })?;
     let ext = |critical, kind| Ext { critical, kind };
     let mut extensions = vec![
         ext(false, Extension::SubjectKeyIdentifier),
-        ext(false, Extension::AuthorityKeyIdentifier { keyid: if ca { Want::Always } else { Want::Yes }, issuer: Want::Yes }),
+        ext(
+            false,
+            Extension::AuthorityKeyIdentifier {
+                keyid: if ca { Want::Always } else { Want::Yes },
+                issuer: Want::Yes,
+            },
+        ),
     ];
     if ca {
-        extensions.push(ext(true, Extension::BasicConstraints { ca: true, pathlen: None }));
+        extensions.push(ext(
+            true,
+            Extension::BasicConstraints {
+                ca: true,
+                pathlen: None,
+            },
+        ));
     }
-    Ok(Request { subject, extensions })
+    Ok(Request {
+        subject,
+        extensions,
+    })
 }
 
 /// 2.0.2 and rumor make P-256 keys; 1.x made Ed25519 ones.

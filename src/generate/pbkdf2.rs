@@ -34,7 +34,9 @@ pub enum Pbkdf2Error {
     #[error("the hash is not of the form {SCHEME}$<iterations>$<salt>$<hash>")]
     Shape,
     /// The first field is not [`SCHEME`].
-    #[error("the hash does not start with \"{SCHEME}$\"; only PBKDF2-HMAC-SHA256 hashes are supported")]
+    #[error(
+        "the hash does not start with \"{SCHEME}$\"; only PBKDF2-HMAC-SHA256 hashes are supported"
+    )]
     Scheme,
     /// The iteration count is not a number from 1 to [`MAX_ITERATIONS`].
     #[error("the hash's iteration count must be a whole number from 1 to {MAX_ITERATIONS}")]
@@ -60,7 +62,11 @@ pub enum Pbkdf2Error {
 /// The encoded hash of `key` with `salt`.
 pub fn encode(key: &[u8], salt: &[u8], iterations: u32) -> String {
     let hash = derive(key, salt, iterations);
-    format!("{SCHEME}${iterations}${}${}", STANDARD.encode(salt), STANDARD.encode(hash.as_slice()))
+    format!(
+        "{SCHEME}${iterations}${}${}",
+        STANDARD.encode(salt),
+        STANDARD.encode(hash.as_slice())
+    )
 }
 
 fn derive(key: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; HASH_BYTES]> {
@@ -82,14 +88,26 @@ pub fn verify(encoded: &str, key: &[u8]) -> Result<bool, Pbkdf2Error> {
         Ok(n) if n >= 1 && u64::from(n) <= MAX_ITERATIONS && !iterations.starts_with('+') => n,
         _ => return Err(Pbkdf2Error::Iterations),
     };
-    let salt = STANDARD.decode(salt).map_err(|_| Pbkdf2Error::Base64 { field: "salt" })?;
+    let salt = STANDARD
+        .decode(salt)
+        .map_err(|_| Pbkdf2Error::Base64 { field: "salt" })?;
     // Other producers may use other salt sizes; anything from 8 bytes on is sound.
     if !(8..=64).contains(&salt.len()) {
-        return Err(Pbkdf2Error::Length { field: "salt", expected: "8 to 64", found: salt.len() });
+        return Err(Pbkdf2Error::Length {
+            field: "salt",
+            expected: "8 to 64",
+            found: salt.len(),
+        });
     }
-    let expected = STANDARD.decode(hash).map_err(|_| Pbkdf2Error::Base64 { field: "hash" })?;
+    let expected = STANDARD
+        .decode(hash)
+        .map_err(|_| Pbkdf2Error::Base64 { field: "hash" })?;
     if expected.len() != HASH_BYTES {
-        return Err(Pbkdf2Error::Length { field: "hash", expected: "32", found: expected.len() });
+        return Err(Pbkdf2Error::Length {
+            field: "hash",
+            expected: "32",
+            found: expected.len(),
+        });
     }
     let actual = derive(key, &salt, iterations);
     Ok(bool::from(actual.as_slice().ct_eq(&expected)))
@@ -98,13 +116,22 @@ pub fn verify(encoded: &str, key: &[u8]) -> Result<bool, Pbkdf2Error> {
 const ARGS: &[Arg] = &[
     Arg::input("key", "the API key file; a new key remakes the hash").role(Role::Source),
     Arg::private("name", "the hash file"),
-    Arg::int("iterations", DEFAULT_ITERATIONS, 1, MAX_ITERATIONS, "PBKDF2 iterations"),
+    Arg::int(
+        "iterations",
+        DEFAULT_ITERATIONS,
+        1,
+        MAX_ITERATIONS,
+        "PBKDF2 iterations",
+    ),
 ];
 
 fn iterations(args: &Args) -> Result<u32, ArgError> {
     let n = decl::int(ARGS, args, "iterations")?;
     // MAX_ITERATIONS fits in a u32, so this never fails.
-    u32::try_from(n).map_err(|_| ArgError::Invalid { arg: "iterations".into(), why: format!("must be at most {MAX_ITERATIONS}") })
+    u32::try_from(n).map_err(|_| ArgError::Invalid {
+        arg: "iterations".into(),
+        why: format!("must be at most {MAX_ITERATIONS}"),
+    })
 }
 
 impl Generator for Pbkdf2 {
@@ -119,14 +146,27 @@ impl Generator for Pbkdf2 {
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let iterations = iterations(args)?;
         let key_name = args.name("key")?;
-        let file = cx.workspace.get(key_name).ok_or_else(|| GenError::MissingInput { arg: "key", file: key_name.to_owned() })?;
+        let file = cx
+            .workspace
+            .get(key_name)
+            .ok_or_else(|| GenError::MissingInput {
+                arg: "key",
+                file: key_name.to_owned(),
+            })?;
         let key = file.content.trim_ascii();
         if key.is_empty() {
-            return Err(GenError::BadInput { arg: "key", file: key_name.to_owned(), reason: "is empty; generate the API key first".into() });
+            return Err(GenError::BadInput {
+                arg: "key",
+                file: key_name.to_owned(),
+                reason: "is empty; generate the API key first".into(),
+            });
         }
         let mut salt = [0u8; SALT_BYTES];
         cx.rng.fill_bytes(&mut salt);
-        Ok(vec![Output::private(args.name("name")?, encode(key, &salt, iterations))])
+        Ok(vec![Output::private(
+            args.name("name")?,
+            encode(key, &salt, iterations),
+        )])
     }
 }
 
@@ -137,7 +177,10 @@ mod tests {
     #[test]
     fn round_trip_and_malformed() {
         let hash = encode(b"api-key", &[7u8; 16], 1000);
-        assert!(hash.starts_with("pbkdf2-sha256$1000$BwcHBwcHBwcHBwcHBwcHBw==$"), "{hash}");
+        assert!(
+            hash.starts_with("pbkdf2-sha256$1000$BwcHBwcHBwcHBwcHBwcHBw==$"),
+            "{hash}"
+        );
         assert_eq!(verify(&hash, b"api-key"), Ok(true));
         assert_eq!(verify(&hash, b"api-kez"), Ok(false));
         let parts: Vec<&str> = hash.split('$').collect();
@@ -147,14 +190,41 @@ mod tests {
             p.join("$")
         };
         assert_eq!(verify("api-key", b"x"), Err(Pbkdf2Error::Shape));
-        assert_eq!(verify(&with(0, "pbkdf2-sha1"), b"x"), Err(Pbkdf2Error::Scheme));
+        assert_eq!(
+            verify(&with(0, "pbkdf2-sha1"), b"x"),
+            Err(Pbkdf2Error::Scheme)
+        );
         for bad in ["0", "10000001", "-1", "+5", "ten", ""] {
-            assert_eq!(verify(&with(1, bad), b"x"), Err(Pbkdf2Error::Iterations), "{bad}");
+            assert_eq!(
+                verify(&with(1, bad), b"x"),
+                Err(Pbkdf2Error::Iterations),
+                "{bad}"
+            );
         }
-        assert_eq!(verify(&with(2, "not base64!"), b"x"), Err(Pbkdf2Error::Base64 { field: "salt" }));
-        assert_eq!(verify(&with(2, "AAAA"), b"x"), Err(Pbkdf2Error::Length { field: "salt", expected: "8 to 64", found: 3 }));
-        assert_eq!(verify(&with(3, "AAAA"), b"x"), Err(Pbkdf2Error::Length { field: "hash", expected: "32", found: 3 }));
-        assert_eq!(verify(&with(3, "AAA"), b"x"), Err(Pbkdf2Error::Base64 { field: "hash" }));
+        assert_eq!(
+            verify(&with(2, "not base64!"), b"x"),
+            Err(Pbkdf2Error::Base64 { field: "salt" })
+        );
+        assert_eq!(
+            verify(&with(2, "AAAA"), b"x"),
+            Err(Pbkdf2Error::Length {
+                field: "salt",
+                expected: "8 to 64",
+                found: 3
+            })
+        );
+        assert_eq!(
+            verify(&with(3, "AAAA"), b"x"),
+            Err(Pbkdf2Error::Length {
+                field: "hash",
+                expected: "32",
+                found: 3
+            })
+        );
+        assert_eq!(
+            verify(&with(3, "AAA"), b"x"),
+            Err(Pbkdf2Error::Base64 { field: "hash" })
+        );
     }
 
     #[test]

@@ -24,19 +24,28 @@ pub struct Random {
 /// `id`: 16 alphanumeric characters, public.
 pub static ID: Random = Random {
     doc: "a random alphanumeric id, public",
-    args: &[Arg::public("name", "the id"), Arg::int("length", 16, 1, MAX_LENGTH, "characters")],
+    args: &[
+        Arg::public("name", "the id"),
+        Arg::int("length", 16, 1, MAX_LENGTH, "characters"),
+    ],
     alphabet: ALPHANUMERIC,
 };
 /// `key`: 32 alphanumeric characters, private.
 pub static KEY: Random = Random {
     doc: "a random alphanumeric key, private",
-    args: &[Arg::private("name", "the key"), Arg::int("length", 32, 1, MAX_LENGTH, "characters")],
+    args: &[
+        Arg::private("name", "the key"),
+        Arg::int("length", 32, 1, MAX_LENGTH, "characters"),
+    ],
     alphabet: ALPHANUMERIC,
 };
 /// `pin`: 8 digits, private.
 pub static PIN: Random = Random {
     doc: "a random decimal pin, private",
-    args: &[Arg::private("name", "the pin"), Arg::int("length", 8, 1, MAX_LENGTH, "digits")],
+    args: &[
+        Arg::private("name", "the pin"),
+        Arg::int("length", 8, 1, MAX_LENGTH, "digits"),
+    ],
     alphabet: DIGITS,
 };
 
@@ -68,7 +77,11 @@ impl Generator for Random {
         let name = args.name("name")?;
         let value = string(cx.rng, self.alphabet, length);
         let public = !self.public_outputs(args).is_empty();
-        Ok(vec![if public { Output::public(name, value.to_vec()) } else { Output::secret(name, value) }])
+        Ok(vec![if public {
+            Output::public(name, value.to_vec())
+        } else {
+            Output::secret(name, value)
+        }])
     }
 }
 
@@ -86,6 +99,8 @@ mod tests {
         for d in DIGITS {
             assert!(s.contains(d));
         }
-        assert!(alphanumeric(&mut rng, 64).iter().all(u8::is_ascii_alphanumeric));
+        assert!(alphanumeric(&mut rng, 64)
+            .iter()
+            .all(u8::is_ascii_alphanumeric));
     }
 }

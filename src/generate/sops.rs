@@ -20,7 +20,11 @@ pub struct Sops;
 
 /// Parses the `age1…` lines of a recipients file; `None` if one is bad.
 fn recipients_in(text: &str) -> Option<Vec<Recipient>> {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     if lines.is_empty() {
         return None;
     }
@@ -43,7 +47,9 @@ fn recipients(args: &Args, cx: &Context) -> Result<Vec<Recipient>, GenError> {
         let Some(text) = cx.workspace.text(extra) else {
             return Err(ArgError::Invalid {
                 arg: "recipients".into(),
-                why: format!("item \"{extra}\" is neither an age recipient (age1…) nor a workspace file"),
+                why: format!(
+                    "item \"{extra}\" is neither an age recipient (age1…) nor a workspace file"
+                ),
             }
             .into());
         };
@@ -65,7 +71,10 @@ fn identities(cx: &Context) -> Vec<Identity> {
         if !text.trim_start().starts_with("AGE-SECRET-KEY-1") {
             continue;
         }
-        ids.extend(text.lines().filter_map(|l| l.trim().parse::<Identity>().ok()));
+        ids.extend(
+            text.lines()
+                .filter_map(|l| l.trim().parse::<Identity>().ok()),
+        );
     }
     ids
 }
@@ -76,8 +85,17 @@ const ARGS: &[Arg] = &[
     // Written 0644, but kept from an import with the mode it came with, as
     // before the declarations: so not declared public.
     Arg::private("public", "the SOPS file"),
-    Arg::value("secrets", Type::Map, "keys and values; a value naming a workspace file is replaced by its content"),
-    Arg::value("recipients", Type::List, "extra age recipients: age1… literals or workspace files").optional(),
+    Arg::value(
+        "secrets",
+        Type::Map,
+        "keys and values; a value naming a workspace file is replaced by its content",
+    ),
+    Arg::value(
+        "recipients",
+        Type::List,
+        "extra age recipients: age1… literals or workspace files",
+    )
+    .optional(),
 ];
 
 impl Generator for Sops {
@@ -132,10 +150,18 @@ impl Generator for Sops {
         // have been planted by anyone who can push to the repository: encrypted
         // to the right recipients, but under a data key its author kept. Reusing
         // that key would hand them every value written from now on.
-        let previous = if cx.workspace.is_trusted(public) { cx.workspace.text(public) } else { None };
+        let previous = if cx.workspace.is_trusted(public) {
+            cx.workspace.text(public)
+        } else {
+            None
+        };
         let fail = |e: sops::SopsError| GenError::Failed(format!("sops file \"{public}\": {e}"));
-        let encrypted = sops::encrypt(&pairs, &recipients, previous, &ids, cx.now, &mut *cx.rng).map_err(fail)?;
+        let encrypted = sops::encrypt(&pairs, &recipients, previous, &ids, cx.now, &mut *cx.rng)
+            .map_err(fail)?;
         let plain = Zeroizing::new(sops::plain_yaml(&pairs).into_bytes());
-        Ok(vec![Output::secret(private, plain), Output::public(public, encrypted)])
+        Ok(vec![
+            Output::secret(private, plain),
+            Output::public(public, encrypted),
+        ])
     }
 }

@@ -26,10 +26,19 @@ impl Generator for SshKeygen {
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let comment = args.str("name")?;
         let mut rng = &mut *cx.rng;
-        let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519).map_err(|e| GenError::Failed(format!("ssh key generation failed: {e}")))?;
+        let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519)
+            .map_err(|e| GenError::Failed(format!("ssh key generation failed: {e}")))?;
         key.set_comment(comment);
-        let private = key.to_openssh(LineEnding::LF).map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
-        let public = key.public_key().to_openssh().map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
-        Ok(vec![Output::private(args.name("private")?, private.as_bytes()), Output::public(args.name("public")?, public + "\n")])
+        let private = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| GenError::Failed(format!("cannot encode the ssh key: {e}")))?;
+        Ok(vec![
+            Output::private(args.name("private")?, private.as_bytes()),
+            Output::public(args.name("public")?, public + "\n"),
+        ])
     }
 }

@@ -12,13 +12,23 @@ pub struct Yaml;
 /// The `toml` generator.
 pub struct Toml;
 
-const ARGS: &[Arg] = &[Arg::private("name", "the file"), Arg::value("value", Type::Any, "the value to write")];
+const ARGS: &[Arg] = &[
+    Arg::private("name", "the file"),
+    Arg::value("value", Type::Any, "the value to write"),
+];
 
 /// TOML documents are maps at the top.
-const TOML_ARGS: &[Arg] = &[Arg::private("name", "the file"), Arg::value("value", Type::Map, "the map to write")];
+const TOML_ARGS: &[Arg] = &[
+    Arg::private("name", "the file"),
+    Arg::value("value", Type::Map, "the map to write"),
+];
 
 fn render(format: &str, value: &Value) -> Result<String, GenError> {
-    let failed = |e: String| GenError::Failed(format!("argument \"value\" cannot be written as {format}: {e}"));
+    let failed = |e: String| {
+        GenError::Failed(format!(
+            "argument \"value\" cannot be written as {format}: {e}"
+        ))
+    };
     match format {
         "json" => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string())),
         "yaml" => serde_yaml_ng::to_string(value).map_err(|e| failed(e.to_string())),
@@ -63,9 +73,15 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(render("json", &json!({"key": "value"})).unwrap(), "{\n  \"key\": \"value\"\n}");
+        assert_eq!(
+            render("json", &json!({"key": "value"})).unwrap(),
+            "{\n  \"key\": \"value\"\n}"
+        );
         assert_eq!(render("yaml", &json!(["value"])).unwrap(), "- value\n");
-        assert_eq!(render("toml", &json!({"key": "value"})).unwrap(), "key = \"value\"\n");
+        assert_eq!(
+            render("toml", &json!({"key": "value"})).unwrap(),
+            "key = \"value\"\n"
+        );
         assert!(render("toml", &json!(["x"])).is_err());
     }
 }

@@ -19,9 +19,19 @@ pub struct Template;
 const ARGS: &[Arg] = &[
     Arg::private("name", "the rendered file"),
     Arg::value("template", Type::Str, "the minijinja template text").optional(),
-    Arg::value("file", Type::Str, "a template file in the fleet, read into template before the run").optional(),
+    Arg::value(
+        "file",
+        Type::Str,
+        "a template file in the fleet, read into template before the run",
+    )
+    .optional(),
     // Optional: a template with no variables is fine.
-    Arg::value("variables", Type::Map, "the template's variables; a string naming a workspace file is replaced by its content").optional(),
+    Arg::value(
+        "variables",
+        Type::Map,
+        "the template's variables; a string naming a workspace file is replaced by its content",
+    )
+    .optional(),
 ];
 
 impl Generator for Template {
@@ -62,7 +72,8 @@ impl Generator for Template {
         let context = Value::Object(context);
         // Errors name the template file the spec gave, else the output.
         let source = args.opt_str("file")?.unwrap_or(name);
-        let rendered = crate::template::render(template, source, &context).map_err(|e| GenError::Failed(e.to_string()));
+        let rendered = crate::template::render(template, source, &context)
+            .map_err(|e| GenError::Failed(e.to_string()));
         // The context holds secrets; clear the strings before returning.
         wipe(context);
         let rendered = Zeroizing::new(rendered?);
@@ -76,7 +87,10 @@ impl Generator for Template {
 
 /// A file's trimmed content, or the literal when no file is called `value`.
 fn resolve<'v>(cx: &'v Context, value: &'v str) -> &'v str {
-    match check_name(value).ok().and_then(|()| cx.workspace.text(value)) {
+    match check_name(value)
+        .ok()
+        .and_then(|()| cx.workspace.text(value))
+    {
         Some(text) => text.trim(),
         None => value,
     }

@@ -35,10 +35,15 @@ pub fn wpa_psk(ssid: &[u8], passphrase: &[u8]) -> Zeroizing<String> {
 /// reason never quotes the passphrase.
 pub fn check_passphrase(passphrase: &str) -> Result<(), String> {
     if !(8..=63).contains(&passphrase.len()) {
-        return Err(format!("is {} bytes long; a WPA passphrase has 8 to 63 characters", passphrase.len()));
+        return Err(format!(
+            "is {} bytes long; a WPA passphrase has 8 to 63 characters",
+            passphrase.len()
+        ));
     }
     if !passphrase.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        return Err("holds a character that is not printable ASCII, which WPA passphrases must be".into());
+        return Err(
+            "holds a character that is not printable ASCII, which WPA passphrases must be".into(),
+        );
     }
     Ok(())
 }
@@ -46,7 +51,10 @@ pub fn check_passphrase(passphrase: &str) -> Result<(), String> {
 /// SSIDs are 1 to 32 bytes.
 pub fn check_ssid(ssid: &str) -> Result<(), String> {
     if ssid.is_empty() || ssid.len() > 32 {
-        return Err(format!("is {} bytes long; an SSID has 1 to 32 bytes", ssid.len()));
+        return Err(format!(
+            "is {} bytes long; an SSID has 1 to 32 bytes",
+            ssid.len()
+        ));
     }
     Ok(())
 }
@@ -54,7 +62,9 @@ pub fn check_ssid(ssid: &str) -> Result<(), String> {
 /// A value read from a file without its line ending; spaces at either end
 /// are legal in SSIDs and passphrases, so nothing else is trimmed.
 fn without_newline(text: &str) -> &str {
-    text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text)
+    text.strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(text)
 }
 
 // Not derived: PBKDF2 with 4096 rounds is worth keeping in the store
@@ -62,7 +72,12 @@ fn without_newline(text: &str) -> &str {
 // renamed SSID remakes it through the sources.
 const PSK_ARGS: &[Arg] = &[
     Arg::input("passphrase", "the file holding the passphrase").role(Role::Source),
-    Arg::value("ssid", Type::Str, "the network name, or a workspace file holding it").role(Role::Source),
+    Arg::value(
+        "ssid",
+        Type::Str,
+        "the network name, or a workspace file holding it",
+    )
+    .role(Role::Source),
     Arg::private("name", "the PSK file"),
 ];
 
@@ -79,14 +94,24 @@ impl Generator for WpaPsk {
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let ssid_arg = args.str("ssid")?;
-        let ssid = match check_name(ssid_arg).ok().and_then(|()| cx.workspace.text(ssid_arg)) {
+        let ssid = match check_name(ssid_arg)
+            .ok()
+            .and_then(|()| cx.workspace.text(ssid_arg))
+        {
             Some(text) => without_newline(text),
             None => ssid_arg,
         };
-        check_ssid(ssid).map_err(|why| ArgError::Invalid { arg: "ssid".into(), why })?;
+        check_ssid(ssid).map_err(|why| ArgError::Invalid {
+            arg: "ssid".into(),
+            why,
+        })?;
         let passphrase_name = args.name("passphrase")?;
         let passphrase = without_newline(cx.input_text(args, "passphrase")?);
-        check_passphrase(passphrase).map_err(|reason| GenError::BadInput { arg: "passphrase", file: passphrase_name.to_owned(), reason })?;
+        check_passphrase(passphrase).map_err(|reason| GenError::BadInput {
+            arg: "passphrase",
+            file: passphrase_name.to_owned(),
+            reason,
+        })?;
         let psk = wpa_psk(ssid.as_bytes(), passphrase.as_bytes());
         Ok(vec![Output::private(args.name("name")?, psk.as_bytes())])
     }
@@ -96,14 +121,20 @@ impl Generator for WpaPsk {
 /// section 7.4.1): digits weighted 3,1,3,1,… from the left, then the digit
 /// that brings the sum to a multiple of ten.
 fn checksum_digit(digits: &[u8]) -> u8 {
-    let sum: u32 = digits.iter().enumerate().map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 }).sum();
+    let sum: u32 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
     ((10 - sum % 10) % 10) as u8
 }
 
 /// Whether `pin` is eight ASCII digits whose last is the WPS checksum.
 pub fn wps_checksum_valid(pin: &str) -> bool {
     let bytes = pin.as_bytes();
-    bytes.len() == 8 && bytes.iter().all(u8::is_ascii_digit) && bytes[7] - b'0' == checksum_digit(&bytes[..7])
+    bytes.len() == 8
+        && bytes.iter().all(u8::is_ascii_digit)
+        && bytes[7] - b'0' == checksum_digit(&bytes[..7])
 }
 
 impl Generator for WpsPin {
@@ -140,7 +171,10 @@ mod tests {
     #[test]
     fn ieee_802_11i_vector() {
         // IEEE 802.11i-2004 annex H.4.1, test case 1.
-        assert_eq!(wpa_psk(b"IEEE", b"password").as_str(), "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
+        assert_eq!(
+            wpa_psk(b"IEEE", b"password").as_str(),
+            "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
+        );
     }
 
     #[test]

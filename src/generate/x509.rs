@@ -21,10 +21,29 @@ const KEY_TYPES: Type = Type::Choice(&["p256", "ed25519", "rsa"]);
 const CA_ARGS: &[Arg] = &[
     Arg::public("public", "the CA certificate"),
     Arg::private("private", "the CA key, PKCS#8"),
-    Arg::value("subject", Type::Map, "the subject's fields: CN, O, OU, C, ST, L, emailAddress"),
-    Arg::value("sans", Type::List, "subject alternative names; IPs detected, email: and uri: prefixes optional").optional(),
-    Arg::value("key_usages", Type::List, "key usages (keyCertSign, cRLSign, digitalSignature by default)").optional(),
-    Arg::value("extended_key_usages", Type::List, "extended key usages (serverAuth, clientAuth, …)").optional(),
+    Arg::value(
+        "subject",
+        Type::Map,
+        "the subject's fields: CN, O, OU, C, ST, L, emailAddress",
+    ),
+    Arg::value(
+        "sans",
+        Type::List,
+        "subject alternative names; IPs detected, email: and uri: prefixes optional",
+    )
+    .optional(),
+    Arg::value(
+        "key_usages",
+        Type::List,
+        "key usages (keyCertSign, cRLSign, digitalSignature by default)",
+    )
+    .optional(),
+    Arg::value(
+        "extended_key_usages",
+        Type::List,
+        "extended key usages (serverAuth, clientAuth, …)",
+    )
+    .optional(),
     Arg::int("days", 3650, 1, MAX_DAYS, "days valid"),
     Arg::value("key_type", KEY_TYPES, "the key's type (p256 by default)").optional(),
     Arg::int("rsa_bits", 2048, 2048, 8192, "the RSA key's size"),
@@ -35,11 +54,34 @@ const LEAF_ARGS: &[Arg] = &[
     Arg::input("ca_private", "the CA key"),
     Arg::public("public", "the certificate"),
     Arg::private("private", "the key, PKCS#8"),
-    Arg::value("subject", Type::Map, "the subject's fields: CN, O, OU, C, ST, L, emailAddress"),
-    Arg::input("serial", "a serial file, as -CAserial; a random serial without it").optional(),
-    Arg::value("sans", Type::List, "subject alternative names; IPs detected, email: and uri: prefixes optional").optional(),
-    Arg::value("key_usages", Type::List, "key usages (digitalSignature, keyEncipherment by default)").optional(),
-    Arg::value("extended_key_usages", Type::List, "extended key usages (serverAuth, clientAuth, …)").optional(),
+    Arg::value(
+        "subject",
+        Type::Map,
+        "the subject's fields: CN, O, OU, C, ST, L, emailAddress",
+    ),
+    Arg::input(
+        "serial",
+        "a serial file, as -CAserial; a random serial without it",
+    )
+    .optional(),
+    Arg::value(
+        "sans",
+        Type::List,
+        "subject alternative names; IPs detected, email: and uri: prefixes optional",
+    )
+    .optional(),
+    Arg::value(
+        "key_usages",
+        Type::List,
+        "key usages (digitalSignature, keyEncipherment by default)",
+    )
+    .optional(),
+    Arg::value(
+        "extended_key_usages",
+        Type::List,
+        "extended key usages (serverAuth, clientAuth, …)",
+    )
+    .optional(),
     Arg::int("days", 825, 1, MAX_DAYS, "days valid"),
     Arg::value("key_type", KEY_TYPES, "the key's type (p256 by default)").optional(),
     Arg::int("rsa_bits", 2048, 2048, 8192, "the RSA key's size"),
@@ -138,7 +180,10 @@ fn extensions(args: &Args, ca: bool) -> Result<Vec<Ext>, ArgError> {
     });
     if let Some(sans) = args.opt_str_list("sans")? {
         let names: Vec<San> = sans.iter().map(|s| San::guess(s.trim())).collect();
-        names.iter().try_for_each(San::check).map_err(|why| invalid("sans", why))?;
+        names
+            .iter()
+            .try_for_each(San::check)
+            .map_err(|why| invalid("sans", why))?;
         if !names.is_empty() {
             out.push(Ext {
                 critical: false,

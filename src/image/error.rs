@@ -90,7 +90,9 @@ pub enum ImageError {
         mode: u32,
     },
     /// The key bytes cannot be written (empty, or a NUL guestfish cannot carry).
-    #[error("the key to inject {reason}; expected an age identity (AGE-SECRET-KEY-1...) from the store")]
+    #[error(
+        "the key to inject {reason}; expected an age identity (AGE-SECRET-KEY-1...) from the store"
+    )]
     InvalidKey {
         /// Why, never the key itself.
         reason: String,
@@ -124,19 +126,52 @@ mod tests {
         let image = PathBuf::from("out/pidgeon-1.img");
         let all = vec![
             ImageError::GuestfishMissing,
-            ImageError::ImageNotFound { image: image.clone() },
-            ImageError::ImageNotWritable { image: image.clone(), reason: "permission denied".into() },
-            ImageError::ImageIo { image: image.clone(), reason: "decompressing: unknown frame descriptor".into() },
-            ImageError::NoRootFilesystem { image: image.clone() },
-            ImageError::AmbiguousRoot { image: image.clone(), candidates: "/dev/sda2 (ext4), /dev/sda3 (xfs)".into() },
-            ImageError::PartitionNotFound { image: image.clone(), number: 7, found: "/dev/sda1 (vfat)".into() },
-            ImageError::NotLinuxFilesystem { image: image.clone(), number: 1, fstype: "vfat".into() },
-            ImageError::InvalidPath { path: "root/key".into(), reason: "is not absolute".into() },
+            ImageError::ImageNotFound {
+                image: image.clone(),
+            },
+            ImageError::ImageNotWritable {
+                image: image.clone(),
+                reason: "permission denied".into(),
+            },
+            ImageError::ImageIo {
+                image: image.clone(),
+                reason: "decompressing: unknown frame descriptor".into(),
+            },
+            ImageError::NoRootFilesystem {
+                image: image.clone(),
+            },
+            ImageError::AmbiguousRoot {
+                image: image.clone(),
+                candidates: "/dev/sda2 (ext4), /dev/sda3 (xfs)".into(),
+            },
+            ImageError::PartitionNotFound {
+                image: image.clone(),
+                number: 7,
+                found: "/dev/sda1 (vfat)".into(),
+            },
+            ImageError::NotLinuxFilesystem {
+                image: image.clone(),
+                number: 1,
+                fstype: "vfat".into(),
+            },
+            ImageError::InvalidPath {
+                path: "root/key".into(),
+                reason: "is not absolute".into(),
+            },
             ImageError::InvalidMode { mode: 0o10000 },
             ImageError::ModeTooOpen { mode: 0o4400 },
-            ImageError::InvalidKey { reason: "is empty".into() },
-            ImageError::Guestfish { image: image.clone(), detail: "libguestfs: error: could not create appliance".into() },
-            ImageError::VerifyFailed { image: image.clone(), path: "/root/host.scrt.key".into(), what: "mode is 0644, not 0400".into() },
+            ImageError::InvalidKey {
+                reason: "is empty".into(),
+            },
+            ImageError::Guestfish {
+                image: image.clone(),
+                detail: "libguestfs: error: could not create appliance".into(),
+            },
+            ImageError::VerifyFailed {
+                image: image.clone(),
+                path: "/root/host.scrt.key".into(),
+                what: "mode is 0644, not 0400".into(),
+            },
         ];
         let expected = [
             "guestfish is not installed; install Debian's libguestfs-tools (apt-get install libguestfs-tools)",

@@ -28,7 +28,9 @@ use super::error::ImageError;
 /// The guestfish binary on PATH, if any.
 pub fn find() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("guestfish")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("guestfish"))
+        .find(|p| p.is_file())
 }
 
 /// A running guestfish with one read-write raw disk attached.
@@ -57,9 +59,15 @@ impl Session {
             .spawn()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => ImageError::GuestfishMissing,
-                _ => ImageError::Guestfish { image: image.to_path_buf(), detail: format!("cannot start guestfish: {e}") },
+                _ => ImageError::Guestfish {
+                    image: image.to_path_buf(),
+                    detail: format!("cannot start guestfish: {e}"),
+                },
             })?;
-        let broken = || ImageError::Guestfish { image: image.to_path_buf(), detail: "guestfish has no standard streams".into() };
+        let broken = || ImageError::Guestfish {
+            image: image.to_path_buf(),
+            detail: "guestfish has no standard streams".into(),
+        };
         let stdin = child.stdin.take().ok_or_else(broken)?;
         let stdout = BufReader::new(child.stdout.take().ok_or_else(broken)?);
         let mut stderr_pipe = child.stderr.take().ok_or_else(broken)?;
@@ -114,7 +122,9 @@ impl Session {
     /// as a `\xHH` escape: the bytes go through the stdin pipe only, never
     /// a command line or a file, and no byte can break guestfish's quoting.
     pub fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), ImageError> {
-        let mut command = Zeroizing::new(String::with_capacity(content.len() * 4 + path.len() * 4 + 16));
+        let mut command = Zeroizing::new(String::with_capacity(
+            content.len() * 4 + path.len() * 4 + 16,
+        ));
         command.push_str("write ");
         command.push_str(&quote(path));
         command.push_str(" \"");
@@ -138,7 +148,10 @@ impl Session {
         self.send(b"exit\n")?;
         // Closing stdin lets guestfish finish even if `exit` was not read.
         self.stdin = None;
-        let status = self.child.wait().map_err(|e| self.error(format!("waiting for guestfish: {e}")))?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| self.error(format!("waiting for guestfish: {e}")))?;
         if status.success() {
             Ok(())
         } else {
@@ -160,8 +173,18 @@ impl Session {
         self.stdin = None;
         let _ = self.child.kill();
         let status = self.child.wait().ok();
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        let mut detail = stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let mut detail = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_string();
         for secret in &self.redact {
             if !secret.is_empty() {
                 detail = detail.replace(secret.as_str(), "<redacted>");
@@ -177,7 +200,10 @@ impl Session {
     }
 
     fn error(&self, detail: String) -> ImageError {
-        ImageError::Guestfish { image: self.image.clone(), detail }
+        ImageError::Guestfish {
+            image: self.image.clone(),
+            detail,
+        }
     }
 }
 
@@ -219,7 +245,9 @@ pub fn quote(text: &str) -> String {
 pub fn stat_field(output: &str, field: &str) -> Option<u64> {
     output.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
-        (name.trim() == field).then(|| value.trim().parse().ok()).flatten()
+        (name.trim() == field)
+            .then(|| value.trim().parse().ok())
+            .flatten()
     })
 }
 

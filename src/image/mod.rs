@@ -41,8 +41,10 @@ pub const DEFAULT_MODE: u32 = 0o400;
 
 /// Directories that must never be made 0700: the system would stop booting
 /// or other users would lose access to it.
-const SHARED_DIRS: [&str; 17] =
-    ["/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/mnt", "/nix", "/opt", "/proc", "/run", "/srv", "/sys", "/tmp", "/usr", "/var"];
+const SHARED_DIRS: [&str; 17] = [
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/mnt", "/nix", "/opt", "/proc", "/run",
+    "/srv", "/sys", "/tmp", "/usr", "/var",
+];
 
 /// What to inject where.
 #[derive(Clone, Debug)]
@@ -63,7 +65,13 @@ impl InjectOptions {
     /// Options for `image` with the defaults: `/root/host.scrt.key`, the
     /// automatic partition, mode 0400.
     pub fn new(image: impl Into<PathBuf>) -> InjectOptions {
-        InjectOptions { image: image.into(), path: DEFAULT_KEY_PATH.to_string(), partition: Partition::Auto, mode: DEFAULT_MODE, dry_run: false }
+        InjectOptions {
+            image: image.into(),
+            path: DEFAULT_KEY_PATH.to_string(),
+            partition: Partition::Auto,
+            mode: DEFAULT_MODE,
+            dry_run: false,
+        }
     }
 }
 
@@ -103,12 +111,16 @@ pub fn plan(opts: &InjectOptions) -> Result<Vec<String>, ImageError> {
     } else {
         format!("'{image}'")
     };
-    lines.push(format!("launch one guestfish appliance on {raw} (read-write, raw format)"));
+    lines.push(format!(
+        "launch one guestfish appliance on {raw} (read-write, raw format)"
+    ));
     lines.push(match opts.partition {
         Partition::Auto => "mount the root: the ext4 labelled NIXOS_SD, else the only Linux filesystem (never the vfat firmware)".to_string(),
         Partition::Number(n) => format!("mount partition {n} (/dev/sda{n}) as the root; it must be ext2/3/4, btrfs or xfs"),
     });
-    lines.push(format!("create {parent} if missing and set its mode to 0700"));
+    lines.push(format!(
+        "create {parent} if missing and set its mode to 0700"
+    ));
     lines.push(format!("write the device's age key to {} with mode {:04o}, owner 0:0 (through guestfish's stdin only)", opts.path, opts.mode));
     lines.push("read it back and compare its SHA-256, mode and owner".to_string());
     if zst::is_compressed(&opts.image) {
@@ -122,10 +134,14 @@ pub fn plan(opts: &InjectOptions) -> Result<Vec<String>, ImageError> {
 pub fn inject(opts: &InjectOptions, key: &Zeroizing<Vec<u8>>) -> Result<InjectReport, ImageError> {
     let parent = check(opts)?;
     if key.is_empty() {
-        return Err(ImageError::InvalidKey { reason: "is empty".into() });
+        return Err(ImageError::InvalidKey {
+            reason: "is empty".into(),
+        });
     }
     if key.contains(&0) {
-        return Err(ImageError::InvalidKey { reason: "contains a NUL byte".into() });
+        return Err(ImageError::InvalidKey {
+            reason: "contains a NUL byte".into(),
+        });
     }
     let compressed = zst::is_compressed(&opts.image);
     let mut report = InjectReport {
@@ -145,10 +161,26 @@ pub fn inject(opts: &InjectOptions, key: &Zeroizing<Vec<u8>>) -> Result<InjectRe
     let binary = guestfish::find().ok_or(ImageError::GuestfishMissing)?;
     if compressed {
         let raw = zst::decompress(&opts.image)?;
-        write_key(&binary, raw.path(), &opts.image, opts, &parent, key, &mut report)?;
+        write_key(
+            &binary,
+            raw.path(),
+            &opts.image,
+            opts,
+            &parent,
+            key,
+            &mut report,
+        )?;
         zst::recompress(raw.path(), &opts.image)?;
     } else {
-        write_key(&binary, &opts.image, &opts.image, opts, &parent, key, &mut report)?;
+        write_key(
+            &binary,
+            &opts.image,
+            &opts.image,
+            opts,
+            &parent,
+            key,
+            &mut report,
+        )?;
     }
     report.written = true;
     Ok(report)
@@ -174,15 +206,32 @@ fn check(opts: &InjectOptions) -> Result<String, ImageError> {
     let image = &opts.image;
     match std::fs::metadata(image) {
         Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(ImageError::ImageIo { image: image.clone(), reason: "is not a regular file".into() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::ImageNotFound { image: image.clone() }),
-        Err(e) => return Err(ImageError::ImageIo { image: image.clone(), reason: e.to_string() }),
+        Ok(_) => {
+            return Err(ImageError::ImageIo {
+                image: image.clone(),
+                reason: "is not a regular file".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImageError::ImageNotFound {
+                image: image.clone(),
+            })
+        }
+        Err(e) => {
+            return Err(ImageError::ImageIo {
+                image: image.clone(),
+                reason: e.to_string(),
+            })
+        }
     }
     // Opening for writing changes neither content nor timestamps.
     OpenOptions::new()
         .write(true)
         .open(image)
-        .map_err(|e| ImageError::ImageNotWritable { image: image.clone(), reason: e.to_string() })?;
+        .map_err(|e| ImageError::ImageNotWritable {
+            image: image.clone(),
+            reason: e.to_string(),
+        })?;
     if zst::is_compressed(image) {
         drop(zst::temp_beside(image)?);
     }
@@ -192,20 +241,38 @@ fn check(opts: &InjectOptions) -> Result<String, ImageError> {
 /// Checks the in-image path and returns its directory. Only plain names
 /// are allowed, so the path needs no quoting tricks in guestfish.
 fn validate_path(path: &str) -> Result<String, ImageError> {
-    let refuse = |reason: &str| ImageError::InvalidPath { path: path.to_string(), reason: reason.to_string() };
+    let refuse = |reason: &str| ImageError::InvalidPath {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    };
     if !path.starts_with('/') {
         return Err(refuse("is not absolute"));
     }
-    if !path.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c)) {
-        return Err(refuse("may only contain letters, digits, '/', '.', '_', '-', '+' and '@'"));
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+    {
+        return Err(refuse(
+            "may only contain letters, digits, '/', '.', '_', '-', '+' and '@'",
+        ));
     }
     // Checked on the text: Path::components would silently drop "." parts.
-    if path[1..].split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+    if path[1..]
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return Err(refuse("must name a file without empty, '.' or '..' parts"));
     }
     let as_path = Path::new(path);
-    let parent = as_path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    let parent = if parent.is_empty() { "/".to_string() } else { parent };
+    let parent = as_path
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = if parent.is_empty() {
+        "/".to_string()
+    } else {
+        parent
+    };
     if SHARED_DIRS.contains(&parent.as_str()) || parent == "/var/lib" {
         return Err(refuse(&format!("is directly in {parent}, which must not be made mode 0700; use a directory of its own such as /root")));
     }
@@ -235,23 +302,38 @@ fn write_key(
     }
     let chosen = partition::choose(&found, opts.partition, shown)?.clone();
     let (path, dir) = (quote(&opts.path), quote(parent));
-    session.exchange(&format!("mount {} /\nmkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n", chosen.device))?;
+    session.exchange(&format!(
+        "mount {} /\nmkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n",
+        chosen.device
+    ))?;
     session.write_file(&opts.path, key)?;
-    session.exchange(&format!("chmod 0{:o} {path}\nchown 0 0 {path}\n", opts.mode))?;
+    session.exchange(&format!(
+        "chmod 0{:o} {path}\nchown 0 0 {path}\n",
+        opts.mode
+    ))?;
 
-    let verify = |what: String| ImageError::VerifyFailed { image: shown.to_path_buf(), path: opts.path.clone(), what };
+    let verify = |what: String| ImageError::VerifyFailed {
+        image: shown.to_path_buf(),
+        path: opts.path.clone(),
+        what,
+    };
     let written = session.exchange(&format!("checksum sha256 {path}\n"))?;
     let expected = hex::encode(Sha256::digest(key.as_slice()));
     if written.trim() != expected {
         return Err(verify("its SHA-256 differs from the key's".into()));
     }
     let stat = session.exchange(&format!("lstatns {path}\n"))?;
-    let mode = stat_field(&stat, "st_mode").ok_or_else(|| verify("guestfish reported no mode".into()))?;
+    let mode =
+        stat_field(&stat, "st_mode").ok_or_else(|| verify("guestfish reported no mode".into()))?;
     if mode & 0o170000 != 0o100000 {
         return Err(verify("it is not a regular file".into()));
     }
     if mode & 0o7777 != u64::from(opts.mode) {
-        return Err(verify(format!("its mode is {:04o}, not {:04o}", mode & 0o7777, opts.mode)));
+        return Err(verify(format!(
+            "its mode is {:04o}, not {:04o}",
+            mode & 0o7777,
+            opts.mode
+        )));
     }
     if stat_field(&stat, "st_uid") != Some(0) || stat_field(&stat, "st_gid") != Some(0) {
         return Err(verify("it is not owned by 0:0".into()));
@@ -275,9 +357,26 @@ mod tests {
     #[test]
     fn key_paths_are_checked() {
         assert_eq!(validate_path("/root/host.scrt.key").unwrap(), "/root");
-        assert_eq!(validate_path("/var/lib/rumor/key").unwrap(), "/var/lib/rumor");
-        for bad in ["root/key", "/root/../etc/key", "/root/./key", "/root/", "/etc/key", "/key", "/var/lib/key", "/root/a key", "/root/\"k", "/root//key"] {
-            assert!(matches!(validate_path(bad), Err(ImageError::InvalidPath { .. })), "{bad}");
+        assert_eq!(
+            validate_path("/var/lib/rumor/key").unwrap(),
+            "/var/lib/rumor"
+        );
+        for bad in [
+            "root/key",
+            "/root/../etc/key",
+            "/root/./key",
+            "/root/",
+            "/etc/key",
+            "/key",
+            "/var/lib/key",
+            "/root/a key",
+            "/root/\"k",
+            "/root//key",
+        ] {
+            assert!(
+                matches!(validate_path(bad), Err(ImageError::InvalidPath { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -285,7 +384,10 @@ mod tests {
     fn plan_checks_the_image_and_names_no_secret() {
         let dir = tempfile::tempdir().unwrap();
         let missing = InjectOptions::new(dir.path().join("none.img"));
-        assert!(matches!(plan(&missing), Err(ImageError::ImageNotFound { .. })));
+        assert!(matches!(
+            plan(&missing),
+            Err(ImageError::ImageNotFound { .. })
+        ));
         let image = dir.path().join("disk.img.zst");
         std::fs::write(&image, b"x").unwrap();
         let mut opts = InjectOptions::new(&image);
@@ -293,12 +395,20 @@ mod tests {
         let lines = plan(&opts).unwrap();
         assert!(lines[0].starts_with("decompress"), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("/dev/sda2")), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("/root/host.scrt.key with mode 0400")), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("/root/host.scrt.key with mode 0400")),
+            "{lines:?}"
+        );
         opts.mode = 0o20000;
         assert!(matches!(plan(&opts), Err(ImageError::InvalidMode { .. })));
         for open in [0o440, 0o404, 0o4400, 0o2400, 0o1400, 0o644, 0o777] {
             opts.mode = open;
-            assert!(matches!(plan(&opts), Err(ImageError::ModeTooOpen { .. })), "{open:o}");
+            assert!(
+                matches!(plan(&opts), Err(ImageError::ModeTooOpen { .. })),
+                "{open:o}"
+            );
         }
         for fine in [0o400, 0o600, 0o700, 0o000] {
             assert!(check_mode(fine).is_ok(), "{fine:o}");
@@ -313,9 +423,15 @@ mod tests {
         std::fs::write(&image, b"bytes").unwrap();
         let mut opts = InjectOptions::new(&image);
         let empty = Zeroizing::new(Vec::new());
-        assert!(matches!(inject(&opts, &empty), Err(ImageError::InvalidKey { .. })));
+        assert!(matches!(
+            inject(&opts, &empty),
+            Err(ImageError::InvalidKey { .. })
+        ));
         let nul = Zeroizing::new(b"AGE\0".to_vec());
-        assert!(matches!(inject(&opts, &nul), Err(ImageError::InvalidKey { .. })));
+        assert!(matches!(
+            inject(&opts, &nul),
+            Err(ImageError::InvalidKey { .. })
+        ));
         opts.dry_run = true;
         let report = inject(&opts, &Zeroizing::new(b"AGE-SECRET-KEY-1X\n".to_vec())).unwrap();
         assert!(!report.written);

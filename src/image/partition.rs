@@ -62,37 +62,58 @@ pub fn parse_list(output: &str) -> Vec<Filesystem> {
     output
         .lines()
         .filter_map(|line| line.rsplit_once(": "))
-        .map(|(device, fstype)| Filesystem { device: device.trim().to_string(), fstype: fstype.trim().to_string(), label: None })
+        .map(|(device, fstype)| Filesystem {
+            device: device.trim().to_string(),
+            fstype: fstype.trim().to_string(),
+            label: None,
+        })
         .collect()
 }
 
 /// Picks the filesystem for `wanted`. `found` must carry labels for its
 /// Linux entries when `wanted` is [`Partition::Auto`].
-pub fn choose<'a>(found: &'a [Filesystem], wanted: Partition, image: &Path) -> Result<&'a Filesystem, ImageError> {
+pub fn choose<'a>(
+    found: &'a [Filesystem],
+    wanted: Partition,
+    image: &Path,
+) -> Result<&'a Filesystem, ImageError> {
     match wanted {
         Partition::Number(number) => {
-            let fs = found.iter().find(|f| f.number() == Some(number)).ok_or_else(|| ImageError::PartitionNotFound {
-                image: image.to_path_buf(),
-                number,
-                found: describe_all(found.iter()),
-            })?;
+            let fs = found
+                .iter()
+                .find(|f| f.number() == Some(number))
+                .ok_or_else(|| ImageError::PartitionNotFound {
+                    image: image.to_path_buf(),
+                    number,
+                    found: describe_all(found.iter()),
+                })?;
             if !fs.is_linux() {
-                return Err(ImageError::NotLinuxFilesystem { image: image.to_path_buf(), number, fstype: fs.fstype.clone() });
+                return Err(ImageError::NotLinuxFilesystem {
+                    image: image.to_path_buf(),
+                    number,
+                    fstype: fs.fstype.clone(),
+                });
             }
             Ok(fs)
         }
         Partition::Auto => {
             let linux: Vec<&Filesystem> = found.iter().filter(|f| f.is_linux()).collect();
-            let labelled: Vec<&Filesystem> =
-                linux.iter().copied().filter(|f| f.fstype == "ext4" && f.label.as_deref() == Some(NIXOS_LABEL)).collect();
+            let labelled: Vec<&Filesystem> = linux
+                .iter()
+                .copied()
+                .filter(|f| f.fstype == "ext4" && f.label.as_deref() == Some(NIXOS_LABEL))
+                .collect();
             match (labelled.as_slice(), linux.as_slice()) {
                 ([one], _) => Ok(one),
-                ([], []) => Err(ImageError::NoRootFilesystem { image: image.to_path_buf() }),
+                ([], []) => Err(ImageError::NoRootFilesystem {
+                    image: image.to_path_buf(),
+                }),
                 ([], [one]) => Ok(one),
                 // Two NIXOS_SD roots are as ambiguous as two unlabelled ones.
-                ([], many) | (many, _) => {
-                    Err(ImageError::AmbiguousRoot { image: image.to_path_buf(), candidates: describe_all(many.iter().copied()) })
-                }
+                ([], many) | (many, _) => Err(ImageError::AmbiguousRoot {
+                    image: image.to_path_buf(),
+                    candidates: describe_all(many.iter().copied()),
+                }),
             }
         }
     }
@@ -112,7 +133,11 @@ mod tests {
     use super::*;
 
     fn fs(device: &str, fstype: &str, label: Option<&str>) -> Filesystem {
-        Filesystem { device: device.into(), fstype: fstype.into(), label: label.map(String::from) }
+        Filesystem {
+            device: device.into(),
+            fstype: fstype.into(),
+            label: label.map(String::from),
+        }
     }
 
     #[test]
@@ -129,13 +154,32 @@ mod tests {
     #[test]
     fn auto_prefers_nixos_sd_and_never_takes_vfat() {
         let image = Path::new("x.img");
-        let nixos = [fs("/dev/sda1", "vfat", Some("FIRMWARE")), fs("/dev/sda2", "ext4", Some("NIXOS_SD")), fs("/dev/sda3", "xfs", None)];
-        assert_eq!(choose(&nixos, Partition::Auto, image).unwrap().device, "/dev/sda2");
-        let single = [fs("/dev/sda1", "vfat", None), fs("/dev/sda2", "btrfs", None)];
-        assert_eq!(choose(&single, Partition::Auto, image).unwrap().device, "/dev/sda2");
+        let nixos = [
+            fs("/dev/sda1", "vfat", Some("FIRMWARE")),
+            fs("/dev/sda2", "ext4", Some("NIXOS_SD")),
+            fs("/dev/sda3", "xfs", None),
+        ];
+        assert_eq!(
+            choose(&nixos, Partition::Auto, image).unwrap().device,
+            "/dev/sda2"
+        );
+        let single = [
+            fs("/dev/sda1", "vfat", None),
+            fs("/dev/sda2", "btrfs", None),
+        ];
+        assert_eq!(
+            choose(&single, Partition::Auto, image).unwrap().device,
+            "/dev/sda2"
+        );
         let vfat_only = [fs("/dev/sda1", "vfat", Some("NIXOS_SD"))];
-        assert!(matches!(choose(&vfat_only, Partition::Auto, image), Err(ImageError::NoRootFilesystem { .. })));
-        assert!(matches!(choose(&[], Partition::Auto, image), Err(ImageError::NoRootFilesystem { .. })));
+        assert!(matches!(
+            choose(&vfat_only, Partition::Auto, image),
+            Err(ImageError::NoRootFilesystem { .. })
+        ));
+        assert!(matches!(
+            choose(&[], Partition::Auto, image),
+            Err(ImageError::NoRootFilesystem { .. })
+        ));
     }
 
     #[test]
@@ -143,20 +187,43 @@ mod tests {
         let image = Path::new("x.img");
         let two = [fs("/dev/sda2", "ext4", None), fs("/dev/sda3", "xfs", None)];
         let err = choose(&two, Partition::Auto, image).unwrap_err();
-        assert!(err.to_string().contains("/dev/sda2 (ext4), /dev/sda3 (xfs)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/dev/sda2 (ext4), /dev/sda3 (xfs)"),
+            "{err}"
+        );
         assert!(err.to_string().contains("--partition N"), "{err}");
-        let twice = [fs("/dev/sda2", "ext4", Some("NIXOS_SD")), fs("/dev/sda3", "ext4", Some("NIXOS_SD"))];
-        assert!(matches!(choose(&twice, Partition::Auto, image), Err(ImageError::AmbiguousRoot { .. })));
+        let twice = [
+            fs("/dev/sda2", "ext4", Some("NIXOS_SD")),
+            fs("/dev/sda3", "ext4", Some("NIXOS_SD")),
+        ];
+        assert!(matches!(
+            choose(&twice, Partition::Auto, image),
+            Err(ImageError::AmbiguousRoot { .. })
+        ));
     }
 
     #[test]
     fn explicit_number_must_be_linux() {
         let image = Path::new("x.img");
-        let list = [fs("/dev/sda1", "vfat", None), fs("/dev/sda2", "ext4", None), fs("/dev/sda3", "ext4", None)];
-        assert_eq!(choose(&list, Partition::Number(3), image).unwrap().device, "/dev/sda3");
-        assert!(matches!(choose(&list, Partition::Number(1), image), Err(ImageError::NotLinuxFilesystem { number: 1, .. })));
+        let list = [
+            fs("/dev/sda1", "vfat", None),
+            fs("/dev/sda2", "ext4", None),
+            fs("/dev/sda3", "ext4", None),
+        ];
+        assert_eq!(
+            choose(&list, Partition::Number(3), image).unwrap().device,
+            "/dev/sda3"
+        );
+        assert!(matches!(
+            choose(&list, Partition::Number(1), image),
+            Err(ImageError::NotLinuxFilesystem { number: 1, .. })
+        ));
         let err = choose(&list, Partition::Number(9), image).unwrap_err();
-        assert!(matches!(err, ImageError::PartitionNotFound { number: 9, .. }));
+        assert!(matches!(
+            err,
+            ImageError::PartitionNotFound { number: 9, .. }
+        ));
         assert!(err.to_string().contains("/dev/sda1 (vfat)"), "{err}");
     }
 }

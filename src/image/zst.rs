@@ -60,20 +60,28 @@ pub fn temp_beside(image: &Path) -> Result<Temp, ImageError> {
         .prefix(".rumor-image-")
         .suffix(".rumor-tmp")
         .tempfile_in(directory(image))
-        .map_err(|e| ImageError::ImageNotWritable { image: image.to_path_buf(), reason: format!("cannot create a temp file beside it: {e}") })?;
+        .map_err(|e| ImageError::ImageNotWritable {
+            image: image.to_path_buf(),
+            reason: format!("cannot create a temp file beside it: {e}"),
+        })?;
     let _leftover = crate::interrupt::remove_on_exit(file.path());
     Ok(Temp { file, _leftover })
 }
 
 /// Decompresses `image` into a temp file beside it.
 pub fn decompress(image: &Path) -> Result<Temp, ImageError> {
-    let io_error = |what: &str, e: io::Error| ImageError::ImageIo { image: image.to_path_buf(), reason: format!("{what}: {e}") };
+    let io_error = |what: &str, e: io::Error| ImageError::ImageIo {
+        image: image.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    };
     let mut raw = temp_beside(image)?;
     let source = File::open(image).map_err(|e| io_error("opening", e))?;
     {
         let mut out = BufWriter::new(raw.as_file_mut());
-        zstd::stream::copy_decode(BufReader::new(source), &mut out).map_err(|e| io_error("decompressing (is it zstd?)", e))?;
-        out.flush().map_err(|e| io_error("writing the decompressed copy", e))?;
+        zstd::stream::copy_decode(BufReader::new(source), &mut out)
+            .map_err(|e| io_error("decompressing (is it zstd?)", e))?;
+        out.flush()
+            .map_err(|e| io_error("writing the decompressed copy", e))?;
     }
     Ok(raw)
 }
@@ -81,20 +89,34 @@ pub fn decompress(image: &Path) -> Result<Temp, ImageError> {
 /// Compresses `raw` and renames the result over `image`, keeping the
 /// archive's permissions.
 pub fn recompress(raw: &Path, image: &Path) -> Result<(), ImageError> {
-    let io_error = |what: &str, e: io::Error| ImageError::ImageIo { image: image.to_path_buf(), reason: format!("{what}: {e}") };
-    let mode = fs::metadata(image).map_err(|e| io_error("reading its permissions", e))?.permissions().mode();
+    let io_error = |what: &str, e: io::Error| ImageError::ImageIo {
+        image: image.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    };
+    let mode = fs::metadata(image)
+        .map_err(|e| io_error("reading its permissions", e))?
+        .permissions()
+        .mode();
     let mut packed = temp_beside(image)?;
     {
         let source = File::open(raw).map_err(|e| io_error("reopening the decompressed copy", e))?;
         let mut out = BufWriter::new(packed.as_file_mut());
-        zstd::stream::copy_encode(BufReader::new(source), &mut out, LEVEL).map_err(|e| io_error("compressing", e))?;
-        out.flush().map_err(|e| io_error("writing the compressed copy", e))?;
+        zstd::stream::copy_encode(BufReader::new(source), &mut out, LEVEL)
+            .map_err(|e| io_error("compressing", e))?;
+        out.flush()
+            .map_err(|e| io_error("writing the compressed copy", e))?;
     }
     let file = packed.as_file();
-    file.set_permissions(fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| io_error("setting permissions", e))?;
+    file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| io_error("setting permissions", e))?;
     file.sync_all().map_err(|e| io_error("syncing", e))?;
-    let Temp { file: packed, _leftover } = packed;
-    packed.persist(image).map_err(|e| io_error("replacing it", e.error))?;
+    let Temp {
+        file: packed,
+        _leftover,
+    } = packed;
+    packed
+        .persist(image)
+        .map_err(|e| io_error("replacing it", e.error))?;
     if let Ok(dir) = File::open(directory(image)) {
         let _ = dir.sync_all();
     }
@@ -118,8 +140,14 @@ mod tests {
         fs::write(raw.path(), b"changed").unwrap();
         recompress(raw.path(), &image).unwrap();
         drop(raw);
-        assert_eq!(zstd::decode_all(&fs::read(&image).unwrap()[..]).unwrap(), b"changed");
-        assert_eq!(fs::metadata(&image).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            zstd::decode_all(&fs::read(&image).unwrap()[..]).unwrap(),
+            b"changed"
+        );
+        assert_eq!(
+            fs::metadata(&image).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -128,7 +156,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("disk.img.zst");
         fs::write(&image, b"not zstd").unwrap();
-        assert!(matches!(decompress(&image), Err(ImageError::ImageIo { .. })));
+        assert!(matches!(
+            decompress(&image),
+            Err(ImageError::ImageIo { .. })
+        ));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

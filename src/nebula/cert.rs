@@ -108,21 +108,35 @@ impl Certificate {
 
     /// Whether `key` made [`Certificate::signature`].
     pub fn signed_by(&self, key: &[u8; 32]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(key) else { return false };
-        key.verify_strict(&self.details.to_bytes(), &Signature::from_bytes(&self.signature)).is_ok()
+        let Ok(key) = VerifyingKey::from_bytes(key) else {
+            return false;
+        };
+        key.verify_strict(
+            &self.details.to_bytes(),
+            &Signature::from_bytes(&self.signature),
+        )
+        .is_ok()
     }
 
     /// Checks that `ca` is a usable root: a CA, self-signed, valid `now`.
     pub fn check_ca(&self, now: OffsetDateTime) -> Result<(), NebulaError> {
         let d = &self.details;
         if !d.is_ca {
-            return Err(NebulaError::NotCa { name: d.name.clone() });
+            return Err(NebulaError::NotCa {
+                name: d.name.clone(),
+            });
         }
         if !self.signed_by(&d.public_key) {
-            return Err(NebulaError::NotSelfSigned { name: d.name.clone() });
+            return Err(NebulaError::NotSelfSigned {
+                name: d.name.clone(),
+            });
         }
         if outside(d, now) {
-            return Err(NebulaError::CaExpired { name: d.name.clone(), not_before: d.not_before, not_after: d.not_after });
+            return Err(NebulaError::CaExpired {
+                name: d.name.clone(),
+                not_before: d.not_before,
+                not_after: d.not_after,
+            });
         }
         Ok(())
     }
@@ -139,7 +153,11 @@ impl Certificate {
             return Err(NebulaError::WrongIssuer { name, ca });
         }
         if outside(d, now) {
-            return Err(NebulaError::Expired { name: d.name.clone(), not_before: d.not_before, not_after: d.not_after });
+            return Err(NebulaError::Expired {
+                name: d.name.clone(),
+                not_before: d.not_before,
+                not_after: d.not_after,
+            });
         }
         if !self.signed_by(&ca.details.public_key) {
             let (name, ca) = names();
@@ -163,17 +181,30 @@ impl Certificate {
         }
         if !c.groups.is_empty() {
             if let Some(group) = d.groups.iter().find(|g| !c.groups.contains(g)) {
-                return Err(NebulaError::GroupNotInCa { group: group.clone(), allowed: c.groups.clone() });
+                return Err(NebulaError::GroupNotInCa {
+                    group: group.clone(),
+                    allowed: c.groups.clone(),
+                });
             }
         }
         if !c.ips.is_empty() {
             if let Some(ip) = d.ips.iter().find(|ip| !c.ips.iter().any(|n| n.allows(ip))) {
-                return Err(NebulaError::IpOutsideCa { ip: *ip, allowed: c.ips.clone() });
+                return Err(NebulaError::IpOutsideCa {
+                    ip: *ip,
+                    allowed: c.ips.clone(),
+                });
             }
         }
         if !c.subnets.is_empty() {
-            if let Some(s) = d.subnets.iter().find(|s| !c.subnets.iter().any(|n| n.allows(s))) {
-                return Err(NebulaError::SubnetOutsideCa { subnet: *s, allowed: c.subnets.clone() });
+            if let Some(s) = d
+                .subnets
+                .iter()
+                .find(|s| !c.subnets.iter().any(|n| n.allows(s)))
+            {
+                return Err(NebulaError::SubnetOutsideCa {
+                    subnet: *s,
+                    allowed: c.subnets.clone(),
+                });
             }
         }
         Ok(())

@@ -182,7 +182,10 @@ pub enum NebulaError {
 }
 
 fn list(nets: &[Ipv4Net]) -> String {
-    nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -195,35 +198,81 @@ mod tests {
         let net = |a, p| Ipv4Net::new(Ipv4Addr::new(10, 8, 0, a), p).unwrap();
         let n = || "h".to_string();
         let all = [
-            NebulaError::Pem { banner: "NEBULA CERTIFICATE", reason: "no BEGIN line" },
-            NebulaError::KeyLength { banner: "NEBULA X25519 PRIVATE KEY", expected: 32, found: 3 },
+            NebulaError::Pem {
+                banner: "NEBULA CERTIFICATE",
+                reason: "no BEGIN line",
+            },
+            NebulaError::KeyLength {
+                banner: "NEBULA X25519 PRIVATE KEY",
+                expected: 32,
+                found: 3,
+            },
             NebulaError::KeyInconsistent,
-            NebulaError::Malformed { reason: "truncated varint" },
+            NebulaError::Malformed {
+                reason: "truncated varint",
+            },
             NebulaError::UnknownField { field: 100 },
-            NebulaError::FieldLength { field: "public key", expected: 32, found: 1 },
-            NebulaError::BadMask { field: "ips", mask: 0xff00ff00 },
+            NebulaError::FieldLength {
+                field: "public key",
+                expected: 32,
+                found: 1,
+            },
+            NebulaError::BadMask {
+                field: "ips",
+                mask: 0xff00ff00,
+            },
             NebulaError::NotCanonical,
             NebulaError::BadCidr { value: "x".into() },
             NebulaError::TimeRange { what: "expiry" },
             NebulaError::NotCa { name: n() },
             NebulaError::NotSelfSigned { name: n() },
-            NebulaError::CaExpired { name: n(), not_before: 1, not_after: 2 },
-            NebulaError::Expired { name: n(), not_before: 1, not_after: 2 },
+            NebulaError::CaExpired {
+                name: n(),
+                not_before: 1,
+                not_after: 2,
+            },
+            NebulaError::Expired {
+                name: n(),
+                not_before: 1,
+                not_after: 2,
+            },
             NebulaError::WrongIssuer { name: n(), ca: n() },
             NebulaError::SignatureMismatch { name: n(), ca: n() },
             NebulaError::KeyMismatch { ca: n() },
             NebulaError::OutlivesCa { name: n(), ca: n() },
             NebulaError::PredatesCa { name: n(), ca: n() },
-            NebulaError::GroupNotInCa { group: "x".into(), allowed: vec!["a".into(), "b".into()] },
-            NebulaError::IpOutsideCa { ip: net(9, 24), allowed: vec![net(0, 16), net(0, 8)] },
-            NebulaError::SubnetOutsideCa { subnet: net(0, 24), allowed: vec![] },
-            NebulaError::BadName { field: "name", value: "a\\u{202e}".into(), why: "contains a Unicode bidirectional control character" },
+            NebulaError::GroupNotInCa {
+                group: "x".into(),
+                allowed: vec!["a".into(), "b".into()],
+            },
+            NebulaError::IpOutsideCa {
+                ip: net(9, 24),
+                allowed: vec![net(0, 16), net(0, 8)],
+            },
+            NebulaError::SubnetOutsideCa {
+                subnet: net(0, 24),
+                allowed: vec![],
+            },
+            NebulaError::BadName {
+                field: "name",
+                value: "a\\u{202e}".into(),
+                why: "contains a Unicode bidirectional control character",
+            },
         ];
         for e in &all {
             let text = e.to_string();
-            assert!(!text.is_empty() && text.chars().next().is_some_and(|c| !c.is_uppercase() || text.starts_with("CA")), "{text}");
+            assert!(
+                !text.is_empty()
+                    && text
+                        .chars()
+                        .next()
+                        .is_some_and(|c| !c.is_uppercase() || text.starts_with("CA")),
+                "{text}"
+            );
         }
         assert_eq!(all[19].to_string(), "group \"x\" is not among the CA's groups [a, b]; use one of them or a CA without group limits");
-        assert!(all[20].to_string().starts_with("ip 10.8.0.9/24 is outside the CA's networks [10.8.0.0/16, 10.8.0.0/8]"));
+        assert!(all[20]
+            .to_string()
+            .starts_with("ip 10.8.0.9/24 is outside the CA's networks [10.8.0.0/16, 10.8.0.0/8]"));
     }
 }

@@ -19,20 +19,26 @@ impl CaKey {
     pub fn generate<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> CaKey {
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
-        CaKey { key: SigningKey::from_bytes(&seed) }
+        CaKey {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// Reads a `NEBULA ED25519 PRIVATE KEY` block (seed then public key).
     pub fn from_pem(text: &str) -> Result<CaKey, NebulaError> {
         let body = pem::decode(pem::ED25519_PRIVATE, text)?;
-        let bytes: &[u8; 64] = body.as_slice().try_into().map_err(|_| NebulaError::KeyLength {
-            banner: pem::ED25519_PRIVATE,
-            expected: 64,
-            found: body.len(),
-        })?;
+        let bytes: &[u8; 64] = body
+            .as_slice()
+            .try_into()
+            .map_err(|_| NebulaError::KeyLength {
+                banner: pem::ED25519_PRIVATE,
+                expected: 64,
+                found: body.len(),
+            })?;
         // nebula only compares the stored public half with the certificate;
         // checking it against the seed too catches a key file spliced from two.
-        let key = SigningKey::from_keypair_bytes(bytes).map_err(|_| NebulaError::KeyInconsistent)?;
+        let key =
+            SigningKey::from_keypair_bytes(bytes).map_err(|_| NebulaError::KeyInconsistent)?;
         Ok(CaKey { key })
     }
 
@@ -63,18 +69,24 @@ impl HostKey {
     pub fn generate<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> HostKey {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(bytes.as_mut());
-        HostKey { secret: StaticSecret::from(*bytes) }
+        HostKey {
+            secret: StaticSecret::from(*bytes),
+        }
     }
 
     /// Reads a `NEBULA X25519 PRIVATE KEY` block.
     pub fn from_pem(text: &str) -> Result<HostKey, NebulaError> {
         let body = pem::decode(pem::X25519_PRIVATE, text)?;
-        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(body.as_slice().try_into().map_err(|_| NebulaError::KeyLength {
-            banner: pem::X25519_PRIVATE,
-            expected: 32,
-            found: body.len(),
-        })?);
-        Ok(HostKey { secret: StaticSecret::from(*bytes) })
+        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(body.as_slice().try_into().map_err(
+            |_| NebulaError::KeyLength {
+                banner: pem::X25519_PRIVATE,
+                expected: 32,
+                found: body.len(),
+            },
+        )?);
+        Ok(HostKey {
+            secret: StaticSecret::from(*bytes),
+        })
     }
 
     /// The `NEBULA X25519 PRIVATE KEY` block.
@@ -107,7 +119,9 @@ mod tests {
         let host = HostKey::generate(&mut rng);
         let again = HostKey::from_pem(&host.to_pem()).unwrap();
         assert_eq!(again.public(), host.public());
-        assert!(host.public_pem().starts_with("-----BEGIN NEBULA X25519 PUBLIC KEY-----\n"));
+        assert!(host
+            .public_pem()
+            .starts_with("-----BEGIN NEBULA X25519 PUBLIC KEY-----\n"));
     }
 
     #[test]
@@ -117,8 +131,14 @@ mod tests {
         let mut bytes = a.key.to_keypair_bytes().to_vec();
         bytes[32..].copy_from_slice(&b.public());
         let text = pem::encode(pem::ED25519_PRIVATE, &bytes);
-        assert!(matches!(CaKey::from_pem(&text), Err(NebulaError::KeyInconsistent)));
+        assert!(matches!(
+            CaKey::from_pem(&text),
+            Err(NebulaError::KeyInconsistent)
+        ));
         let short = pem::encode(pem::ED25519_PRIVATE, &bytes[..32]);
-        assert!(matches!(CaKey::from_pem(&short), Err(NebulaError::KeyLength { found: 32, .. })));
+        assert!(matches!(
+            CaKey::from_pem(&short),
+            Err(NebulaError::KeyLength { found: 32, .. })
+        ));
     }
 }

@@ -32,13 +32,18 @@ impl Ipv4Net {
 
     /// The mask as a big-endian number: /16 is 0xFFFF0000.
     pub fn mask(&self) -> u32 {
-        u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
     }
 
     /// The same network with the host bits cleared, as nebula-cert stores
     /// CA networks and subnets.
     pub fn network(&self) -> Ipv4Net {
-        Ipv4Net { addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()), prefix: self.prefix }
+        Ipv4Net {
+            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            prefix: self.prefix,
+        }
     }
 
     /// The prefix length of a mask, if it is a run of ones then zeros.
@@ -51,7 +56,8 @@ impl Ipv4Net {
     /// constraint wants: its address is inside, and its prefix is at least
     /// as long.
     pub fn allows(&self, inner: &Ipv4Net) -> bool {
-        u32::from(inner.addr) & self.mask() == u32::from(self.addr) & self.mask() && inner.prefix >= self.prefix
+        u32::from(inner.addr) & self.mask() == u32::from(self.addr) & self.mask()
+            && inner.prefix >= self.prefix
     }
 }
 
@@ -65,7 +71,9 @@ impl FromStr for Ipv4Net {
     type Err = NebulaError;
 
     fn from_str(s: &str) -> Result<Ipv4Net, NebulaError> {
-        let bad = || NebulaError::BadCidr { value: s.to_owned() };
+        let bad = || NebulaError::BadCidr {
+            value: s.to_owned(),
+        };
         let (addr, prefix) = s.trim().split_once('/').ok_or_else(bad)?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
         // Go's ParseCIDR takes decimal digits only: no sign, no spaces.
@@ -89,7 +97,15 @@ mod tests {
         assert_eq!(n.network().to_string(), "10.1.0.0/16");
         assert_eq!("1.2.3.4/0".parse::<Ipv4Net>().unwrap().mask(), 0);
         assert_eq!("1.2.3.4/32".parse::<Ipv4Net>().unwrap().mask(), u32::MAX);
-        for bad in ["10.1.2.3", "10.1.2.3/33", "10.1.2/8", "::1/64", "10.0.0.1/+8", "10.0.0.1/", "x/8"] {
+        for bad in [
+            "10.1.2.3",
+            "10.1.2.3/33",
+            "10.1.2/8",
+            "::1/64",
+            "10.0.0.1/+8",
+            "10.0.0.1/",
+            "x/8",
+        ] {
             assert!(bad.parse::<Ipv4Net>().is_err(), "{bad}");
         }
     }

@@ -23,7 +23,9 @@ pub const X25519_PUBLIC: &str = "NEBULA X25519 PUBLIC KEY";
 pub fn encode(banner: &str, body: &[u8]) -> Zeroizing<String> {
     let b64 = Zeroizing::new(STANDARD.encode(body));
     // Sized up front so the buffer never reallocates and leaves copies.
-    let mut out = Zeroizing::new(String::with_capacity(b64.len() + b64.len() / 64 + 2 * banner.len() + 40));
+    let mut out = Zeroizing::new(String::with_capacity(
+        b64.len() + b64.len() / 64 + 2 * banner.len() + 40,
+    ));
     out.push_str("-----BEGIN ");
     out.push_str(banner);
     out.push_str("-----\n");
@@ -43,7 +45,10 @@ pub fn decode(banner: &'static str, text: &str) -> Result<Zeroizing<Vec<u8>>, Ne
     let err = |reason| NebulaError::Pem { banner, reason };
     let mut lines = text.trim().lines().map(str::trim);
     let begin = lines.next().ok_or_else(|| err("the text is empty"))?;
-    let Some(found) = begin.strip_prefix("-----BEGIN ").and_then(|s| s.strip_suffix("-----")) else {
+    let Some(found) = begin
+        .strip_prefix("-----BEGIN ")
+        .and_then(|s| s.strip_suffix("-----"))
+    else {
         return Err(err("the first line is not a -----BEGIN …----- line"));
     };
     if found != banner {
@@ -68,7 +73,9 @@ pub fn decode(banner: &'static str, text: &str) -> Result<Zeroizing<Vec<u8>>, Ne
         return Err(err("the END line is missing"));
     }
     let mut body = Zeroizing::new(Vec::with_capacity(b64.len()));
-    STANDARD.decode_vec(b64.as_bytes(), &mut body).map_err(|_| err("the body is not valid base64"))?;
+    STANDARD
+        .decode_vec(b64.as_bytes(), &mut body)
+        .map_err(|_| err("the body is not valid base64"))?;
     Ok(body)
 }
 

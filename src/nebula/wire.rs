@@ -95,7 +95,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, NebulaError> {
         let mut v = 0u64;
         for i in 0..10 {
-            let (&b, rest) = self.rest.split_first().ok_or_else(|| malformed("truncated varint"))?;
+            let (&b, rest) = self
+                .rest
+                .split_first()
+                .ok_or_else(|| malformed("truncated varint"))?;
             self.rest = rest;
             if i == 9 && b > 1 {
                 return Err(malformed("varint overflows 64 bits"));
@@ -110,7 +113,10 @@ impl<'a> Reader<'a> {
 
     fn bytes(&mut self) -> Result<&'a [u8], NebulaError> {
         let len = self.varint()?;
-        let len = usize::try_from(len).ok().filter(|&n| n <= self.rest.len()).ok_or_else(|| malformed("length runs past the end"))?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&n| n <= self.rest.len())
+            .ok_or_else(|| malformed("length runs past the end"))?;
         let (head, rest) = self.rest.split_at(len);
         self.rest = rest;
         Ok(head)
@@ -135,24 +141,37 @@ fn expect_wire(got: u64, want: u64) -> Result<(), NebulaError> {
 }
 
 fn fixed<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], NebulaError> {
-    bytes.try_into().map_err(|_| NebulaError::FieldLength { field, expected: N, found: bytes.len() })
+    bytes.try_into().map_err(|_| NebulaError::FieldLength {
+        field,
+        expected: N,
+        found: bytes.len(),
+    })
 }
 
 fn nets(bytes: &[u8], field: &'static str) -> Result<Vec<Ipv4Net>, NebulaError> {
     let mut r = Reader { rest: bytes };
     let mut words = Vec::new();
     while !r.rest.is_empty() {
-        let w = u32::try_from(r.varint()?).map_err(|_| malformed("network value exceeds 32 bits"))?;
+        let w =
+            u32::try_from(r.varint()?).map_err(|_| malformed("network value exceeds 32 bits"))?;
         words.push(w);
     }
     if words.len() % 2 != 0 {
-        return Err(malformed("networks come in address/mask pairs, an odd number was found"));
+        return Err(malformed(
+            "networks come in address/mask pairs, an odd number was found",
+        ));
     }
     words
         .chunks_exact(2)
         .map(|pair| {
-            let prefix = Ipv4Net::prefix_of(pair[1]).ok_or(NebulaError::BadMask { field, mask: pair[1] })?;
-            Ipv4Net::new(pair[0].into(), prefix).ok_or(NebulaError::BadMask { field, mask: pair[1] })
+            let prefix = Ipv4Net::prefix_of(pair[1]).ok_or(NebulaError::BadMask {
+                field,
+                mask: pair[1],
+            })?;
+            Ipv4Net::new(pair[0].into(), prefix).ok_or(NebulaError::BadMask {
+                field,
+                mask: pair[1],
+            })
         })
         .collect()
 }
@@ -191,7 +210,11 @@ fn decode_details(bytes: &[u8]) -> Result<Details, NebulaError> {
             other => return Err(NebulaError::UnknownField { field: other }),
         }
     }
-    d.public_key = public_key.ok_or(NebulaError::FieldLength { field: "public key", expected: 32, found: 0 })?;
+    d.public_key = public_key.ok_or(NebulaError::FieldLength {
+        field: "public key",
+        expected: 32,
+        found: 0,
+    })?;
     Ok(d)
 }
 
@@ -213,7 +236,11 @@ pub(crate) fn decode_certificate(bytes: &[u8]) -> Result<Certificate, NebulaErro
         }
     }
     let details = details.ok_or(malformed("no details"))?;
-    let signature = signature.ok_or(NebulaError::FieldLength { field: "signature", expected: 64, found: 0 })?;
+    let signature = signature.ok_or(NebulaError::FieldLength {
+        field: "signature",
+        expected: 64,
+        found: 0,
+    })?;
     let cert = Certificate { details, signature };
     // Repeats, reordering, padded varints and zero values all parse above;
     // one comparison rules them out, since nebula would re-encode them away
@@ -239,7 +266,11 @@ mod tests {
         put_int(&mut neg, 5, -1);
         assert_eq!(neg.len(), 11);
         assert!(Reader { rest: &[0xff; 11] }.varint().is_err());
-        assert!(Reader { rest: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02] }.varint().is_err());
+        assert!(Reader {
+            rest: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]
+        }
+        .varint()
+        .is_err());
     }
 
     #[test]
@@ -251,7 +282,13 @@ mod tests {
             ..Details::default()
         };
         let bytes = encode_details(&d);
-        assert_eq!(bytes[..15], [0x0a, 0x02, 0x68, 0x31, 0x12, 0x09, 0x83, 0x84, 0x84, 0x50, 0x80, 0x80, 0xfc, 0xff, 0x0f]);
+        assert_eq!(
+            bytes[..15],
+            [
+                0x0a, 0x02, 0x68, 0x31, 0x12, 0x09, 0x83, 0x84, 0x84, 0x50, 0x80, 0x80, 0xfc, 0xff,
+                0x0f
+            ]
+        );
         assert_eq!(decode_details(&bytes).unwrap(), d);
     }
 
@@ -259,6 +296,9 @@ mod tests {
     fn field_100_is_unknown() {
         let mut d = encode_details(&Details::default());
         d.extend_from_slice(&[0xa0, 0x06, 0x00]);
-        assert_eq!(decode_details(&d), Err(NebulaError::UnknownField { field: 100 }));
+        assert_eq!(
+            decode_details(&d),
+            Err(NebulaError::UnknownField { field: 100 })
+        );
     }
 }

@@ -14,8 +14,15 @@ use crate::fleet::Fleet;
 /// timestamped copies back from the newest while each value stays equal.
 pub fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
     let base = o.fleet.device_path(id);
-    let Some(current) = o.handle.read(&format!("{base}/current"))? else { return Ok(None) };
-    let mut stamps: Vec<String> = o.handle.list(&base)?.into_iter().filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit())).collect();
+    let Some(current) = o.handle.read(&format!("{base}/current"))? else {
+        return Ok(None);
+    };
+    let mut stamps: Vec<String> = o
+        .handle
+        .list(&base)?
+        .into_iter()
+        .filter(|k| k.len() == 14 && k.chars().all(|c| c.is_ascii_digit()))
+        .collect();
     stamps.sort();
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
     let mut since: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
@@ -24,24 +31,40 @@ pub fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime
         if alive.is_empty() {
             break;
         }
-        let Some(old) = o.handle.read(&format!("{base}/{stamp}"))? else { continue };
+        let Some(old) = o.handle.read(&format!("{base}/{stamp}"))? else {
+            continue;
+        };
         alive.retain(|k| {
-            let same = old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
+            let same =
+                old.data.get(*k).map(|v| v.as_str()) == current.data.get(*k).map(|v| v.as_str());
             if same {
                 since.insert(k, stamp.clone());
             }
             same
         });
     }
-    let oldest = since.values().min().and_then(|s| time::PrimitiveDateTime::parse(s, &format).ok()).map(|t| t.assume_utc());
+    let oldest = since
+        .values()
+        .min()
+        .and_then(|s| time::PrimitiveDateTime::parse(s, &format).ok())
+        .map(|t| t.assume_utc());
     Ok(oldest)
 }
 
 /// The pairs of the plaintext device YAML a run renders.
 fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
-    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return vec![] };
+    let Ok(serde_yaml_ng::Value::Mapping(map)) =
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+    else {
+        return vec![];
+    };
     map.into_iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Zeroizing::new(v.as_str()?.to_owned()))))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str()?.to_owned(),
+                Zeroizing::new(v.as_str()?.to_owned()),
+            ))
+        })
         .collect()
 }
 
@@ -49,7 +72,13 @@ fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
 /// the device file's plaintext and ciphertext in the workspace.
 fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
     let entry = spec.generations.iter().rev().find(|g| g.kind == "sops")?;
-    let name = |k: &str| entry.arguments.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let name = |k: &str| {
+        entry
+            .arguments
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     Some((name("private")?, name("public")?))
 }
 
@@ -66,15 +95,29 @@ fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Optio
     }
     let ip: std::net::Ipv4Addr = device.ip.parse().ok()?;
     let (_, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let ips: Vec<String> = cert.details.ips.iter().map(|n| format!("{}/{}", n.addr(), n.prefix())).collect();
+    let ips: Vec<String> = cert
+        .details
+        .ips
+        .iter()
+        .map(|n| format!("{}/{}", n.addr(), n.prefix()))
+        .collect();
     if ips != [format!("{ip}/{prefix}")] {
-        return Some(format!("is for {} but the device's ip is {ip}/{prefix}", ips.join(", ")));
+        return Some(format!(
+            "is for {} but the device's ip is {ip}/{prefix}",
+            ips.join(", ")
+        ));
     }
     let mut have = cert.details.groups.clone();
     let mut want = device.groups.clone();
     have.sort();
     want.sort();
-    (have != want).then(|| format!("has groups [{}] but the device file says [{}]", have.join(", "), want.join(", ")))
+    (have != want).then(|| {
+        format!(
+            "has groups [{}] but the device file says [{}]",
+            have.join(", "),
+            want.join(", ")
+        )
+    })
 }
 
 /// The problems of one device, one line each.
@@ -105,7 +148,13 @@ pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
         }
     };
     problems.extend(crate::device_key::pending(&o.fleet, id));
-    problems.extend(crate::admins::device_mismatch(&o.fleet, o.handle.as_ref(), &o.identities, id, &text));
+    problems.extend(crate::admins::device_mismatch(
+        &o.fleet,
+        o.handle.as_ref(),
+        &o.identities,
+        id,
+        &text,
+    ));
     // What the store holds, rendered the way a run would render it; its
     // workspace also has the device's own key, which opens a device file
     // encrypted to the device alone (as the original profile's are).
@@ -120,15 +169,23 @@ pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
     let mut identities = o.identities.clone();
     if let Some(outcome) = &outcome {
         for (_, f) in outcome.workspace.iter() {
-            if let Some(t) = f.text().filter(|t| t.trim_start().starts_with("AGE-SECRET-KEY-1")) {
-                identities.extend(t.lines().filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok()));
+            if let Some(t) = f
+                .text()
+                .filter(|t| t.trim_start().starts_with("AGE-SECRET-KEY-1"))
+            {
+                identities.extend(
+                    t.lines()
+                        .filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok()),
+                );
             }
         }
     }
     let decrypted = match crate::sops::decrypt(&text, &identities) {
         Ok(d) => d,
         Err(e) => {
-            problems.push(format!("{file}: does not decrypt with the admin identity or the device's key: {e}"));
+            problems.push(format!(
+                "{file}: does not decrypt with the admin identity or the device's key: {e}"
+            ));
             return problems;
         }
     };
@@ -147,12 +204,16 @@ pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
             }
         }
     }
-    let (Some(outcome), Ok(Some((private, _)))) = (outcome, rendered) else { return problems };
+    let (Some(outcome), Ok(Some((private, _)))) = (outcome, rendered) else {
+        return problems;
+    };
     let expected = plain_pairs(outcome.workspace.text(&private).unwrap_or_default());
     for (key, value) in &pairs {
         match expected.iter().find(|(k, _)| k == key) {
             Some((_, v)) if v.as_str() == value.as_str() => {}
-            Some(_) => problems.push(format!("{file}: \"{key}\" differs from the store; run `rumor new {id}`")),
+            Some(_) => problems.push(format!(
+                "{file}: \"{key}\" differs from the store; run `rumor new {id}`"
+            )),
             None => problems.push(format!("{file}: \"{key}\" is not in the profile")),
         }
     }

@@ -58,13 +58,23 @@ pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
     let handle = fleet.store(&identities)?;
     remove_stale_temps(&fleet);
     let owners = device::owners(&fleet)?;
-    Ok(Opened { fleet, identities, handle, owners })
+    Ok(Opened {
+        fleet,
+        identities,
+        handle,
+        owners,
+    })
 }
 
 /// Removes the temp files a killed run left beside the fleet's files
 /// (those of live writers stay). Best effort: a leftover never blocks a run.
 fn remove_stale_temps(fleet: &Fleet) {
-    let mut dirs: BTreeSet<PathBuf> = [fleet.dir.clone(), fleet.dir.join("devices"), fleet.dir.join("templates")].into();
+    let mut dirs: BTreeSet<PathBuf> = [
+        fleet.dir.clone(),
+        fleet.dir.join("devices"),
+        fleet.dir.join("templates"),
+    ]
+    .into();
     for id in device::ids(fleet).unwrap_or_default() {
         if let Some(parent) = fleet.dir.join(fleet.output(&id)).parent() {
             dirs.insert(parent.to_path_buf());
@@ -76,12 +86,25 @@ fn remove_stale_temps(fleet: &Fleet) {
 }
 
 /// Runs one device's spec.
-pub fn provision(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool) -> Result<Outcome, Error> {
+pub fn provision(
+    o: &Opened,
+    id: &str,
+    rotation: Rotation,
+    verbose: bool,
+    dry_run: bool,
+) -> Result<Outcome, Error> {
     provision_with(o, id, rotation, verbose, dry_run, false)
 }
 
 /// [`provision`], with `--reencrypt`.
-pub fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, dry_run: bool, reencrypt: bool) -> Result<Outcome, Error> {
+pub fn provision_with(
+    o: &Opened,
+    id: &str,
+    rotation: Rotation,
+    verbose: bool,
+    dry_run: bool,
+    reencrypt: bool,
+) -> Result<Outcome, Error> {
     let device = device::load(&o.fleet, id)?;
     if let Ok(ip) = device.ip.parse() {
         device::check_unique(&o.fleet, id, ip, &o.owners)?;
@@ -101,17 +124,28 @@ pub fn provision_with(o: &Opened, id: &str, rotation: Rotation, verbose: bool, d
         reencrypt,
     };
     let store = LazyStore::ready(o.handle.clone());
-    engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)
+    engine::run(
+        &spec,
+        crate::workspace::Workspace::new(),
+        &store,
+        &options,
+        &mut rand::rngs::OsRng,
+    )
 }
 
 /// Runs `work` for each device on a bounded pool of threads; results come
 /// back in the input order whatever the scheduling, and a failing device
 /// does not stop the others.
 /// `done` hears of each finished device (for a progress line).
-pub fn for_each<T: Send>(ids: &[String], done: &(dyn Fn(&str, bool) + Sync), work: impl Fn(&str) -> Result<T, Error> + Sync) -> Vec<Result<T, Error>> {
+pub fn for_each<T: Send>(
+    ids: &[String],
+    done: &(dyn Fn(&str, bool) + Sync),
+    work: impl Fn(&str) -> Result<T, Error> + Sync,
+) -> Vec<Result<T, Error>> {
     let workers = jobs().min(ids.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> = ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> =
+        ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -127,7 +161,12 @@ pub fn for_each<T: Send>(ids: &[String], done: &(dyn Fn(&str, bool) + Sync), wor
     });
     results
         .into_iter()
-        .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::Input("a worker thread failed".into())))
+        })
         .collect()
 }
 
@@ -137,8 +176,15 @@ pub fn for_each<T: Send>(ids: &[String], done: &(dyn Fn(&str, bool) + Sync), wor
 /// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
 /// bounds memory, and the cap bounds the connections to Vault.
 pub fn jobs() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    std::env::var("RUMOR_JOBS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(2 * cores).min(64)
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    std::env::var("RUMOR_JOBS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2 * cores)
+        .min(64)
 }
 
 /// An outcome without its workspace: a fleet run keeps one per device
@@ -164,15 +210,21 @@ pub struct NewDevice {
 /// created, with their addresses. Holds the store's lock while it runs, and
 /// refuses to start when what the embedded store holds for them does not
 /// authenticate.
-pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<(String, std::net::Ipv4Addr)>, Error> {
+pub fn create_devices(
+    o: &Opened,
+    ids: &[String],
+    new: &NewDevice,
+) -> Result<Vec<(String, std::net::Ipv4Addr)>, Error> {
     let _lock = o.handle.lock()?;
     // What the embedded store holds for these devices must authenticate
     // before anything is created: a planted entry stops the command here.
     // (Vault's entries are guarded by its access control.)
     if o.handle.local().is_some() {
-        o.handle.read(&format!("{}/current", o.fleet.shared_path()))?;
+        o.handle
+            .read(&format!("{}/current", o.fleet.shared_path()))?;
         for id in ids {
-            o.handle.read(&format!("{}/current", o.fleet.device_path(id)))?;
+            o.handle
+                .read(&format!("{}/current", o.fleet.device_path(id)))?;
         }
     }
     let devices_lock = device::lock_devices(&o.fleet)?;
@@ -184,27 +236,42 @@ pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec
             if new.ip.is_some() || new.name.is_some() || new.wifi.is_some() {
                 let current = device::load(&o.fleet, id)?;
                 if new.ip.as_deref().is_some_and(|ip| ip != current.ip) {
-                    return Err(Error::Input(format!("{id} exists with ip {}; edit {} to change it", current.ip, path.display())));
+                    return Err(Error::Input(format!(
+                        "{id} exists with ip {}; edit {} to change it",
+                        current.ip,
+                        path.display()
+                    )));
                 }
             }
             continue;
         }
         let ip = match &new.ip {
             Some(ip) => {
-                let ip = ip.parse().map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
+                let ip = ip
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
                 device::check_unique(&o.fleet, id, ip, &o.owners)?;
                 ip
             }
             // allocate() scans every device file; after the first, the next
             // free address is the one after this run's last (it allocates
             // past the highest taken), which keeps creating N devices linear.
-            None => match allocated.last().and_then(|prev| next_in_overlay(&o.fleet, *prev)) {
+            None => match allocated
+                .last()
+                .and_then(|prev| next_in_overlay(&o.fleet, *prev))
+            {
                 Some(ip) => ip,
                 None => device::allocate(&o.fleet, &allocated)?,
             },
         };
         allocated.insert(ip);
-        let device = Device { name: new.name.clone().unwrap_or_default(), ip: ip.to_string(), groups: vec!["pidgeon".into()], wifi: new.wifi.clone(), vars: Default::default() };
+        let device = Device {
+            name: new.name.clone().unwrap_or_default(),
+            ip: ip.to_string(),
+            groups: vec!["pidgeon".into()],
+            wifi: new.wifi.clone(),
+            vars: Default::default(),
+        };
         device::save(&o.fleet, id, &device)?;
         // Validates the address against the overlay and the other fields.
         if let Err(e) = device::load(&o.fleet, id) {
@@ -221,14 +288,20 @@ pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec
 /// The address after `prev`, if it is still a host address of the overlay.
 fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
     let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let last = u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
+    let last =
+        u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
     let next = u32::from(prev).checked_add(1)?;
     (next <= last).then(|| std::net::Ipv4Addr::from(next))
 }
 
 /// Certificates of a device that expire within `days`.
 pub fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
-    let Some(current) = o.handle.read(&format!("{}/current", o.fleet.device_path(id)))? else { return Ok(vec![]) };
+    let Some(current) = o
+        .handle
+        .read(&format!("{}/current", o.fleet.device_path(id)))?
+    else {
+        return Ok(vec![]);
+    };
     let limit = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
     let mut out = Vec::new();
     for (name, value) in &current.data {
@@ -247,7 +320,9 @@ pub fn expiry(value: &str) -> Option<time::OffsetDateTime> {
         return crate::x509::not_after(value).ok();
     }
     if value.contains("-----BEGIN NEBULA CERTIFICATE-----") {
-        return crate::nebula::Certificate::from_pem(value).ok().map(|c| c.expires_at());
+        return crate::nebula::Certificate::from_pem(value)
+            .ok()
+            .map(|c| c.expires_at());
     }
     None
 }

@@ -37,26 +37,38 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
     let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
     for sub in ["devices", "templates", "secrets"] {
-        crate::fsutil::dir_beneath(&dir, Path::new(sub), 0o755).map_err(|e| Error::read(&dir.join(sub), e))?;
+        crate::fsutil::dir_beneath(&dir, Path::new(sub), 0o755)
+            .map_err(|e| Error::read(&dir.join(sub), e))?;
     }
     // The admin identity: made once, kept outside the fleet.
-    let identity_path = crate::identity::admin_path().ok_or_else(|| Error::Input("cannot tell where the admin identity goes; set RUMOR_IDENTITY or HOME".into()))?;
+    let identity_path = crate::identity::admin_path().ok_or_else(|| {
+        Error::Input("cannot tell where the admin identity goes; set RUMOR_IDENTITY or HOME".into())
+    })?;
     if !identity_path.is_file() {
         let identity = age::x25519::Identity::generate();
         if let Some(parent) = identity_path.parent() {
             crate::fsutil::create_private_dir(parent).map_err(|e| Error::io(parent, &e))?;
         }
         use age::secrecy::ExposeSecret;
-        let text = Zeroizing::new(format!("# rumor fleet admin identity\n# public key: {}\n{}\n", identity.to_public(), identity.to_string().expose_secret()));
-        crate::fsutil::write_atomic(&identity_path, text.as_bytes(), 0o600).map_err(|e| Error::io(&identity_path, &e))?;
-        eprintln!("rumor: made the admin identity {} (back it up: it opens every secret)", identity_path.display());
+        let text = Zeroizing::new(format!(
+            "# rumor fleet admin identity\n# public key: {}\n{}\n",
+            identity.to_public(),
+            identity.to_string().expose_secret()
+        ));
+        crate::fsutil::write_atomic(&identity_path, text.as_bytes(), 0o600)
+            .map_err(|e| Error::io(&identity_path, &e))?;
+        eprintln!(
+            "rumor: made the admin identity {} (back it up: it opens every secret)",
+            identity_path.display()
+        );
     }
     let identities = crate::identity::read(&identity_path)?;
     let recipient = identities[0].to_public().to_string();
     let config = dir.join(CONFIG);
     if !config.is_file() {
         let mut settings = Settings::default();
-        let vault = args.vault || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
+        let vault = args.vault
+            || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
         if vault {
             settings.store.kind = "vault".into();
         }
@@ -70,16 +82,32 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
         settings.admins.recipients = vec![recipient.clone()];
         let text = format!(
             "# rumor fleet settings; see the README for every field.\n{}",
-            toml::to_string(&settings).map_err(|e| Error::Input(format!("{}: {e}", config.display())))?
+            toml::to_string(&settings)
+                .map_err(|e| Error::Input(format!("{}: {e}", config.display())))?
         );
-        crate::fsutil::write_beneath(&dir, Path::new(CONFIG), text.as_bytes(), 0o644).map_err(|e| Error::read(&config, e))?;
-        eprintln!("rumor: wrote {} ({} store)", config.display(), settings.store.kind);
+        crate::fsutil::write_beneath(&dir, Path::new(CONFIG), text.as_bytes(), 0o644)
+            .map_err(|e| Error::read(&config, e))?;
+        eprintln!(
+            "rumor: wrote {} ({} store)",
+            config.display(),
+            settings.store.kind
+        );
     }
-    let templates = if args.profile == "original" { ORIGINAL_TEMPLATES } else { DEFAULT_TEMPLATES };
+    let templates = if args.profile == "original" {
+        ORIGINAL_TEMPLATES
+    } else {
+        DEFAULT_TEMPLATES
+    };
     for (name, text) in templates {
         let path = dir.join("templates").join(name);
         if !path.exists() {
-            crate::fsutil::write_beneath(&dir, &Path::new("templates").join(name), text.as_bytes(), 0o644).map_err(|e| Error::read(&path, e))?;
+            crate::fsutil::write_beneath(
+                &dir,
+                &Path::new("templates").join(name),
+                text.as_bytes(),
+                0o644,
+            )
+            .map_err(|e| Error::read(&path, e))?;
         }
     }
     add_first_admin(&config, &recipient)?;
@@ -90,13 +118,31 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
     }
     let _lock = o.handle.lock()?;
     let spec = device::shared_spec(&o.fleet)?;
-    let options = Options { mode: Mode::Device(Rotation::Nothing), identities: o.identities.clone(), confined: true, ..Options::run(o.fleet.dir.clone()) };
+    let options = Options {
+        mode: Mode::Device(Rotation::Nothing),
+        identities: o.identities.clone(),
+        confined: true,
+        ..Options::run(o.fleet.dir.clone())
+    };
     let store = LazyStore::ready(o.handle.clone());
-    let outcome = engine::run(&spec, crate::workspace::Workspace::new(), &store, &options, &mut rand::rngs::OsRng)?;
+    let outcome = engine::run(
+        &spec,
+        crate::workspace::Workspace::new(),
+        &store,
+        &options,
+        &mut rand::rngs::OsRng,
+    )?;
     if outcome.store_writes.is_empty() {
-        eprintln!("rumor: the fleet CAs are in {} already", o.fleet.shared_path());
+        eprintln!(
+            "rumor: the fleet CAs are in {} already",
+            o.fleet.shared_path()
+        );
     } else {
-        eprintln!("rumor: made the fleet CAs in {} ({})", o.fleet.shared_path(), o.handle.describe());
+        eprintln!(
+            "rumor: made the fleet CAs in {} ({})",
+            o.fleet.shared_path(),
+            o.handle.describe()
+        );
     }
     Ok(())
 }
@@ -110,20 +156,30 @@ fn sign_new_store(dir: &Path) -> Result<(), Error> {
     }
     let identities = admin_identities(true)?;
     let handle = fleet.store(&identities)?;
-    let Some(local) = handle.local() else { return Ok(()) };
+    let Some(local) = handle.local() else {
+        return Ok(());
+    };
     let pin = local.create_signer()?;
     fleet.set_setting("store", "signer", &format!("\"{pin}\""))?;
     crate::admins::record_store_recipients(&fleet)?;
-    eprintln!("rumor: made the store key; {} pins it as store.signer", fleet.dir.join(CONFIG).display());
+    eprintln!(
+        "rumor: made the store key; {} pins it as store.signer",
+        fleet.dir.join(CONFIG).display()
+    );
     Ok(())
 }
 
 /// A fleet checked out without admins (like this repository's example)
 /// gets the caller's recipient, edited in place so comments survive.
 fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
-    let dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let bytes = crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20).map_err(|e| Error::read(config, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Input(format!("{}: is not UTF-8 text", config.display())))?;
+    let dir = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let bytes = crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20)
+        .map_err(|e| Error::read(config, e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Input(format!("{}: is not UTF-8 text", config.display())))?;
     let settings: Settings = match toml::from_str(&text) {
         Ok(s) => s,
         Err(_) => return Ok(()), // Fleet::open reports it properly.
@@ -131,26 +187,52 @@ fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
     if !settings.admins.recipients.is_empty() {
         return Ok(());
     }
-    let Some(line) = text.lines().find(|l| l.trim().replace(' ', "") == "recipients=[]") else { return Ok(()) };
+    let Some(line) = text
+        .lines()
+        .find(|l| l.trim().replace(' ', "") == "recipients=[]")
+    else {
+        return Ok(());
+    };
     let edited = text.replacen(line, &format!("recipients = [\"{recipient}\"]"), 1);
-    crate::fsutil::write_beneath(dir, Path::new(CONFIG), edited.as_bytes(), 0o644).map_err(|e| Error::read(config, e))?;
-    eprintln!("rumor: added your recipient to admins.recipients in {}", config.display());
+    crate::fsutil::write_beneath(dir, Path::new(CONFIG), edited.as_bytes(), 0o644)
+        .map_err(|e| Error::read(config, e))?;
+    eprintln!(
+        "rumor: added your recipient to admins.recipients in {}",
+        config.display()
+    );
     Ok(())
 }
 
 /// The built-in templates `rumor init` writes.
 pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
-    ("device.spec.toml.j2", include_str!("../../templates/device.spec.toml.j2")),
-    ("shared.spec.toml.j2", include_str!("../../templates/shared.spec.toml.j2")),
-    ("postgres-init.sql.j2", include_str!("../../templates/postgres-init.sql.j2")),
-    ("pidgeon.env.j2", include_str!("../../templates/pidgeon.env.j2")),
+    (
+        "device.spec.toml.j2",
+        include_str!("../../templates/device.spec.toml.j2"),
+    ),
+    (
+        "shared.spec.toml.j2",
+        include_str!("../../templates/shared.spec.toml.j2"),
+    ),
+    (
+        "postgres-init.sql.j2",
+        include_str!("../../templates/postgres-init.sql.j2"),
+    ),
+    (
+        "pidgeon.env.j2",
+        include_str!("../../templates/pidgeon.env.j2"),
+    ),
     ("wifi.env.j2", include_str!("../../templates/wifi.env.j2")),
 ];
 
 /// The original tool's profile (`rumor init --profile original`): its
 /// workspace names, store layout and device-file keys.
 pub const ORIGINAL_TEMPLATES: &[(&str, &str)] = &[
-    ("device.spec.toml.j2", include_str!("../../examples/original/templates/device.spec.toml.j2")),
-    ("shared.spec.toml.j2", include_str!("../../examples/original/templates/shared.spec.toml.j2")),
+    (
+        "device.spec.toml.j2",
+        include_str!("../../examples/original/templates/device.spec.toml.j2"),
+    ),
+    (
+        "shared.spec.toml.j2",
+        include_str!("../../examples/original/templates/shared.spec.toml.j2"),
+    ),
 ];
-

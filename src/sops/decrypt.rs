@@ -29,11 +29,16 @@ pub(crate) struct Opened {
 pub(crate) fn parse(text: &str) -> Result<(Vec<Mapping>, Metadata), SopsError> {
     // libyaml takes quadratic time on deep `[`/`{` runs; refuse them first.
     crate::spec::check_flow_depth(text).map_err(|line| SopsError::Yaml {
-        reason: format!("nested deeper than {} levels at line {line}", crate::spec::MAX_FLOW_DEPTH),
+        reason: format!(
+            "nested deeper than {} levels at line {line}",
+            crate::spec::MAX_FLOW_DEPTH
+        ),
     })?;
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        let value = Value::deserialize(doc).map_err(|e| SopsError::Yaml { reason: e.to_string() })?;
+        let value = Value::deserialize(doc).map_err(|e| SopsError::Yaml {
+            reason: e.to_string(),
+        })?;
         match value {
             Value::Mapping(map) => docs.push(map),
             // A stream of nothing but comments or `---` is one null document.
@@ -63,10 +68,18 @@ pub(crate) fn open(text: &str, identities: &[age::x25519::Identity]) -> Result<O
     let lastmodified = metadata
         .lastmodified
         .as_deref()
-        .ok_or(SopsError::Metadata { field: "lastmodified", reason: "is missing".into() })?;
+        .ok_or(SopsError::Metadata {
+            field: "lastmodified",
+            reason: "is missing".into(),
+        })?;
     let aad = lastmodified_aad(lastmodified)?;
     let key = unwrap(metadata.age_entries()?, identities)?;
-    let mut walk = Walk { key: &key, rule, mac_only_encrypted: metadata.mac_only_encrypted, hash: Sha512::new() };
+    let mut walk = Walk {
+        key: &key,
+        rule,
+        mac_only_encrypted: metadata.mac_only_encrypted,
+        hash: Sha512::new(),
+    };
     if walk.mac_only_encrypted {
         walk.hash.update(Sha256::digest(b"sops"));
     }
@@ -75,13 +88,25 @@ pub(crate) fn open(text: &str, identities: &[age::x25519::Identity]) -> Result<O
         docs.push(walk.map(map, &mut Vec::new())?);
     }
     let computed = hex::encode_upper(walk.hash.finalize());
-    let mac = metadata.mac.as_deref().filter(|m| !m.is_empty()).ok_or(SopsError::MacMissing)?;
-    let enc = leaf::parse(mac).ok().flatten().ok_or(SopsError::MacUndecryptable)?;
+    let mac = metadata
+        .mac
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or(SopsError::MacMissing)?;
+    let enc = leaf::parse(mac)
+        .ok()
+        .flatten()
+        .ok_or(SopsError::MacUndecryptable)?;
     let stored = leaf::open(&key, &enc, aad.as_bytes()).ok_or(SopsError::MacUndecryptable)?;
     if !bool::from(stored.as_slice().ct_eq(computed.as_bytes())) {
         return Err(SopsError::MacMismatch);
     }
-    Ok(Opened { raw, metadata, key, docs })
+    Ok(Opened {
+        raw,
+        metadata,
+        key,
+        docs,
+    })
 }
 
 struct Walk<'k> {
@@ -112,7 +137,11 @@ impl Walk<'_> {
     fn map(&mut self, map: &Mapping, path: &mut Vec<String>) -> Result<Node, SopsError> {
         let mut entries = Vec::with_capacity(map.len());
         for (k, v) in map {
-            let Value::String(k) = k else { return Err(SopsError::NonStringKey { path: path_aad(path) }) };
+            let Value::String(k) = k else {
+                return Err(SopsError::NonStringKey {
+                    path: path_aad(path),
+                });
+            };
             path.push(k.clone());
             let node = self.value(v, path)?;
             path.pop();
@@ -124,9 +153,11 @@ impl Walk<'_> {
     fn value(&mut self, value: &Value, path: &mut Vec<String>) -> Result<Node, SopsError> {
         match value {
             Value::Mapping(map) => self.map(map, path),
-            Value::Sequence(items) => {
-                items.iter().map(|item| self.value(item, path)).collect::<Result<_, _>>().map(Node::List)
-            }
+            Value::Sequence(items) => items
+                .iter()
+                .map(|item| self.value(item, path))
+                .collect::<Result<_, _>>()
+                .map(Node::List),
             Value::Null => Ok(Node::Null),
             Value::Tagged(tagged) => self.value(&tagged.value, path),
             scalar if self.rule.encrypts(path) => self.encrypted(scalar, path),
@@ -137,7 +168,11 @@ impl Walk<'_> {
     /// An unencrypted scalar, hashed as sops hashes it after re-parsing.
     fn plain(&mut self, value: &Value) -> Node {
         let (kind, text, hashed) = match value {
-            Value::Bool(b) => (Kind::Bool, b.to_string(), if *b { "True" } else { "False" }.to_owned()),
+            Value::Bool(b) => (
+                Kind::Bool,
+                b.to_string(),
+                if *b { "True" } else { "False" }.to_owned(),
+            ),
             Value::Number(n) if n.is_f64() => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 (Kind::Float, go_float_yaml(f), go_float_plain(f))
@@ -155,30 +190,42 @@ impl Walk<'_> {
     fn encrypted(&mut self, value: &Value, path: &[String]) -> Result<Node, SopsError> {
         let aad = path_aad(path);
         let Value::String(text) = value else {
-            return Err(SopsError::NotEncrypted { path: aad, found: kind_name(value) });
+            return Err(SopsError::NotEncrypted {
+                path: aad,
+                found: kind_name(value),
+            });
         };
         // sops leaves empty strings as they are.
         if text.is_empty() {
             return Ok(Node::str(""));
         }
-        let bad = |reason| SopsError::BadValue { path: aad.clone(), reason };
+        let bad = |reason| SopsError::BadValue {
+            path: aad.clone(),
+            reason,
+        };
         let enc = leaf::parse(text)
             .map_err(bad)?
-            .ok_or_else(|| SopsError::NotEncrypted { path: aad.clone(), found: "a plain string" })?;
-        let bytes =
-            leaf::open(self.key, &enc, aad.as_bytes()).ok_or_else(|| SopsError::Decrypt { path: aad.clone() })?;
+            .ok_or_else(|| SopsError::NotEncrypted {
+                path: aad.clone(),
+                found: "a plain string",
+            })?;
+        let bytes = leaf::open(self.key, &enc, aad.as_bytes())
+            .ok_or_else(|| SopsError::Decrypt { path: aad.clone() })?;
         self.hash.update(bytes.as_slice());
-        let utf8 = String::from_utf8(bytes.to_vec()).map_err(|_| bad("the plaintext is not UTF-8"))?;
+        let utf8 =
+            String::from_utf8(bytes.to_vec()).map_err(|_| bad("the plaintext is not UTF-8"))?;
         let text = Zeroizing::new(utf8);
         let node = match enc.kind.as_str() {
             "str" | "bytes" => Node::Scalar(Kind::Str, text),
             "time" => Node::Scalar(Kind::Time, text),
             "int" => {
-                text.parse::<i64>().map_err(|_| bad("its type is int but it is not a 64-bit integer"))?;
+                text.parse::<i64>()
+                    .map_err(|_| bad("its type is int but it is not a 64-bit integer"))?;
                 Node::Scalar(Kind::Int, text)
             }
             "float" => {
-                let f = go_parse_float(&text).ok_or_else(|| bad("its type is float but it is not a number"))?;
+                let f = go_parse_float(&text)
+                    .ok_or_else(|| bad("its type is float but it is not a number"))?;
                 Node::Scalar(Kind::Float, Zeroizing::new(go_float_yaml(f)))
             }
             "bool" => match text.as_str() {
@@ -186,7 +233,11 @@ impl Walk<'_> {
                 "False" | "false" => Node::Scalar(Kind::Bool, Zeroizing::new("false".into())),
                 _ => return Err(bad("its type is bool but it is not True or False")),
             },
-            _ => return Err(bad("its type is not one of str, int, float, bool, time, bytes")),
+            _ => {
+                return Err(bad(
+                    "its type is not one of str, int, float, bool, time, bytes",
+                ))
+            }
         };
         Ok(node)
     }
@@ -212,11 +263,25 @@ mod tests {
     /// the input `world42` (leaf bytes, no keys, no separators) verifies.
     fn example(mac_input: &[u8], id: &age::x25519::Identity) -> String {
         let mut key = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice("af6dc30b15dd5c3166a8381b923bfb295429d3552780c3366d1a2fad48d77adc", key.as_mut()).unwrap();
+        hex::decode_to_slice(
+            "af6dc30b15dd5c3166a8381b923bfb295429d3552780c3366d1a2fad48d77adc",
+            key.as_mut(),
+        )
+        .unwrap();
         let digest = hex::encode_upper(Sha512::digest(mac_input));
-        let mac = leaf::seal_with_iv(&key, digest.as_bytes(), b"2026-11-23T05:40:49Z", "str", &[9u8; 32]).unwrap();
-        let enc =
-            wrap(&key, &id.to_public()).unwrap().lines().map(|l| format!("            {l}\n")).collect::<String>();
+        let mac = leaf::seal_with_iv(
+            &key,
+            digest.as_bytes(),
+            b"2026-11-23T05:40:49Z",
+            "str",
+            &[9u8; 32],
+        )
+        .unwrap();
+        let enc = wrap(&key, &id.to_public())
+            .unwrap()
+            .lines()
+            .map(|l| format!("            {l}\n"))
+            .collect::<String>();
         format!(
             "hello: ENC[AES256_GCM,data:M/y9WTQ=,iv:vxoFqL5Fl2/aQiDeUjIURhlqROtiR9c5nXZNEi/f8eI=,tag:F8cKfaYoDdON2g8efApINQ==,type:str]\n\
              num: ENC[AES256_GCM,data:Jwg=,iv:5x/czFjXWePZd0BExUdx2g8vogK6nCQWe41cWN0M3iY=,tag:BvfV1whIo8NjMJ6HjMkKdg==,type:int]\n\
@@ -230,10 +295,15 @@ mod tests {
     fn worked_example() {
         let id = age::x25519::Identity::generate();
         let opened = open(&example(b"world42", &id), std::slice::from_ref(&id)).unwrap();
-        let crate::sops::tree::Node::Map(entries) = &opened.docs[0] else { panic!("not a map") };
+        let crate::sops::tree::Node::Map(entries) = &opened.docs[0] else {
+            panic!("not a map")
+        };
         assert_eq!(entries.len(), 2);
         for wrong in [&b"world"[..], b"hello:worldnum:42", b"world\n42"] {
-            assert!(matches!(open(&example(wrong, &id), std::slice::from_ref(&id)), Err(SopsError::MacMismatch)));
+            assert!(matches!(
+                open(&example(wrong, &id), std::slice::from_ref(&id)),
+                Err(SopsError::MacMismatch)
+            ));
         }
     }
 }

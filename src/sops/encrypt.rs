@@ -30,37 +30,61 @@ struct Previous {
 impl Previous {
     /// Opens `text` when it is a flat string map rumor could have written.
     fn open(text: &str, identities: &[age::x25519::Identity]) -> Option<Previous> {
-        let Opened { raw, metadata, key, docs } = open(text, identities).ok()?;
+        let Opened {
+            raw,
+            metadata,
+            key,
+            docs,
+        } = open(text, identities).ok()?;
         if !metadata.is_rumor_shaped() || raw.len() != 1 {
             return None;
         }
-        let Node::Map(entries) = docs.into_iter().next()? else { return None };
+        let Node::Map(entries) = docs.into_iter().next()? else {
+            return None;
+        };
         let mut values = Vec::with_capacity(entries.len());
         for ((k, node), (_, stored)) in entries.into_iter().zip(raw[0].iter()) {
-            let (Node::Scalar(super::tree::Kind::Str, plain), serde_yaml_ng::Value::String(stored)) = (node, stored)
+            let (Node::Scalar(super::tree::Kind::Str, plain), serde_yaml_ng::Value::String(stored)) =
+                (node, stored)
             else {
                 return None;
             };
             values.push((k, plain, stored.clone()));
         }
-        Some(Previous { key, age: metadata.age_entries().ok()?.to_vec(), values })
+        Some(Previous {
+            key,
+            age: metadata.age_entries().ok()?.to_vec(),
+            values,
+        })
     }
 
     fn same_pairs(&self, pairs: &[(&str, &str)]) -> bool {
         self.values.len() == pairs.len()
-            && self.values.iter().zip(pairs).all(|((k, v, _), (pk, pv))| k == pk && v.as_str() == *pv)
+            && self
+                .values
+                .iter()
+                .zip(pairs)
+                .all(|((k, v, _), (pk, pv))| k == pk && v.as_str() == *pv)
     }
 
     /// The stored ciphertext of `key` if it still holds `value`.
     fn ciphertext(&self, key: &str, value: &str) -> Option<&str> {
-        self.values.iter().find(|(k, v, _)| k == key && v.as_str() == value).map(|(_, _, enc)| enc.as_str())
+        self.values
+            .iter()
+            .find(|(k, v, _)| k == key && v.as_str() == value)
+            .map(|(_, _, enc)| enc.as_str())
     }
 }
 
 fn check_keys(pairs: &[(&str, &str)]) -> Result<(), SopsError> {
     let mut seen = HashSet::new();
     for (key, _) in pairs {
-        let bad = |reason| Err(SopsError::Key { key: key.escape_debug().to_string(), reason });
+        let bad = |reason| {
+            Err(SopsError::Key {
+                key: key.escape_debug().to_string(),
+                reason,
+            })
+        };
         if *key == "sops" {
             return bad("is reserved for the sops metadata; rename the secret");
         }
@@ -108,7 +132,13 @@ pub fn encrypt(
     let wanted_set: BTreeSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
     let previous = previous
         .and_then(|text| Previous::open(text, identities).map(|p| (text, p)))
-        .filter(|(_, p)| p.age.iter().map(|e| e.recipient.as_str()).collect::<BTreeSet<_>>() == wanted_set);
+        .filter(|(_, p)| {
+            p.age
+                .iter()
+                .map(|e| e.recipient.as_str())
+                .collect::<BTreeSet<_>>()
+                == wanted_set
+        });
 
     let (key, age, previous) = match previous {
         // A store keeps values trimmed; the file ends in one newline.
@@ -121,7 +151,12 @@ pub fn encrypt(
             rng.fill_bytes(key.as_mut());
             let age = wanted
                 .iter()
-                .map(|(name, r)| Ok(AgeEntry { recipient: name.clone(), enc: wrap(&key, r)? }))
+                .map(|(name, r)| {
+                    Ok(AgeEntry {
+                        recipient: name.clone(),
+                        enc: wrap(&key, r)?,
+                    })
+                })
                 .collect::<Result<Vec<_>, SopsError>>()?;
             (key, age, None)
         }
@@ -138,7 +173,13 @@ pub fn encrypt(
         } else if let Some(enc) = previous.as_ref().and_then(|p| p.ciphertext(k, v)) {
             Node::str(enc)
         } else {
-            Node::str(seal(&key, v.as_bytes(), path_aad(&path).as_bytes(), "str", rng)?)
+            Node::str(seal(
+                &key,
+                v.as_bytes(),
+                path_aad(&path).as_bytes(),
+                "str",
+                rng,
+            )?)
         };
         entries.push(((*k).to_owned(), node));
     }

@@ -36,12 +36,17 @@ pub(crate) type EncFault = &'static str;
 /// Splits and decodes an `ENC[…]` string. `Ok(None)` when the text is not in
 /// that shape at all; `Err` when it is, but a field is bad.
 pub(crate) fn parse(text: &str) -> Result<Option<Enc>, EncFault> {
-    let Some(inner) = text.strip_prefix("ENC[AES256_GCM,").and_then(|t| t.strip_suffix(']')) else {
+    let Some(inner) = text
+        .strip_prefix("ENC[AES256_GCM,")
+        .and_then(|t| t.strip_suffix(']'))
+    else {
         return Ok(None);
     };
     let mut fields = inner.split(',');
-    let mut field = |name: &str| -> Option<&str> { fields.next()?.strip_prefix(name)?.strip_prefix(':') };
-    let (Some(data), Some(iv), Some(tag), Some(kind)) = (field("data"), field("iv"), field("tag"), field("type"))
+    let mut field =
+        |name: &str| -> Option<&str> { fields.next()?.strip_prefix(name)?.strip_prefix(':') };
+    let (Some(data), Some(iv), Some(tag), Some(kind)) =
+        (field("data"), field("iv"), field("tag"), field("type"))
     else {
         return Ok(None);
     };
@@ -53,7 +58,12 @@ pub(crate) fn parse(text: &str) -> Result<Option<Enc>, EncFault> {
     let tag = B64.decode(tag).map_err(|_| "the tag is not base64")?;
     let iv: [u8; 32] = iv.try_into().map_err(|_| "the iv is not 32 bytes")?;
     let tag: [u8; 16] = tag.try_into().map_err(|_| "the tag is not 16 bytes")?;
-    Ok(Some(Enc { data, iv, tag, kind: kind.to_owned() }))
+    Ok(Some(Enc {
+        data,
+        iv,
+        tag,
+        kind: kind.to_owned(),
+    }))
 }
 
 /// Decrypts a parsed value; `None` when authentication fails.
@@ -61,7 +71,12 @@ pub(crate) fn open(key: &DataKey, enc: &Enc, aad: &[u8]) -> Option<Zeroizing<Vec
     let cipher = Cipher::new(key.as_ref().into());
     let mut buffer = Zeroizing::new(enc.data.clone());
     cipher
-        .decrypt_in_place_detached(Nonce::<U32>::from_slice(&enc.iv), aad, &mut buffer, Tag::from_slice(&enc.tag))
+        .decrypt_in_place_detached(
+            Nonce::<U32>::from_slice(&enc.iv),
+            aad,
+            &mut buffer,
+            Tag::from_slice(&enc.tag),
+        )
         .ok()?;
     Some(buffer)
 }
@@ -93,7 +108,9 @@ pub(crate) fn seal_with_iv(
     // GCM refuses only messages beyond its 64 GiB limit.
     let tag = cipher
         .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad, &mut buffer)
-        .map_err(|_| SopsError::Unsupported { what: "a value over 64 GiB".into() })?;
+        .map_err(|_| SopsError::Unsupported {
+            what: "a value over 64 GiB".into(),
+        })?;
     Ok(format!(
         "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
         B64.encode(buffer.as_slice()),
@@ -109,7 +126,11 @@ mod tests {
 
     fn key() -> DataKey {
         let mut k = [0u8; 32];
-        hex::decode_to_slice("af6dc30b15dd5c3166a8381b923bfb295429d3552780c3366d1a2fad48d77adc", &mut k).unwrap();
+        hex::decode_to_slice(
+            "af6dc30b15dd5c3166a8381b923bfb295429d3552780c3366d1a2fad48d77adc",
+            &mut k,
+        )
+        .unwrap();
         Zeroizing::new(k)
     }
 
@@ -121,12 +142,22 @@ mod tests {
         let enc = parse(hello).unwrap().unwrap();
         assert_eq!(enc.kind, "str");
         assert_eq!(open(&key(), &enc, b"hello:").unwrap().as_slice(), b"world");
-        assert!(open(&key(), &enc, b"other:").is_none(), "the key path is authenticated");
+        assert!(
+            open(&key(), &enc, b"other:").is_none(),
+            "the key path is authenticated"
+        );
         let enc = parse(num).unwrap().unwrap();
         assert_eq!(open(&key(), &enc, b"num:").unwrap().as_slice(), b"42");
         // Re-sealing with the same IV reproduces sops' bytes exactly.
-        let iv: [u8; 32] = B64.decode("vxoFqL5Fl2/aQiDeUjIURhlqROtiR9c5nXZNEi/f8eI=").unwrap().try_into().unwrap();
-        assert_eq!(seal_with_iv(&key(), b"world", b"hello:", "str", &iv).unwrap(), hello);
+        let iv: [u8; 32] = B64
+            .decode("vxoFqL5Fl2/aQiDeUjIURhlqROtiR9c5nXZNEi/f8eI=")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            seal_with_iv(&key(), b"world", b"hello:", "str", &iv).unwrap(),
+            hello
+        );
     }
 
     #[test]
@@ -134,6 +165,8 @@ mod tests {
         assert!(parse("plain").unwrap().is_none());
         assert!(parse("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]").is_err());
         assert!(parse("ENC[AES256_GCM,data:!!,iv:AA==,tag:AA==,type:str]").is_err());
-        assert!(parse("ENC[AES256_GCM,data:AA==,iv:AA==,type:str]").unwrap().is_none());
+        assert!(parse("ENC[AES256_GCM,data:AA==,iv:AA==,type:str]")
+            .unwrap()
+            .is_none());
     }
 }

@@ -87,8 +87,10 @@ impl Rule {
 impl Metadata {
     /// Reads the block from its YAML value.
     pub(crate) fn from_value(value: Value) -> Result<Metadata, SopsError> {
-        serde_yaml_ng::from_value(value)
-            .map_err(|e| SopsError::Metadata { field: "sops", reason: format!("is malformed ({e})") })
+        serde_yaml_ng::from_value(value).map_err(|e| SopsError::Metadata {
+            field: "sops",
+            reason: format!("is malformed ({e})"),
+        })
     }
 
     /// The age entries, from `age:` or a single key group.
@@ -96,7 +98,9 @@ impl Metadata {
         match self.key_groups.as_slice() {
             [] => Ok(&self.age),
             [group] => Ok(&group.age),
-            _ => Err(SopsError::Unsupported { what: "several key groups (shamir secret sharing)".into() }),
+            _ => Err(SopsError::Unsupported {
+                what: "several key groups (shamir secret sharing)".into(),
+            }),
         }
     }
 
@@ -111,7 +115,10 @@ impl Metadata {
             _ => String::new(),
         };
         if text.is_empty() {
-            return Err(SopsError::Metadata { field: "version", reason: "is missing or empty".into() });
+            return Err(SopsError::Metadata {
+                field: "version",
+                reason: "is missing or empty".into(),
+            });
         }
         let major = text.split('.').next().unwrap_or_default();
         if major != "3" {
@@ -125,11 +132,15 @@ impl Metadata {
     /// The encryption rule the block states.
     pub(crate) fn rule(&self) -> Result<Rule, SopsError> {
         if self.unencrypted_comment_regex.is_some() || self.encrypted_comment_regex.is_some() {
-            return Err(SopsError::Unsupported { what: "comment-based encryption rules".into() });
+            return Err(SopsError::Unsupported {
+                what: "comment-based encryption rules".into(),
+            });
         }
         let regex = |field: &'static str, text: &str| {
-            Regex::new(text)
-                .map_err(|_| SopsError::Metadata { field, reason: "is not a valid regular expression".into() })
+            Regex::new(text).map_err(|_| SopsError::Metadata {
+                field,
+                reason: "is not a valid regular expression".into(),
+            })
         };
         let mut rules = Vec::new();
         if let Some(s) = &self.unencrypted_suffix {
@@ -169,15 +180,23 @@ impl Metadata {
 /// `lastmodified` as sops authenticates the MAC with it: RFC 3339 to the
 /// second, `Z` for UTC, `±hh:mm` otherwise (Go's `time.RFC3339`).
 pub(crate) fn lastmodified_aad(text: &str) -> Result<String, SopsError> {
-    let bad = || SopsError::Metadata { field: "lastmodified", reason: "is not an RFC 3339 time".into() };
-    let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+    let bad = || SopsError::Metadata {
+        field: "lastmodified",
+        reason: "is not an RFC 3339 time".into(),
+    };
+    let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
     Ok(format_time(t))
 }
 
 /// Formats a time the way sops writes `lastmodified`.
 pub(crate) fn format_time(t: OffsetDateTime) -> String {
     let (h, m, _) = t.offset().as_hms();
-    let zone = if t.offset().is_utc() { "Z".to_owned() } else { format!("{:+03}:{:02}", h, m.abs()) };
+    let zone = if t.offset().is_utc() {
+        "Z".to_owned()
+    } else {
+        format!("{:+03}:{:02}", h, m.abs())
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{zone}",
         t.year(),
@@ -191,35 +210,51 @@ pub(crate) fn format_time(t: OffsetDateTime) -> String {
 
 /// Wraps the data key for one recipient as an armoured age file.
 pub(crate) fn wrap(key: &DataKey, recipient: &age::x25519::Recipient) -> Result<String, SopsError> {
-    let age_err = |e: &dyn std::fmt::Display| SopsError::Age { reason: e.to_string() };
+    let age_err = |e: &dyn std::fmt::Display| SopsError::Age {
+        reason: e.to_string(),
+    };
     let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).map_err(|e| age_err(&e))?;
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .map_err(|e| age_err(&e))?;
     let mut out = Vec::new();
-    let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| age_err(&e))?;
+    let armor =
+        ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| age_err(&e))?;
     let mut writer = encryptor.wrap_output(armor).map_err(|e| age_err(&e))?;
     writer.write_all(key.as_ref()).map_err(|e| age_err(&e))?;
-    writer.finish().and_then(|armor| armor.finish()).map_err(|e| age_err(&e))?;
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .map_err(|e| age_err(&e))?;
     String::from_utf8(out).map_err(|e| age_err(&e))
 }
 
 /// Opens the data key with any of `identities`.
-pub(crate) fn unwrap(entries: &[AgeEntry], identities: &[age::x25519::Identity]) -> Result<DataKey, SopsError> {
+pub(crate) fn unwrap(
+    entries: &[AgeEntry],
+    identities: &[age::x25519::Identity],
+) -> Result<DataKey, SopsError> {
     if entries.is_empty() {
         return Err(SopsError::NoAgeRecipients);
     }
     for entry in entries {
-        let bad = |reason: String| SopsError::DataKey { recipient: entry.recipient.clone(), reason };
+        let bad = |reason: String| SopsError::DataKey {
+            recipient: entry.recipient.clone(),
+            reason,
+        };
         let decryptor = match age::Decryptor::new(ArmoredReader::new(entry.enc.as_bytes())) {
             Ok(d) => d,
             Err(e) => return Err(bad(format!("not an age file ({e})"))),
         };
-        let mut reader = match decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity)) {
+        let mut reader = match decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        {
             Ok(r) => r,
             Err(age::DecryptError::NoMatchingKeys) => continue,
             Err(e) => return Err(bad(e.to_string())),
         };
         let mut bytes = Zeroizing::new(Vec::with_capacity(32));
-        reader.read_to_end(&mut bytes).map_err(|e| bad(format!("its payload does not decrypt ({e})")))?;
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("its payload does not decrypt ({e})")))?;
         let mut key = Zeroizing::new([0u8; 32]);
         if bytes.len() != 32 {
             return Err(bad("it does not hold a 32-byte key".into()));
@@ -227,7 +262,9 @@ pub(crate) fn unwrap(entries: &[AgeEntry], identities: &[age::x25519::Identity])
         key.copy_from_slice(&bytes);
         return Ok(key);
     }
-    Err(SopsError::NoMatchingIdentity { recipients: entries.iter().map(|e| e.recipient.clone()).collect() })
+    Err(SopsError::NoMatchingIdentity {
+        recipients: entries.iter().map(|e| e.recipient.clone()).collect(),
+    })
 }
 
 /// The `sops:` block rumor writes, in sops 3.11's field order.
@@ -256,10 +293,22 @@ mod tests {
 
     #[test]
     fn lastmodified_is_reformatted_like_go() {
-        assert_eq!(lastmodified_aad("2026-11-23T05:40:49Z").unwrap(), "2026-11-23T05:40:49Z");
-        assert_eq!(lastmodified_aad("2026-11-23T05:40:49.123456Z").unwrap(), "2026-11-23T05:40:49Z");
-        assert_eq!(lastmodified_aad("2026-11-23T07:40:49+02:00").unwrap(), "2026-11-23T07:40:49+02:00");
-        assert_eq!(lastmodified_aad("2026-11-23T05:40:49+00:00").unwrap(), "2026-11-23T05:40:49Z");
+        assert_eq!(
+            lastmodified_aad("2026-11-23T05:40:49Z").unwrap(),
+            "2026-11-23T05:40:49Z"
+        );
+        assert_eq!(
+            lastmodified_aad("2026-11-23T05:40:49.123456Z").unwrap(),
+            "2026-11-23T05:40:49Z"
+        );
+        assert_eq!(
+            lastmodified_aad("2026-11-23T07:40:49+02:00").unwrap(),
+            "2026-11-23T07:40:49+02:00"
+        );
+        assert_eq!(
+            lastmodified_aad("2026-11-23T05:40:49+00:00").unwrap(),
+            "2026-11-23T05:40:49Z"
+        );
         assert!(lastmodified_aad("yesterday").is_err());
     }
 
@@ -267,15 +316,34 @@ mod tests {
     fn only_major_version_3_is_read() {
         let with = |version: &str| {
             let yaml = format!("version: {version}\n");
-            Metadata::from_value(serde_yaml_ng::from_str(&yaml).unwrap()).unwrap().check_version()
+            Metadata::from_value(serde_yaml_ng::from_str(&yaml).unwrap())
+                .unwrap()
+                .check_version()
         };
         for good in ["3.11.0", "3.7.3", "\"3.0\"", "3"] {
             assert!(with(good).is_ok(), "{good}");
         }
-        for bad in ["4.0.0", "2.1", "30.0", "\"03.1\"", "v3.11", "4", "\"3\\n.1\""] {
-            assert!(matches!(with(bad), Err(SopsError::UnknownVersion { .. })), "{bad}");
+        for bad in [
+            "4.0.0",
+            "2.1",
+            "30.0",
+            "\"03.1\"",
+            "v3.11",
+            "4",
+            "\"3\\n.1\"",
+        ] {
+            assert!(
+                matches!(with(bad), Err(SopsError::UnknownVersion { .. })),
+                "{bad}"
+            );
         }
-        assert!(matches!(with("\"\""), Err(SopsError::Metadata { field: "version", .. })));
+        assert!(matches!(
+            with("\"\""),
+            Err(SopsError::Metadata {
+                field: "version",
+                ..
+            })
+        ));
         let err = with("\"4.0\\n\\u202e\"").unwrap_err().to_string();
         assert!(!err.contains('\n') && !err.contains('\u{202e}'), "{err}");
     }
@@ -288,9 +356,15 @@ mod tests {
         let enc = wrap(&key, &id.to_public()).unwrap();
         assert!(enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
         assert!(enc.ends_with("-----END AGE ENCRYPTED FILE-----\n"));
-        let entries = [AgeEntry { recipient: id.to_public().to_string(), enc }];
+        let entries = [AgeEntry {
+            recipient: id.to_public().to_string(),
+            enc,
+        }];
         assert_eq!(*unwrap(&entries, &[id]).unwrap(), [7u8; 32]);
         let err = unwrap(&entries, &[other]).unwrap_err().to_string();
-        assert!(err.contains(&entries[0].recipient) && err.contains("SOPS_AGE_KEY_FILE"), "{err}");
+        assert!(
+            err.contains(&entries[0].recipient) && err.contains("SOPS_AGE_KEY_FILE"),
+            "{err}"
+        );
     }
 }

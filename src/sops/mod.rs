@@ -38,7 +38,12 @@ pub fn decrypt(text: &str, identities: &[age::x25519::Identity]) -> Result<Decry
 
 /// The plaintext YAML of a flat string map, in the style sops writes.
 pub fn plain_yaml(pairs: &[(&str, &str)]) -> String {
-    let node = Node::Map(pairs.iter().map(|(k, v)| ((*k).to_owned(), Node::str(*v))).collect());
+    let node = Node::Map(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Node::str(*v)))
+            .collect(),
+    );
     let mut out = String::new();
     write_document(&mut out, &node);
     out
@@ -47,7 +52,11 @@ pub fn plain_yaml(pairs: &[(&str, &str)]) -> String {
 /// The `age1…` recipients a SOPS file lists, without decrypting anything.
 pub fn recipients_of(text: &str) -> Result<Vec<String>, SopsError> {
     let (_, metadata) = decrypt::parse(text)?;
-    Ok(metadata.age_entries()?.iter().map(|e| e.recipient.clone()).collect())
+    Ok(metadata
+        .age_entries()?
+        .iter()
+        .map(|e| e.recipient.clone())
+        .collect())
 }
 
 /// A decrypted SOPS file. Its values are secrets: it has no `Debug`, and
@@ -72,7 +81,9 @@ impl Decrypted {
     /// The key/value pairs, in file order, when the file is one flat map of
     /// strings (as [`encrypt`] writes); `None` for anything else.
     pub fn pairs(&self) -> Option<Vec<(String, Zeroizing<String>)>> {
-        let [Node::Map(entries)] = self.docs.as_slice() else { return None };
+        let [Node::Map(entries)] = self.docs.as_slice() else {
+            return None;
+        };
         entries
             .iter()
             .map(|(k, v)| match v {
@@ -107,16 +118,28 @@ mod tests {
             "a: b\n---\n- c\n",
         ];
         for input in inputs {
-            assert!(decrypt(input, std::slice::from_ref(&id)).is_err(), "{input:?}");
+            assert!(
+                decrypt(input, std::slice::from_ref(&id)).is_err(),
+                "{input:?}"
+            );
             let _ = recipients_of(input);
         }
     }
 
     #[test]
     fn plain_yaml_round_trips() {
-        let pairs = [("a", "on"), ("b", "multi\nline"), ("c", ""), ("d-e.f", "x: #y"), ("n", "00123")];
+        let pairs = [
+            ("a", "on"),
+            ("b", "multi\nline"),
+            ("c", ""),
+            ("d-e.f", "x: #y"),
+            ("n", "00123"),
+        ];
         let text = plain_yaml(&pairs);
-        assert_eq!(text, "a: \"on\"\nb: |-\n    multi\n    line\nc: \"\"\nd-e.f: 'x: #y'\n\"n\": \"00123\"\n");
+        assert_eq!(
+            text,
+            "a: \"on\"\nb: |-\n    multi\n    line\nc: \"\"\nd-e.f: 'x: #y'\n\"n\": \"00123\"\n"
+        );
         let back: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
         for (k, v) in pairs {
             assert_eq!(back.get(k).and_then(|v| v.as_str()), Some(v));

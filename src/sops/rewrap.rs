@@ -29,7 +29,11 @@ use super::SopsError;
 /// key its author kept must not be re-shared. Only files of the shape
 /// [`super::encrypt`] writes (one flat map of strings, the default rule)
 /// are rewritten.
-pub fn rewrap(text: &str, recipients: &[age::x25519::Recipient], identities: &[age::x25519::Identity]) -> Result<String, SopsError> {
+pub fn rewrap(
+    text: &str,
+    recipients: &[age::x25519::Recipient],
+    identities: &[age::x25519::Identity],
+) -> Result<String, SopsError> {
     let mut wanted: Vec<(String, &age::x25519::Recipient)> = Vec::new();
     for r in recipients {
         let name = r.to_string();
@@ -41,30 +45,51 @@ pub fn rewrap(text: &str, recipients: &[age::x25519::Recipient], identities: &[a
         return Err(SopsError::NoRecipients);
     }
     let opened = open(text, identities)?;
-    let have: BTreeSet<&str> = opened.metadata.age_entries()?.iter().map(|e| e.recipient.as_str()).collect();
+    let have: BTreeSet<&str> = opened
+        .metadata
+        .age_entries()?
+        .iter()
+        .map(|e| e.recipient.as_str())
+        .collect();
     if have == wanted.iter().map(|(n, _)| n.as_str()).collect() {
         return Ok(text.to_owned());
     }
-    let unsupported = |what: &str| SopsError::Unsupported { what: format!("{what}; `sops updatekeys` it instead") };
+    let unsupported = |what: &str| SopsError::Unsupported {
+        what: format!("{what}; `sops updatekeys` it instead"),
+    };
     if !opened.metadata.is_rumor_shaped() {
-        return Err(unsupported("rewrapping a file with key groups or another encryption rule"));
+        return Err(unsupported(
+            "rewrapping a file with key groups or another encryption rule",
+        ));
     }
-    let [raw] = opened.raw.as_slice() else { return Err(unsupported("rewrapping a file of several documents")) };
+    let [raw] = opened.raw.as_slice() else {
+        return Err(unsupported("rewrapping a file of several documents"));
+    };
     let mut entries = Vec::with_capacity(raw.len() + 1);
     for (k, v) in raw {
         let (Value::String(k), Value::String(v)) = (k, v) else {
-            return Err(unsupported("rewrapping a file that is not a flat map of strings"));
+            return Err(unsupported(
+                "rewrapping a file that is not a flat map of strings",
+            ));
         };
         entries.push((k.clone(), Node::str(v.clone())));
     }
     let field = |name: &'static str, value: &Option<String>| {
-        value.clone().ok_or(SopsError::Metadata { field: name, reason: "is missing".into() })
+        value.clone().ok_or(SopsError::Metadata {
+            field: name,
+            reason: "is missing".into(),
+        })
     };
     let lastmodified = field("lastmodified", &opened.metadata.lastmodified)?;
     let mac = field("mac", &opened.metadata.mac)?;
     let age = wanted
         .iter()
-        .map(|(name, r)| Ok(AgeEntry { recipient: name.clone(), enc: wrap(&opened.key, r)? }))
+        .map(|(name, r)| {
+            Ok(AgeEntry {
+                recipient: name.clone(),
+                enc: wrap(&opened.key, r)?,
+            })
+        })
         .collect::<Result<Vec<_>, SopsError>>()?;
     entries.push(("sops".to_owned(), block(&age, &lastmodified, mac)));
     let mut out = String::new();
@@ -79,24 +104,74 @@ mod tests {
 
     #[test]
     fn keeps_values_and_mac_and_moves_the_key() {
-        let (a, b, device) = (age::x25519::Identity::generate(), age::x25519::Identity::generate(), age::x25519::Identity::generate());
+        let (a, b, device) = (
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+        );
         let pairs = [("x", "secret-one"), ("y", ""), ("z_unencrypted", "plain")];
-        let first = crate::sops::encrypt(&pairs, &[device.to_public(), a.to_public()], None, &[], datetime!(2026-01-02 03:04:05 UTC), &mut rand::rngs::OsRng).unwrap();
-        let both = rewrap(&first, &[device.to_public(), a.to_public(), b.to_public()], std::slice::from_ref(&a)).unwrap();
+        let first = crate::sops::encrypt(
+            &pairs,
+            &[device.to_public(), a.to_public()],
+            None,
+            &[],
+            datetime!(2026-01-02 03:04:05 UTC),
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+        let both = rewrap(
+            &first,
+            &[device.to_public(), a.to_public(), b.to_public()],
+            std::slice::from_ref(&a),
+        )
+        .unwrap();
         // Everything but the age block is unchanged.
-        let before: Vec<&str> = first.lines().filter(|l| !l.starts_with("        ") && !l.starts_with("    age:")).collect();
-        let after: Vec<&str> = both.lines().filter(|l| !l.starts_with("        ") && !l.starts_with("    age:")).collect();
+        let before: Vec<&str> = first
+            .lines()
+            .filter(|l| !l.starts_with("        ") && !l.starts_with("    age:"))
+            .collect();
+        let after: Vec<&str> = both
+            .lines()
+            .filter(|l| !l.starts_with("        ") && !l.starts_with("    age:"))
+            .collect();
         assert_eq!(before, after);
         for id in [&a, &b, &device] {
-            assert_eq!(crate::sops::decrypt(&both, std::slice::from_ref(id)).unwrap().yaml(), crate::sops::decrypt(&first, std::slice::from_ref(&a)).unwrap().yaml());
+            assert_eq!(
+                crate::sops::decrypt(&both, std::slice::from_ref(id))
+                    .unwrap()
+                    .yaml(),
+                crate::sops::decrypt(&first, std::slice::from_ref(&a))
+                    .unwrap()
+                    .yaml()
+            );
         }
-        assert_eq!(rewrap(&both, &[b.to_public(), device.to_public(), a.to_public()], std::slice::from_ref(&b)).unwrap(), both, "same set: untouched");
-        let without_a = rewrap(&both, &[device.to_public(), b.to_public()], std::slice::from_ref(&b)).unwrap();
+        assert_eq!(
+            rewrap(
+                &both,
+                &[b.to_public(), device.to_public(), a.to_public()],
+                std::slice::from_ref(&b)
+            )
+            .unwrap(),
+            both,
+            "same set: untouched"
+        );
+        let without_a = rewrap(
+            &both,
+            &[device.to_public(), b.to_public()],
+            std::slice::from_ref(&b),
+        )
+        .unwrap();
         assert!(crate::sops::decrypt(&without_a, std::slice::from_ref(&a)).is_err());
-        assert_eq!(crate::sops::recipients_of(&without_a).unwrap(), [device.to_public().to_string(), b.to_public().to_string()]);
+        assert_eq!(
+            crate::sops::recipients_of(&without_a).unwrap(),
+            [device.to_public().to_string(), b.to_public().to_string()]
+        );
         // A file that does not authenticate is not re-shared.
         let tampered = without_a.replace("plain", "edited");
-        assert!(matches!(rewrap(&tampered, &[a.to_public()], std::slice::from_ref(&b)), Err(SopsError::MacMismatch)));
+        assert!(matches!(
+            rewrap(&tampered, &[a.to_public()], std::slice::from_ref(&b)),
+            Err(SopsError::MacMismatch)
+        ));
         assert!(rewrap(&both, &[], std::slice::from_ref(&b)).is_err());
     }
 }

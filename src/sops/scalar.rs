@@ -56,13 +56,16 @@ fn go_int(s: &str) -> bool {
 /// Whether go-yaml would read the plain scalar `s` as anything but a string.
 fn resolves_to_non_string(s: &str) -> bool {
     const WORDS: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", ".nan", ".NaN", ".NAN",
-        ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<",
+        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", ".nan",
+        ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
+        "-.INF", "<<",
     ];
     // YAML 1.1 booleans: go-yaml no longer reads them as such but still
     // quotes them, so that older parsers agree.
-    const OLD_BOOLS: &[&str] =
-        &["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"];
+    const OLD_BOOLS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off",
+        "OFF",
+    ];
     if WORDS.contains(&s) || OLD_BOOLS.contains(&s) || matches(&BASE60, s) {
         return true;
     }
@@ -78,7 +81,8 @@ fn resolves_to_non_string(s: &str) -> bool {
 
 /// go-yaml's `is_printable` (tabs and characters beyond the BMP are not).
 fn printable(c: char) -> bool {
-    matches!(c as u32, 0x0A | 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD) && c != '\u{FEFF}'
+    matches!(c as u32, 0x0A | 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD)
+        && c != '\u{FEFF}'
 }
 
 fn is_break(c: char) -> bool {
@@ -92,7 +96,8 @@ pub(crate) fn style(s: &str, key: bool) -> Style {
     }
     let chars: Vec<char> = s.chars().collect();
     let (mut flow_ind, mut block_ind, mut special, mut tabs) = (false, false, false, false);
-    let (mut leading_space, mut trailing_space, mut break_space, mut space_break) = (false, false, false, false);
+    let (mut leading_space, mut trailing_space, mut break_space, mut space_break) =
+        (false, false, false, false);
     let (mut leading_break, mut trailing_break, mut line_breaks) = (false, false, false);
     let (mut prev_space, mut prev_break) = (false, false);
     if s.starts_with("---") || s.starts_with("...") {
@@ -101,11 +106,15 @@ pub(crate) fn style(s: &str, key: bool) -> Style {
     }
     for (i, &c) in chars.iter().enumerate() {
         let last = i + 1 == chars.len();
-        let followed_by_blank = chars.get(i + 1).is_none_or(|&n| n == ' ' || n == '\t' || is_break(n));
-        let preceded_by_blank = i == 0 || matches!(chars[i - 1], ' ' | '\t') || is_break(chars[i - 1]);
+        let followed_by_blank = chars
+            .get(i + 1)
+            .is_none_or(|&n| n == ' ' || n == '\t' || is_break(n));
+        let preceded_by_blank =
+            i == 0 || matches!(chars[i - 1], ' ' | '\t') || is_break(chars[i - 1]);
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => {
                     flow_ind = true;
                     block_ind = true;
                 }
@@ -172,7 +181,11 @@ pub(crate) fn style(s: &str, key: bool) -> Style {
     plain_ok &= !line_breaks && !block_ind;
     let _ = flow_ind; // sops writes block style only
     if s.contains('\n') {
-        return if block_ok && !key { Style::Literal } else { Style::Double };
+        return if block_ok && !key {
+            Style::Literal
+        } else {
+            Style::Double
+        };
     }
     if plain_ok {
         Style::Plain
@@ -264,13 +277,23 @@ pub(crate) fn go_float_yaml(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{f:e}");
-    let Some((mantissa, exp)) = sci.split_once('e') else { return format!("{f}") };
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return format!("{f}");
+    };
     let exp: i32 = exp.parse().unwrap_or(0);
     if (-4..6).contains(&exp) {
         return format!("{f}");
@@ -334,7 +357,10 @@ mod tests {
             ("'x", Style::Single),
             ("|x", Style::Single),
             ("it's: # \"q\" ünï", Style::Single),
-            ("ENC[AES256_GCM,data:Jwg=,iv:5x/c=,tag:Bv==,type:int]", Style::Plain),
+            (
+                "ENC[AES256_GCM,data:Jwg=,iv:5x/c=,tag:Bv==,type:int]",
+                Style::Plain,
+            ),
             ("dash-key.x", Style::Plain),
         ];
         for (s, want) in cases {

@@ -167,8 +167,14 @@ mod tests {
             (
                 "db".into(),
                 Node::Map(vec![
-                    ("port".into(), Node::Scalar(Kind::Int, Zeroizing::new("5432".into()))),
-                    ("on".into(), Node::Scalar(Kind::Bool, Zeroizing::new("true".into()))),
+                    (
+                        "port".into(),
+                        Node::Scalar(Kind::Int, Zeroizing::new("5432".into())),
+                    ),
+                    (
+                        "on".into(),
+                        Node::Scalar(Kind::Bool, Zeroizing::new("true".into())),
+                    ),
                     ("none".into(), Node::Null),
                     ("emptymap".into(), Node::Map(vec![])),
                     ("emptylist".into(), Node::List(vec![])),
@@ -178,7 +184,10 @@ mod tests {
                 "list".into(),
                 Node::List(vec![
                     s("a"),
-                    Node::Map(vec![("nested".into(), s("x")), ("other".into(), Node::List(vec![s("deep")]))]),
+                    Node::Map(vec![
+                        ("nested".into(), s("x")),
+                        ("other".into(), Node::List(vec![s("deep")])),
+                    ]),
                     Node::List(vec![s("inner"), s("inner2")]),
                     s("multi\nline\n"),
                 ]),

@@ -178,11 +178,18 @@ impl LocalStore {
     /// Reads, decrypts and authenticates one entry; `None` when the file
     /// does not exist.
     fn load(&self, path: &str, rel: &Path) -> Result<Option<Versioned>, StoreError> {
-        let Some(entry) = self.unseal(path, rel)? else { return Ok(None) };
+        let Some(entry) = self.unseal(path, rel)? else {
+            return Ok(None);
+        };
         let file = self.dir.join(rel);
         let pin = self.pin.as_ref().ok_or_else(|| self.unsigned(path))?;
-        entry.verify(&file, path, pin).map_err(|e| self.forged(path, e.to_string()))?;
-        Ok(Some(Versioned { data: entry.data, version: entry.version }))
+        entry
+            .verify(&file, path, pin)
+            .map_err(|e| self.forged(path, e.to_string()))?;
+        Ok(Some(Versioned {
+            data: entry.data,
+            version: entry.version,
+        }))
     }
 
     /// Reads and decrypts one entry without authenticating it.
@@ -192,7 +199,11 @@ impl LocalStore {
             Ok(bytes) => bytes,
             Err(crate::fsutil::ReadError::Missing) => return Ok(None),
             Err(crate::fsutil::ReadError::Refused(why)) => {
-                return Err(StoreError::Refused { store: self.describe(), path: path.to_owned(), reason: format!("{} {why}", file.display()) })
+                return Err(StoreError::Refused {
+                    store: self.describe(),
+                    path: path.to_owned(),
+                    reason: format!("{} {why}", file.display()),
+                })
             }
             Err(crate::fsutil::ReadError::Io(e)) => return Err(self.io_error(path, &file, &e)),
         };
@@ -209,7 +220,11 @@ impl LocalStore {
     }
 
     fn forged(&self, path: &str, reason: String) -> StoreError {
-        StoreError::Forged { store: self.describe(), path: path.to_owned(), reason }
+        StoreError::Forged {
+            store: self.describe(),
+            path: path.to_owned(),
+            reason,
+        }
     }
 
     /// The store key, checked against the pin.
@@ -223,17 +238,33 @@ impl LocalStore {
 
     /// Writes `data` as the entry at `path` (relative file `rel`) with
     /// `version`, signed with `key`.
-    fn put(&self, path: &str, rel: &Path, key: &SigningKey, version: u64, data: &Data) -> Result<(), StoreError> {
+    fn put(
+        &self,
+        path: &str,
+        rel: &Path,
+        key: &SigningKey,
+        version: u64,
+        data: &Data,
+    ) -> Result<(), StoreError> {
         let file = self.dir.join(rel);
-        let bytes = sealed::seal(&self.recipients, key, path, version, data).map_err(|e| self.io_error(path, &file, &e))?;
-        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes = sealed::seal(&self.recipients, key, path, version, data)
+            .map_err(|e| self.io_error(path, &file, &e))?;
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let parent = rel.parent().unwrap_or(Path::new(""));
-        let refused = |e: crate::fsutil::ReadError| StoreError::Refused { store: self.describe(), path: path.to_owned(), reason: format!("{} {}", file.display(), e.reason()) };
+        let refused = |e: crate::fsutil::ReadError| StoreError::Refused {
+            store: self.describe(),
+            path: path.to_owned(),
+            reason: format!("{} {}", file.display(), e.reason()),
+        };
         let dir = crate::fsutil::dir_beneath(&self.dir, parent, 0o700).map_err(|e| match e {
             crate::fsutil::ReadError::Io(e) => self.io_error(path, &file, &e),
             e => refused(e),
         })?;
-        crate::fsutil::write_at(&dir, &self.dir.join(parent), &name, &bytes, 0o600).map_err(|e| self.io_error(path, &file, &e))?;
+        crate::fsutil::write_at(&dir, &self.dir.join(parent), &name, &bytes, 0o600)
+            .map_err(|e| self.io_error(path, &file, &e))?;
         Ok(())
     }
 
@@ -241,10 +272,15 @@ impl LocalStore {
     /// returns its pin for rumor.toml. Refused when the store already holds
     /// entries: those need [`LocalStore::rekey`].
     pub fn create_signer(&self) -> Result<String, StoreError> {
-        if !self.entries().map_err(|e| self.io_error("", &self.dir, &e))?.is_empty() {
+        if !self
+            .entries()
+            .map_err(|e| self.io_error("", &self.dir, &e))?
+            .is_empty()
+        {
             return Err(self.unsigned(""));
         }
-        let key = signer::create(&self.dir, &self.recipients, signer::CURRENT).map_err(|e| self.io_error("", &self.dir, &e))?;
+        let key = signer::create(&self.dir, &self.recipients, signer::CURRENT)
+            .map_err(|e| self.io_error("", &self.dir, &e))?;
         Ok(format_pin(&key.verifying_key()))
     }
 
@@ -273,7 +309,9 @@ impl LocalStore {
         let mut count = 0;
         for rel in self.entries().map_err(io)? {
             let path = logical(&rel);
-            let Some(entry) = self.unseal(&path, &rel)? else { continue };
+            let Some(entry) = self.unseal(&path, &rel)? else {
+                continue;
+            };
             let file = self.dir.join(&rel);
             // An entry an interrupted run of this rekey re-signed is
             // re-encrypted all the same: the admin set may have changed
@@ -281,7 +319,10 @@ impl LocalStore {
             let trusted = match &self.pin {
                 _ if entry.verify(&file, &path, &next_pin).is_ok() => Ok(()),
                 Some(pin) => entry.verify(&file, &path, pin),
-                None => Err(sealed::UnsealError::Forged { file: file.display().to_string(), reason: "no store.signer is pinned" }),
+                None => Err(sealed::UnsealError::Forged {
+                    file: file.display().to_string(),
+                    reason: "no store.signer is pinned",
+                }),
             };
             if let Err(e) = trusted {
                 if !(trust_unsigned && !entry.is_signed()) {
@@ -291,7 +332,10 @@ impl LocalStore {
             self.put(&path, &rel, &next, entry.version, &entry.data)?;
             count += 1;
         }
-        Ok(Rekeyed { pin: format_pin(&next_pin), entries: count })
+        Ok(Rekeyed {
+            pin: format_pin(&next_pin),
+            entries: count,
+        })
     }
 
     /// After rumor.toml pins the key [`LocalStore::rekey`] returned: makes it
@@ -312,7 +356,13 @@ impl LocalStore {
     pub fn verify_all(&self) -> Vec<String> {
         let entries = match self.entries() {
             Ok(e) => e,
-            Err(e) => return vec![format!("{}: {}", self.dir.display(), crate::error::io_reason(&e))],
+            Err(e) => {
+                return vec![format!(
+                    "{}: {}",
+                    self.dir.display(),
+                    crate::error::io_reason(&e)
+                )]
+            }
         };
         entries
             .iter()

@@ -131,7 +131,9 @@ pub fn split_mount(path: &str) -> Result<(&str, &str), StoreError> {
     let trimmed = path.trim_matches('/');
     match trimmed.split_once('/') {
         Some((mount, rest)) if !mount.is_empty() && !rest.is_empty() => Ok((mount, rest)),
-        _ => Err(StoreError::BadPath { path: path.to_owned() }),
+        _ => Err(StoreError::BadPath {
+            path: path.to_owned(),
+        }),
     }
 }
 

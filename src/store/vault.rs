@@ -123,8 +123,10 @@ impl Vault {
         // vaultrs builds its reqwest client with the default redirect
         // policy and offers no way to change it; build the same client
         // with rumor's policy and put it in place.
-        let http = http_client(&client.settings, allowed).map_err(|reason| other("VAULT_CACERT", reason))?;
-        client.http = rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http);
+        let http = http_client(&client.settings, allowed)
+            .map_err(|reason| other("VAULT_CACERT", reason))?;
+        client.http =
+            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumor-vault")
@@ -269,13 +271,11 @@ impl Vault {
             Failure::NotFound(reason)
             | Failure::Server(reason)
             | Failure::Redirect(reason)
-            | Failure::Other(reason) => {
-                StoreError::Other {
-                    store,
-                    path,
-                    reason: self.redact(reason),
-                }
-            }
+            | Failure::Other(reason) => StoreError::Other {
+                store,
+                path,
+                reason: self.redact(reason),
+            },
         }
     }
 
@@ -297,7 +297,10 @@ impl Vault {
 /// The reqwest client vaultrs would build from `settings` (rustls, the
 /// timeout, VAULT_SKIP_VERIFY, the CA certificates, a client identity),
 /// with the redirect policy of [`redirect`].
-fn http_client(settings: &vaultrs::client::VaultClientSettings, allowed: Vec<redirect::Origin>) -> Result<reqwest::Client, String> {
+fn http_client(
+    settings: &vaultrs::client::VaultClientSettings,
+    allowed: Vec<redirect::Origin>,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::ClientBuilder::new()
         .use_rustls_tls()
         .redirect(redirect::policy(allowed))
@@ -306,15 +309,19 @@ fn http_client(settings: &vaultrs::client::VaultClientSettings, allowed: Vec<red
         builder = builder.timeout(timeout);
     }
     for path in &settings.ca_certs {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", crate::error::io_reason(&e)))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|_| format!("{path} is not a PEM certificate; point VAULT_CACERT at the CA's PEM file"))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read {path}: {}", crate::error::io_reason(&e)))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| {
+            format!("{path} is not a PEM certificate; point VAULT_CACERT at the CA's PEM file")
+        })?;
         builder = builder.add_root_certificate(cert);
     }
     if let Some(identity) = &settings.identity {
         builder = builder.identity(identity.clone());
     }
-    builder.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
 impl Store for Vault {

@@ -70,7 +70,10 @@ fn params(template: &Template) -> Result<CertificateParams, X509Error> {
     // Every generator's names pass here, whatever parsed them.
     for ext in &template.extensions {
         if let super::ext::Extension::SubjectAltName(names) = &ext.kind {
-            names.iter().try_for_each(San::check).map_err(|why| cert_error("certificate", why))?;
+            names
+                .iter()
+                .try_for_each(San::check)
+                .map_err(|why| cert_error("certificate", why))?;
         }
     }
     let mut params = CertificateParams::default();
@@ -264,7 +267,11 @@ mod tests {
         );
         // As a 1.x fleet left them: either case, with or without a newline.
         for text in ["3f1aa0c2e9", "3F1AA0C2E9\n", "3f1aA0c2e9\n", " 3f1aa0c2e9"] {
-            assert_eq!(next_serial(Some(text), &mut rng).unwrap().1, "3F1AA0C2EA\n", "{text:?}");
+            assert_eq!(
+                next_serial(Some(text), &mut rng).unwrap().1,
+                "3F1AA0C2EA\n",
+                "{text:?}"
+            );
         }
         assert!(next_serial(Some("xyz"), &mut rng).is_err());
         let (random, text) = next_serial(None, &mut rng).unwrap();

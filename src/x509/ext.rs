@@ -92,7 +92,10 @@ impl San {
         } else {
             return Ok(());
         };
-        Err(format!("subjectAltName {kind}:\"{}\" {why}", text.escape_debug()))
+        Err(format!(
+            "subjectAltName {kind}:\"{}\" {why}",
+            text.escape_debug()
+        ))
     }
 
     /// Reads a name for the structured generators: `email:`, `uri:`, `dns:`,
@@ -297,11 +300,26 @@ mod tests {
     fn san_names_are_checked() {
         assert!(San::Dns("db.local".into()).check().is_ok());
         assert!(San::Ip("10.0.0.1".parse().unwrap()).check().is_ok());
-        assert!(San::Dns(String::new()).check().unwrap_err().contains("is empty"));
-        assert!(San::Dns("dé.local".into()).check().unwrap_err().contains("not ASCII"));
+        assert!(San::Dns(String::new())
+            .check()
+            .unwrap_err()
+            .contains("is empty"));
+        assert!(San::Dns("dé.local".into())
+            .check()
+            .unwrap_err()
+            .contains("not ASCII"));
         let err = San::Dns("db\0.local".into()).check().unwrap_err();
-        assert_eq!(err, "subjectAltName DNS:\"db\\0.local\" contains a control character");
-        assert!(San::Email("a@b\u{202e}c".into()).check().unwrap_err().contains("bidirectional"));
-        assert!(San::Uri("x://y\n".into()).check().unwrap_err().contains("control"));
+        assert_eq!(
+            err,
+            "subjectAltName DNS:\"db\\0.local\" contains a control character"
+        );
+        assert!(San::Email("a@b\u{202e}c".into())
+            .check()
+            .unwrap_err()
+            .contains("bidirectional"));
+        assert!(San::Uri("x://y\n".into())
+            .check()
+            .unwrap_err()
+            .contains("control"));
     }
 }

@@ -207,9 +207,17 @@ mod tests {
     fn control_and_bidi_characters_are_refused() {
         let mut subject = Subject::new();
         subject.push("CN", "db.pidgeon-1 Ünïcödé").unwrap();
-        for (field, value) in [("O", "a\0b"), ("OU", "x\ny"), ("L", "\u{202e}gpj"), ("ST", "\u{2067}")] {
+        for (field, value) in [
+            ("O", "a\0b"),
+            ("OU", "x\ny"),
+            ("L", "\u{202e}gpj"),
+            ("ST", "\u{2067}"),
+        ] {
             let err = Subject::new().push(field, value).unwrap_err();
-            assert!(matches!(err, NameError::BadValue { .. }), "{value:?}: {err}");
+            assert!(
+                matches!(err, NameError::BadValue { .. }),
+                "{value:?}: {err}"
+            );
         }
     }
 }

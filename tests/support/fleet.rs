@@ -44,7 +44,11 @@ impl Fleet {
     /// The admin's `age1…` recipient.
     pub fn admin_recipient(&self) -> String {
         let text = fs::read_to_string(self.identity()).unwrap();
-        text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().trim().to_owned()
+        text.lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     pub fn rumor(&self) -> Command {
@@ -83,7 +87,11 @@ impl Fleet {
             .env("SOPS_AGE_KEY_FILE", key)
             .output()
             .unwrap();
-        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sops: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -95,7 +103,17 @@ impl Fleet {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
-        ok(Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]).args(args).current_dir(self.dir()))
+        ok(Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(self.dir()))
     }
 
     /// Every file under the fleet directory with its bytes and mode, for
@@ -113,7 +131,9 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else { continue };
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries {
             let entry = entry.unwrap();
             let path = entry.path();
@@ -121,7 +141,17 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_symlink() {
-                out.insert(path.clone(), (fs::read_link(&path).unwrap().to_string_lossy().into_owned().into_bytes(), 0));
+                out.insert(
+                    path.clone(),
+                    (
+                        fs::read_link(&path)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned()
+                            .into_bytes(),
+                        0,
+                    ),
+                );
             } else if kind.is_file() && path.file_name().is_some_and(|n| n != ".lock") {
                 let mode = entry.metadata().unwrap().permissions().mode();
                 out.insert(path.clone(), (fs::read(&path).unwrap(), mode));

@@ -15,7 +15,11 @@ pub struct Postgres {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 impl Postgres {
@@ -28,29 +32,59 @@ impl Postgres {
         let bin = initdb.parent().unwrap().to_path_buf();
         for tool in ["pg_ctl", "psql"] {
             if !bin.join(tool).is_file() {
-                assert!(!super::ci(), "{tool} is missing beside {}", initdb.display());
+                assert!(
+                    !super::ci(),
+                    "{tool} is missing beside {}",
+                    initdb.display()
+                );
                 eprintln!("skipping: {tool} is missing beside {}", initdb.display());
                 return None;
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut options = format!("-k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+        let mut options = format!(
+            "-k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
         if let Some((cert, key)) = tls {
             use std::os::unix::fs::PermissionsExt;
             std::fs::write(dir.path().join("server.crt"), cert).unwrap();
             std::fs::write(dir.path().join("server.key"), key).unwrap();
-            std::fs::set_permissions(dir.path().join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
             options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
                 dir.path().display()
             ));
         }
         if is_root() {
-            super::ok(Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()));
+            super::ok(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres:")
+                    .arg(dir.path()),
+            );
         }
         let port = super::free_port();
         let pg = Postgres { dir, bin, port };
-        super::ok(pg.cmd("initdb").args(["-E", "UTF8", "--locale=C", "-A", "trust", "-U", "postgres", "--no-sync", "-D"]).arg(pg.data()));
+        super::ok(
+            pg.cmd("initdb")
+                .args([
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(pg.data()),
+        );
         // Password logins for everyone but the superuser, on the socket and
         // on TCP, to prove the rendered passwords are the stored ones.
         std::fs::write(
@@ -59,7 +93,16 @@ impl Postgres {
         )
         .unwrap();
         let log = pg.dir.path().join("log");
-        super::ok(pg.cmd("pg_ctl").arg("-D").arg(pg.data()).arg("-o").arg(format!("-p {port} {options}")).arg("-l").arg(log).args(["-w", "start"]));
+        super::ok(
+            pg.cmd("pg_ctl")
+                .arg("-D")
+                .arg(pg.data())
+                .arg("-o")
+                .arg(format!("-p {port} {options}"))
+                .arg("-l")
+                .arg(log)
+                .args(["-w", "start"]),
+        );
         Some(pg)
     }
 
@@ -101,8 +144,18 @@ impl Postgres {
             Some(pw) => cmd.env("PGPASSWORD", pw),
             None => cmd.env_remove("PGPASSWORD"),
         };
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         eprintln!("psql stderr: {}", String::from_utf8_lossy(&out.stderr));
         out
@@ -112,20 +165,31 @@ impl Postgres {
     #[track_caller]
     pub fn admin(&self, sql: &str) -> String {
         let out = self.psql("postgres", "postgres", None, sql);
-        assert!(out.status.success(), "psql as postgres failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql as postgres failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// A client psql (as the caller) connecting with `conninfo`.
     pub fn client(&self, conninfo: &str, password: &str) -> Command {
         let mut cmd = Command::new(self.bin.join("psql"));
-        cmd.arg(conninfo).env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "10");
+        cmd.arg(conninfo)
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10");
         cmd
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.cmd("pg_ctl").arg("-D").arg(self.data()).args(["-m", "immediate", "stop"]).output();
+        let _ = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .output();
     }
 }

@@ -27,7 +27,12 @@ const DATA_SIZE: usize = 32768;
 
 #[link(name = "crypt")]
 extern "C" {
-    fn crypt_rn(phrase: *const c_char, setting: *const c_char, data: *mut c_void, size: c_int) -> *mut c_char;
+    fn crypt_rn(
+        phrase: *const c_char,
+        setting: *const c_char,
+        data: *mut c_void,
+        size: c_int,
+    ) -> *mut c_char;
     fn crypt_gensalt_rn(
         prefix: *const c_char,
         count: c_ulong,
@@ -61,7 +66,8 @@ impl CryptError {
 /// its RNG so tests can pin it.
 pub fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, CryptError> {
     const CALL: &str = "crypt_gensalt_rn";
-    let nrbytes = c_int::try_from(rbytes.len()).map_err(|_| CryptError::invalid(CALL, "too many random bytes"))?;
+    let nrbytes = c_int::try_from(rbytes.len())
+        .map_err(|_| CryptError::invalid(CALL, "too many random bytes"))?;
     let mut output = [0u8; GENSALT_OUTPUT_SIZE];
     // SAFETY: `prefix` is NUL-terminated; `rbytes` is valid for `nrbytes`
     // bytes, which the function reads and does not keep; `output` is
@@ -82,8 +88,11 @@ pub fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, C
     }
     // On success the setting is in `output`; read it there, so no raw
     // pointer is dereferenced.
-    let setting = CStr::from_bytes_until_nul(&output).map_err(|_| CryptError::invalid(CALL, "unterminated setting"))?;
-    let setting = setting.to_str().map_err(|_| CryptError::invalid(CALL, "setting is not UTF-8"))?;
+    let setting = CStr::from_bytes_until_nul(&output)
+        .map_err(|_| CryptError::invalid(CALL, "unterminated setting"))?;
+    let setting = setting
+        .to_str()
+        .map_err(|_| CryptError::invalid(CALL, "setting is not UTF-8"))?;
     Ok(setting.to_owned())
 }
 
@@ -93,10 +102,16 @@ pub fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, C
 pub fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
     const CALL: &str = "crypt_rn";
     if phrase.len() > MAX_PASSPHRASE {
-        return Err(CryptError::invalid(CALL, "passphrase longer than 511 bytes"));
+        return Err(CryptError::invalid(
+            CALL,
+            "passphrase longer than 511 bytes",
+        ));
     }
     if phrase.contains(&0) || setting.as_bytes().contains(&0) {
-        return Err(CryptError::invalid(CALL, "NUL byte in passphrase or setting"));
+        return Err(CryptError::invalid(
+            CALL,
+            "NUL byte in passphrase or setting",
+        ));
     }
     let mut c_phrase = Zeroizing::new(Vec::with_capacity(phrase.len() + 1));
     c_phrase.extend_from_slice(phrase);
@@ -112,7 +127,12 @@ pub fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
     // sizeof(struct crypt_data), whose members are all `char` so any
     // alignment will do. The function keeps none of the pointers.
     let ret = unsafe {
-        crypt_rn(c_phrase.as_ptr().cast(), c_setting.as_ptr().cast(), data.as_mut_ptr().cast(), DATA_SIZE as c_int)
+        crypt_rn(
+            c_phrase.as_ptr().cast(),
+            c_setting.as_ptr().cast(),
+            data.as_mut_ptr().cast(),
+            DATA_SIZE as c_int,
+        )
     };
     if ret.is_null() {
         return Err(CryptError::new(CALL, io::Error::last_os_error()));
@@ -120,7 +140,9 @@ pub fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
     // SAFETY: on success crypt_rn returns a NUL-terminated string inside
     // `data`, which is still alive and unchanged here.
     let hash = unsafe { CStr::from_ptr(ret) };
-    let hash = hash.to_str().map_err(|_| CryptError::invalid(CALL, "hash is not UTF-8"))?;
+    let hash = hash
+        .to_str()
+        .map_err(|_| CryptError::invalid(CALL, "hash is not UTF-8"))?;
     // libxcrypt never returns a '*' hash from crypt_rn, but a '*' string is
     // its failure token elsewhere: never let one through as a hash.
     if hash.starts_with('*') {

@@ -48,7 +48,11 @@ struct DocIn {
 /// What a signature covers: a domain tag, the logical path, and the
 /// entry's JSON without its signature, exactly as written.
 fn signed_message(path: &str, version: u64, data: IndexMap<&str, &str>) -> Zeroizing<Vec<u8>> {
-    let doc = DocOut { version, data, sig: None };
+    let doc = DocOut {
+        version,
+        data,
+        sig: None,
+    };
     let mut message = Zeroizing::new(b"rumor local store entry v1\0".to_vec());
     message.extend_from_slice(path.trim_matches('/').as_bytes());
     message.push(0);
@@ -106,13 +110,31 @@ impl Unsealed {
     }
 
     /// Checks the signature against `key` for `path`.
-    pub(super) fn verify(&self, file: &Path, path: &str, key: &VerifyingKey) -> Result<(), UnsealError> {
-        let forged = |reason| UnsealError::Forged { file: file.display().to_string(), reason };
+    pub(super) fn verify(
+        &self,
+        file: &Path,
+        path: &str,
+        key: &VerifyingKey,
+    ) -> Result<(), UnsealError> {
+        let forged = |reason| UnsealError::Forged {
+            file: file.display().to_string(),
+            reason,
+        };
         let sig = self.sig.as_deref().ok_or_else(|| forged("no signature"))?;
-        let sig = base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| forged("a malformed signature"))?;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .map_err(|_| forged("a malformed signature"))?;
         let sig = Signature::from_slice(&sig).map_err(|_| forged("a malformed signature"))?;
-        let message = signed_message(path, self.version, self.data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
-        key.verify_strict(&message, &sig).map_err(|_| forged("the signature does not verify"))
+        let message = signed_message(
+            path,
+            self.version,
+            self.data
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        );
+        key.verify_strict(&message, &sig)
+            .map_err(|_| forged("the signature does not verify"))
     }
 }
 
@@ -138,11 +160,19 @@ pub(super) fn unseal(
         .into_iter()
         .map(|(k, v)| (k, Zeroizing::new(v)))
         .collect();
-    Ok(Unsealed { version: doc.version, data, sig: doc.sig })
+    Ok(Unsealed {
+        version: doc.version,
+        data,
+        sig: doc.sig,
+    })
 }
 
 /// Decrypts an armoured age file with any of `identities`.
-pub(super) fn decrypt(file: &Path, bytes: &[u8], identities: &[Identity]) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
+pub(super) fn decrypt(
+    file: &Path,
+    bytes: &[u8],
+    identities: &[Identity],
+) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
     let name = file.display().to_string();
     let damaged = |reason: String| UnsealError::Damaged {
         file: name.clone(),
@@ -185,7 +215,11 @@ pub(super) fn seal(
     version: u64,
     data: &Data,
 ) -> io::Result<Vec<u8>> {
-    let pairs = || data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<IndexMap<_, _>>();
+    let pairs = || {
+        data.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<IndexMap<_, _>>()
+    };
     let sig = key.sign(&signed_message(path, version, pairs()));
     let doc = DocOut {
         version,
@@ -219,11 +253,22 @@ mod tests {
         back.verify(file, "/kv/x/", &key.verifying_key()).unwrap();
         // Another path, another key, or an unsigned entry fails.
         let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
-        let moved = back.verify(file, "kv/y", &key.verifying_key()).err().unwrap();
+        let moved = back
+            .verify(file, "kv/y", &key.verifying_key())
+            .err()
+            .unwrap();
         assert!(matches!(moved, UnsealError::Forged { .. }));
         assert!(back.verify(file, "kv/x", &other).is_err());
-        let unsigned = encrypt(&[id.to_public()], br#"{"version":3,"data":{"k":"secret-value"}}"#).unwrap();
-        let unsigned = unseal(file, &unsigned, std::slice::from_ref(&id)).unwrap().verify(file, "kv/x", &key.verifying_key()).err().unwrap();
+        let unsigned = encrypt(
+            &[id.to_public()],
+            br#"{"version":3,"data":{"k":"secret-value"}}"#,
+        )
+        .unwrap();
+        let unsigned = unseal(file, &unsigned, std::slice::from_ref(&id))
+            .unwrap()
+            .verify(file, "kv/x", &key.verifying_key())
+            .err()
+            .unwrap();
         assert!(unsigned.to_string().contains("no signature"), "{unsigned}");
 
         let wrong = unseal(file, &sealed, &[Identity::generate()])

@@ -96,7 +96,11 @@ impl VaultConfig {
         config.namespace = var("VAULT_NAMESPACE");
         if let Some(nodes) = var("RUMOR_VAULT_NODES") {
             check_addr("RUMOR_VAULT_NODES", &nodes)?;
-            config.nodes = nodes.split([',', ' ']).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+            config.nodes = nodes
+                .split([',', ' '])
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         config.ca_cert = var("VAULT_CACERT").map(PathBuf::from);
         if let Some(retries) = var("RUMOR_VAULT_RETRIES") {
@@ -180,7 +184,10 @@ fn credentials(addr: &str) -> Option<std::ops::Range<usize>> {
     let start = addr.find("://").map_or(0, |i| i + 3);
     let rest = &addr[start..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    authority.rfind('@').filter(|at| *at > 0).map(|at| start..start + at)
+    authority
+        .rfind('@')
+        .filter(|at| *at > 0)
+        .map(|at| start..start + at)
 }
 
 /// The credentials an address carries, to redact them from messages that
@@ -221,7 +228,14 @@ impl fmt::Debug for VaultConfig {
             .field("retries", &self.retries)
             .field("timeout", &self.timeout)
             .field("approle", &self.approle)
-            .field("nodes", &self.nodes.iter().map(|n| redact_addr(n)).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| redact_addr(n))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -302,20 +316,55 @@ mod tests {
 
     #[test]
     fn address_credentials_are_redacted_and_control_characters_refused() {
-        assert_eq!(redact_addr("https://alice:pw@vault:8200/x@y"), "https://<redacted>@vault:8200/x@y");
-        assert_eq!(redact_addr("https://token@vault"), "https://<redacted>@vault");
+        assert_eq!(
+            redact_addr("https://alice:pw@vault:8200/x@y"),
+            "https://<redacted>@vault:8200/x@y"
+        );
+        assert_eq!(
+            redact_addr("https://token@vault"),
+            "https://<redacted>@vault"
+        );
         assert_eq!(redact_addr("alice:pw@vault:8200"), "<redacted>@vault:8200");
-        assert_eq!(redact_addr("https://vault:8200/a@b"), "https://vault:8200/a@b");
-        assert_eq!(redact_addr("http://127.0.0.1:8200"), "http://127.0.0.1:8200");
+        assert_eq!(
+            redact_addr("https://vault:8200/a@b"),
+            "https://vault:8200/a@b"
+        );
+        assert_eq!(
+            redact_addr("http://127.0.0.1:8200"),
+            "http://127.0.0.1:8200"
+        );
         assert_eq!(redact_addr("http://h@x"), "http://<redacted>@x");
-        let c = config(&[("VAULT_ADDR", "https://alice:s3cr3t@vault:8200"), ("VAULT_TOKEN", "t")], None).unwrap();
+        let c = config(
+            &[
+                ("VAULT_ADDR", "https://alice:s3cr3t@vault:8200"),
+                ("VAULT_TOKEN", "t"),
+            ],
+            None,
+        )
+        .unwrap();
         assert_eq!(c.describe(), "Vault at https://<redacted>@vault:8200");
         assert!(!format!("{c:?}").contains("s3cr3t"));
-        for bad in ["https://vault:8200\nrumor: all good", "https://vault\0", "https://a:s3cr3t@vault\r\n"] {
+        for bad in [
+            "https://vault:8200\nrumor: all good",
+            "https://vault\0",
+            "https://a:s3cr3t@vault\r\n",
+        ] {
             let err = config(&[("VAULT_ADDR", bad), ("VAULT_TOKEN", "t")], None).unwrap_err();
-            assert!(matches!(err, StoreError::Setting { variable: "VAULT_ADDR", .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Setting {
+                        variable: "VAULT_ADDR",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
             let text = err.to_string();
-            assert!(!text.contains('\n') && !text.contains('\r') && !text.contains("s3cr3t"), "{text}");
+            assert!(
+                !text.contains('\n') && !text.contains('\r') && !text.contains("s3cr3t"),
+                "{text}"
+            );
         }
         let err = config(&[("BAO_ADDR", "http://b\n"), ("BAO_TOKEN", "t")], None).unwrap_err();
         assert!(err.to_string().starts_with("BAO_ADDR: "), "{err}");

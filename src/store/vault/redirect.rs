@@ -31,7 +31,11 @@ pub(super) struct Origin {
 impl Origin {
     /// The origin of a URL; `None` without a host.
     pub(super) fn of(url: &Url) -> Option<Origin> {
-        Some(Origin { scheme: url.scheme().to_owned(), host: url.host_str()?.to_ascii_lowercase(), port: url.port_or_known_default() })
+        Some(Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
     }
 }
 
@@ -55,7 +59,11 @@ pub(super) struct Refused {
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the server at {} redirected the request to {}, which {}; nothing was sent there", self.from, self.to, self.why)
+        write!(
+            f,
+            "the server at {} redirected the request to {}, which {}; nothing was sent there",
+            self.from, self.to, self.why
+        )
     }
 }
 
@@ -64,7 +72,13 @@ impl std::error::Error for Refused {}
 /// Whether a redirect from `from` to `to` after `hops` earlier ones may be
 /// followed.
 pub(super) fn judge(from: &Url, to: &Url, hops: usize, allowed: &[Origin]) -> Result<(), Refused> {
-    let refuse = |why| Err(Refused { from: host_port(from), to: host_port(to), why });
+    let refuse = |why| {
+        Err(Refused {
+            from: host_port(from),
+            to: host_port(to),
+            why,
+        })
+    };
     if from.scheme() == "https" && to.scheme() != "https" {
         return refuse("drops from https to plain http");
     }
@@ -82,7 +96,12 @@ pub(super) fn policy(allowed: Vec<Origin>) -> Policy {
     Policy::custom(move |attempt: Attempt| {
         let previous = attempt.previous();
         let verdict = match previous.last() {
-            Some(from) => judge(from, attempt.url(), previous.len().saturating_sub(1), &allowed),
+            Some(from) => judge(
+                from,
+                attempt.url(),
+                previous.len().saturating_sub(1),
+                &allowed,
+            ),
             None => Ok(()),
         };
         match verdict {
@@ -115,12 +134,32 @@ mod tests {
 
     #[test]
     fn only_configured_origins_and_no_downgrade() {
-        let allowed: Vec<Origin> =
-            ["https://vault-a:8200", "https://vault-b:8200"].iter().filter_map(|s| Origin::of(&url(s))).collect();
+        let allowed: Vec<Origin> = ["https://vault-a:8200", "https://vault-b:8200"]
+            .iter()
+            .filter_map(|s| Origin::of(&url(s)))
+            .collect();
         let from = url("https://vault-a:8200/v1/kv/data/x");
-        assert!(judge(&from, &url("https://vault-b:8200/v1/kv/data/x"), 0, &allowed).is_ok());
-        assert!(judge(&from, &url("https://VAULT-A:8200/v1/kv/data/x"), 0, &allowed).is_ok());
-        let refused = judge(&from, &url("https://evil:8200/v1/kv/data/x?token=1"), 0, &allowed).unwrap_err();
+        assert!(judge(
+            &from,
+            &url("https://vault-b:8200/v1/kv/data/x"),
+            0,
+            &allowed
+        )
+        .is_ok());
+        assert!(judge(
+            &from,
+            &url("https://VAULT-A:8200/v1/kv/data/x"),
+            0,
+            &allowed
+        )
+        .is_ok());
+        let refused = judge(
+            &from,
+            &url("https://evil:8200/v1/kv/data/x?token=1"),
+            0,
+            &allowed,
+        )
+        .unwrap_err();
         assert_eq!(
             refused.to_string(),
             "the server at https://vault-a:8200 redirected the request to https://evil:8200, which is not VAULT_ADDR or a node listed in RUMOR_VAULT_NODES; nothing was sent there"
@@ -128,9 +167,14 @@ mod tests {
         assert!(judge(&from, &url("https://vault-a:8201/"), 0, &allowed).is_err());
         assert!(judge(&from, &url("https://vault-a/"), 0, &allowed).is_err());
         let down = judge(&from, &url("http://vault-a:8200/"), 0, &allowed).unwrap_err();
-        assert!(down.to_string().contains("drops from https to plain http"), "{down}");
+        assert!(
+            down.to_string().contains("drops from https to plain http"),
+            "{down}"
+        );
         assert!(judge(&from, &url("https://vault-b:8200/"), MAX_HOPS, &allowed).is_err());
-        let creds = judge(&from, &url("https://user:pw@evil/"), 0, &allowed).unwrap_err().to_string();
+        let creds = judge(&from, &url("https://user:pw@evil/"), 0, &allowed)
+            .unwrap_err()
+            .to_string();
         assert!(!creds.contains("pw"), "{creds}");
     }
 }
