@@ -133,6 +133,8 @@ pub fn rekey(
     trust_unsigned: bool,
 ) -> Result<Rekeyed, Error> {
     let mut fleet = Fleet::open(dir)?;
+    // A killed rekey may have left temp files beside the device files.
+    crate::ops::remove_stale_temps(&fleet);
     let mut handle = fleet.store(identities)?;
     let mut store_entries = None;
     if let Some(local) = handle.local() {
@@ -425,7 +427,7 @@ mod tests {
         );
         assert_eq!(
             changed(&[a.clone(), b.clone()], Change::Remove(&a)).unwrap(),
-            [b.clone()]
+            std::slice::from_ref(&b)
         );
         for (change, says) in [
             (Change::Add(&a), "already"),

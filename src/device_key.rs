@@ -9,8 +9,9 @@
 //! marker `devices/<id>.inject-pending` holding the new public key, which
 //! `rumor check` reports and a successful `rumor inject` removes.
 
+use crate::engine::Outcome;
 use crate::error::Error;
-use crate::fleet::{Fleet, StoreHandle};
+use crate::fleet::Fleet;
 
 /// The stored name of the device's public key.
 const PUBLIC: &str = "age.pub";
@@ -19,27 +20,22 @@ fn marker(id: &str) -> String {
     format!("devices/{id}.inject-pending")
 }
 
-/// The device's public key as the store holds it now.
-pub fn public(fleet: &Fleet, handle: &dyn StoreHandle, id: &str) -> Result<Option<String>, Error> {
-    let current = handle.read(&format!("{}/current", fleet.device_path(id)))?;
-    Ok(current.and_then(|c| c.data.get(PUBLIC).map(|v| v.trim().to_owned())))
-}
-
-/// After a renew: when the device had a key and now has another, records
-/// that its image needs the new one; true when it did.
-pub fn note_renewal(
-    fleet: &Fleet,
-    id: &str,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> Result<bool, Error> {
-    match (before, after) {
-        (Some(before), Some(after)) if before != after => {
-            fleet.write(&marker(id), format!("{after}\n").as_bytes(), 0o644)?;
-            Ok(true)
-        }
-        _ => Ok(false),
+/// After a renew: when the run rotated the device's key, records that its
+/// image needs the new one; true when it did. The run's own outcome says
+/// so, with no store read of its own.
+pub fn note_renewal(fleet: &Fleet, id: &str, outcome: &Outcome) -> Result<bool, Error> {
+    if !outcome.changed.contains(PUBLIC) {
+        return Ok(false);
     }
+    let Some(public) = outcome.workspace.text(PUBLIC) else {
+        return Ok(false);
+    };
+    fleet.write(
+        &marker(id),
+        format!("{}\n", public.trim()).as_bytes(),
+        0o644,
+    )?;
+    Ok(true)
 }
 
 /// For `rumor check`: the device's key was renewed since its image was

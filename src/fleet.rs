@@ -15,7 +15,7 @@ use crate::store::{Data, Store, StoreError, Versioned};
 pub const CONFIG: &str = "rumor.toml";
 
 /// `rumor.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Where secrets are kept.
@@ -194,20 +194,6 @@ impl Default for Image {
     fn default() -> Self {
         Image {
             key_path: default_key_path(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            store: StoreSettings::default(),
-            admins: Admins::default(),
-            network: Network::default(),
-            cloud: Cloud::default(),
-            output: Output::default(),
-            image: Image::default(),
-            devices: Devices::default(),
         }
     }
 }

@@ -9,11 +9,20 @@
 //!
 //! Compatibility promise: specs of the original Nushell rumor (2.x) run
 //! unchanged, and the Vault layout (`<path>/current` plus timestamped copies)
-//! is the same, so existing data keeps working.
+//! is the same, so existing data keeps working; 1.x spec forms run too.
+//!
+//! Trust: only rumor.toml (reviewed plaintext) and the store (Vault's
+//! access control, or the local store's signatures) are believed; files in
+//! git are authenticated against them before anything is derived from them.
 // Denied, not forbidden: the libxcrypt binding (generate::mkpasswd::crypt)
 // is the one module allowed `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Bad input gets an error, never a panic: outside tests these are denied.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod admins;
 pub mod adopt;

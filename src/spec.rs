@@ -383,7 +383,9 @@ pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
             "a spec must be a map with imports, generations and exports".into(),
         )
     })?;
-    let mut raw: Vec<(Section, usize, String, Map<String, Value>, bool)> = Vec::new();
+    // Each entry: its section, index, kind, arguments and stray `renew`.
+    type Raw = (Section, usize, String, Map<String, Value>, bool);
+    let mut raw: Vec<Raw> = Vec::new();
     for section in [Section::Imports, Section::Generations, Section::Exports] {
         let list = match root.get(section.key()) {
             Some(Value::Array(list)) => list,

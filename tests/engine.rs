@@ -378,7 +378,7 @@ fn vault_unreachable_names_the_address_not_the_token() {
 #[test]
 fn schema_is_printed_and_accepts_the_specs() {
     let tmp = tempfile::tempdir().unwrap();
-    let schema = ok(&mut rumor(tmp.path()).arg("schema"));
+    let schema = ok(rumor(tmp.path()).arg("schema"));
     let value: serde_json::Value = serde_json::from_str(&schema).unwrap();
     assert_eq!(value["title"], "rumor spec");
     assert_eq!(

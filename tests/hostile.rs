@@ -579,7 +579,7 @@ fn bash_env(text: &str, keys: &[&str]) -> BTreeMap<String, String> {
 /// The decrypted device file, as a map.
 fn decrypted(fleet: &Fleet, id: &str) -> BTreeMap<String, String> {
     let file = fleet.dir().join(format!("secrets/{id}.yaml"));
-    let yaml = ok(&mut fleet
+    let yaml = ok(fleet
         .rumor(&["decrypt"])
         .arg(&file)
         .arg("-i")

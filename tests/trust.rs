@@ -594,7 +594,7 @@ fn unsigned_store_and_rekey() {
     let identity = fleet.identity();
     let admin = fleet.admin_recipient();
     for (path, _) in snapshot(&fleet.path("store")) {
-        if !path.extension().is_some_and(|e| e == "age")
+        if path.extension().is_none_or(|e| e != "age")
             || path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))

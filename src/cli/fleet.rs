@@ -387,12 +387,14 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
         } else {
             Rotation::Named(names)
         };
-        let before = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
-        let outcome = ops::provision(&o, id, rotation, args.verbose, false).map(ops::light)?;
-        let after = crate::device_key::public(&o.fleet, o.handle.as_ref(), id)?;
-        if crate::device_key::note_renewal(&o.fleet, id, before.as_deref(), after.as_deref())? {
-            eprintln!("rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})", o.fleet.output(id));
+        let outcome = ops::provision(&o, id, rotation, args.verbose, false)?;
+        if crate::device_key::note_renewal(&o.fleet, id, &outcome)? {
+            eprintln!(
+                "rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})",
+                o.fleet.output(id)
+            );
         }
+        let outcome = ops::light(outcome);
         Ok(outcome)
     });
     summarize(&o.fleet, &ids, results)

@@ -107,7 +107,7 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
     } else {
-        println!("{:<24} {:<16} {}", "DEVICE", "IP", "OLDEST SECRET");
+        println!("{:<24} {:<16} OLDEST SECRET", "DEVICE", "IP");
         for row in &rows {
             let age = match row["oldest_secret_days"].as_i64() {
                 Some(d) => format!("{d} days"),

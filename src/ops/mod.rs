@@ -68,7 +68,7 @@ pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
 
 /// Removes the temp files a killed run left beside the fleet's files
 /// (those of live writers stay). Best effort: a leftover never blocks a run.
-fn remove_stale_temps(fleet: &Fleet) {
+pub fn remove_stale_temps(fleet: &Fleet) {
     let mut dirs: BTreeSet<PathBuf> = [
         fleet.dir.clone(),
         fleet.dir.join("devices"),

@@ -325,7 +325,7 @@ impl LocalStore {
                 }),
             };
             if let Err(e) = trusted {
-                if !(trust_unsigned && !entry.is_signed()) {
+                if !trust_unsigned || entry.is_signed() {
                     return Err(self.forged(&path, e.to_string()));
                 }
             }
