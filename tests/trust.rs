@@ -10,40 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::fleet::{snapshot, Fleet};
+use support::fleet::{age_keygen, recipients, snapshot, Fleet};
 use support::{ok, require, Bao};
 
 fn tools() -> bool {
     ["sops", "age", "age-keygen", "openssl"]
         .iter()
         .all(|t| require(t).is_some())
-}
-
-/// A fresh age identity: (identity file, recipient).
-fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let path = dir.join(name);
-    let out = Command::new(require("age-keygen").unwrap())
-        .arg("-o")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = fs::read_to_string(&path).unwrap();
-    let recipient = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    (path, recipient)
-}
-
-/// The `age1…` recipients a SOPS file lists.
-fn recipients(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("- recipient: "))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Removes the age stanza of `recipient` from a SOPS file; returns the file

@@ -162,3 +162,31 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     }
     out
 }
+
+/// A fresh age identity made by the real `age-keygen`: (identity file,
+/// recipient).
+pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let out = Command::new(require("age-keygen").unwrap())
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = fs::read_to_string(&path).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (path, recipient)
+}
+
+/// The `age1…` recipients a SOPS file lists, in order.
+pub fn recipients(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- recipient: "))
+        .map(str::to_owned)
+        .collect()
+}
