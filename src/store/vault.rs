@@ -309,8 +309,9 @@ fn http_client(
         builder = builder.timeout(timeout);
     }
     for path in &settings.ca_certs {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read {path}: {}", crate::error::io_reason(&e)))?;
+        // A regular file within a bound: never a FIFO that hangs the run.
+        let pem = crate::fsutil::read_regular(std::path::Path::new(path), 1 << 20)
+            .map_err(|e| format!("cannot read {path}: {}", e.reason()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| {
             format!("{path} is not a PEM certificate; point VAULT_CACERT at the CA's PEM file")
         })?;
