@@ -124,6 +124,7 @@ pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopte
             groups: groups.to_vec(),
             wifi: wifi.map(str::to_owned),
             vars: Default::default(),
+            retired: None,
         };
         match fleet.read_text(&format!("devices/{}.toml", e.id))? {
             Some(_) => {

@@ -18,6 +18,12 @@ pub const SPEC_TEMPLATE: &str = "templates/device.spec.toml.j2";
 pub const SHARED_TEMPLATE: &str = "templates/shared.spec.toml.j2";
 /// Addresses handed out, one per line, so none is handed out twice.
 pub const ALLOCATIONS: &str = "devices/.allocations";
+/// The Nebula certificate fingerprints of retired devices, as a Nebula
+/// config fragment (`pki.blocklist`) a lighthouse can include.
+pub const NEBULA_BLOCKLIST: &str = "revocations/nebula-blocklist.yaml";
+/// The certificate revocation list of retired devices' X.509 certificates,
+/// signed by the fleet PostgreSQL CA (PEM).
+pub const POSTGRES_CRL: &str = "revocations/postgres.crl";
 
 /// `devices/<id>.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -37,6 +43,20 @@ pub struct Device {
     /// Free variables for templates.
     #[serde(default)]
     pub vars: toml::Table,
+    /// Set by `rumor retire`: the device is out of service for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retired>,
+}
+
+/// When and why a device was retired (`[retired]` in its device file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retired {
+    /// When, as RFC 3339 (UTC).
+    pub at: String,
+    /// Why, as the operator said it (`rumor retire --reason`).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Checks a device id: `[a-z0-9][a-z0-9-]*`, at most 63 characters. Ids

@@ -271,6 +271,7 @@ pub fn create_devices(
             groups: vec!["pidgeon".into()],
             wifi: new.wifi.clone(),
             vars: Default::default(),
+            retired: None,
         };
         device::save(&o.fleet, id, &device)?;
         // Validates the address against the overlay and the other fields.
