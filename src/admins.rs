@@ -22,7 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use age::x25519::{Identity, Recipient};
+use crate::identity::{Identity, Recipient};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
@@ -47,18 +47,11 @@ pub const STORE_RECORD: &str = ".admins.age";
 /// Parses a recipient given on the command line; one line on error.
 fn parse(text: &str) -> Result<Recipient, Error> {
     let text = text.trim();
-    if text.starts_with("ssh-") || text.starts_with("ecdsa-") {
-        return Err(Error::Input(format!(
-            "\"{}\": SSH keys are not admin recipients yet; give an age recipient (age1…)",
-            text.escape_default()
-        )));
-    }
-    text.parse::<Recipient>().map_err(|_| {
-        Error::Input(format!(
-            "\"{}\" is not an age recipient (age1…)",
-            text.escape_default()
-        ))
-    })
+    let recipient = text
+        .parse::<Recipient>()
+        .map_err(|e| Error::Input(format!("\"{}\": {e}", text.escape_default())))?;
+    recipient.check_plugin().map_err(Error::Input)?;
+    Ok(recipient)
 }
 
 /// The admin set after `change`, checked: a malformed recipient, one
@@ -101,7 +94,7 @@ pub fn apply(fleet: &mut Fleet, change: Change, identities: &[Identity]) -> Resu
     if fleet.settings.store.kind == "local"
         && !identities
             .iter()
-            .any(|i| list.contains(&i.to_public().to_string()))
+            .any(|i| i.recipient().is_none_or(|r| list.contains(&r)))
     {
         return Err(Error::Input("that would remove the admin identity this rumor runs with; run it as another admin (RUMOR_IDENTITY)".into()));
     }
@@ -284,11 +277,7 @@ fn device_file(
         .values()
         .filter(|v| v.trim_start().starts_with("AGE-SECRET-KEY-1"))
     {
-        ids.extend(
-            value
-                .lines()
-                .filter_map(|l| l.trim().parse::<Identity>().ok()),
-        );
+        ids.extend(crate::identity::x25519_in(value));
     }
     Ok(Some(DeviceFile {
         path,
@@ -385,7 +374,7 @@ pub fn device_mismatch(
 /// another admin set than rumor.toml lists. A store whose set was never
 /// recorded (made before rumor recorded it) cannot be told from its files:
 /// age headers do not name recipients.
-pub fn store_mismatch(fleet: &Fleet, identities: &[age::x25519::Identity]) -> Option<String> {
+pub fn store_mismatch(fleet: &Fleet, identities: &[Identity]) -> Option<String> {
     if fleet.settings.store.kind != "local" {
         return None;
     }

@@ -400,12 +400,11 @@ impl Fleet {
             })?;
         }
         for r in &s.admins.recipients {
-            r.parse::<age::x25519::Recipient>().map_err(|_| {
-                bad(
-                    "admins.recipients",
-                    format!("has \"{r}\", which is not an age recipient (age1…)"),
-                )
-            })?;
+            // A plugin recipient needs its plugin on every admin's machine:
+            // every device file is encrypted to it.
+            r.parse::<crate::identity::Recipient>()
+                .and_then(|r| r.check_plugin())
+                .map_err(|e| bad("admins.recipients", format!("has \"{r}\": {e}")))?;
         }
         if !s.output.devices.contains("{device}") {
             return Err(bad("output.devices", "must contain {device}".into()));
@@ -473,7 +472,7 @@ impl Fleet {
     }
 
     /// The admin recipients.
-    pub fn recipients(&self) -> Vec<age::x25519::Recipient> {
+    pub fn recipients(&self) -> Vec<crate::identity::Recipient> {
         self.settings
             .admins
             .recipients
@@ -519,7 +518,7 @@ impl Fleet {
     /// Opens the configured store.
     pub fn store(
         &self,
-        identities: &[age::x25519::Identity],
+        identities: &[crate::identity::Identity],
     ) -> Result<Arc<dyn StoreHandle>, Error> {
         match self.settings.store.kind.as_str() {
             "vault" => {

@@ -260,18 +260,21 @@ fn report_rekey(done: &crate::admins::Rekeyed) {
 /// `rumor admins`.
 #[derive(clap::Subcommand, Debug)]
 #[command(after_help = "Examples:\n  \
-    rumor admins add age1…      a new admin reads every device file and the store\n  \
-    rumor admins remove age1…   then rotate what they saw: rumor renew --all\n\n\
+    rumor admins add age1…                     a new admin reads every device file and the store\n  \
+    rumor admins add \"$(cat ~/.ssh/id_ed25519.pub)\"   an SSH key as an admin key\n  \
+    rumor admins add age1yubikey1…             a hardware key (age-plugin-yubikey on PATH)\n  \
+    rumor admins remove age1…                  then rotate what they saw: rumor renew --all\n\n\
     A removed admin may have copied secrets before: follow a removal with `rumor renew --all`.")]
 pub enum AdminsCommand {
-    /// Add an age recipient to admins.recipients and rekey the fleet.
+    /// Add a recipient to admins.recipients and rekey the fleet.
     Add {
-        /// An age recipient (age1…).
+        /// An age (age1…), OpenSSH (ssh-ed25519 …, ssh-rsa …) or plugin
+        /// (age1<name>1…) recipient.
         recipient: String,
     },
     /// Remove an admin and rekey the fleet.
     Remove {
-        /// The admin's age recipient (age1…).
+        /// The admin's recipient, as `rumor admins list` prints it.
         recipient: String,
     },
     /// Print admins.recipients, one per line.

@@ -58,7 +58,7 @@ pub struct Options {
     /// The meaning of renew.
     pub mode: Mode,
     /// Identities that can open earlier SOPS files (no-churn re-encryption).
-    pub identities: Vec<age::x25519::Identity>,
+    pub identities: Vec<crate::identity::Identity>,
     /// The run's clock.
     pub now: OffsetDateTime,
     /// Where relative `copy` paths resolve.

@@ -110,7 +110,7 @@ pub struct Context<'a> {
     /// The time the run started.
     pub now: OffsetDateTime,
     /// Identities that may open earlier SOPS files.
-    pub identities: &'a [::age::x25519::Identity],
+    pub identities: &'a [crate::identity::Identity],
 }
 
 /// An object-safe cryptographic RNG.

@@ -8,7 +8,7 @@
 //! map keeps its bytes and a changed value changes one line, but only when
 //! that file is trusted (from a store or this run, not from disk).
 
-use ::age::x25519::{Identity, Recipient};
+use crate::identity::{Identity, Recipient};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -71,10 +71,7 @@ fn identities(cx: &Context) -> Vec<Identity> {
         if !text.trim_start().starts_with("AGE-SECRET-KEY-1") {
             continue;
         }
-        ids.extend(
-            text.lines()
-                .filter_map(|l| l.trim().parse::<Identity>().ok()),
-        );
+        ids.extend(crate::identity::x25519_in(text));
     }
     ids
 }

@@ -173,10 +173,7 @@ pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
                 .text()
                 .filter(|t| t.trim_start().starts_with("AGE-SECRET-KEY-1"))
             {
-                identities.extend(
-                    t.lines()
-                        .filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok()),
-                );
+                identities.extend(crate::identity::x25519_in(t));
             }
         }
     }

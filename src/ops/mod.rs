@@ -22,7 +22,7 @@ pub mod check;
 pub mod setup;
 
 /// The admin identities, needed to open the local store and device files.
-pub fn admin_identities(required: bool) -> Result<Vec<age::x25519::Identity>, Error> {
+pub fn admin_identities(required: bool) -> Result<Vec<crate::identity::Identity>, Error> {
     match crate::identity::admin_path() {
         Some(path) if path.is_file() => crate::identity::read(&path),
         Some(path) if required => Err(Error::Input(format!(
@@ -39,7 +39,7 @@ pub struct Opened {
     /// The fleet.
     pub fleet: Fleet,
     /// The admin identities.
-    pub identities: Vec<age::x25519::Identity>,
+    pub identities: Vec<crate::identity::Identity>,
     /// The store.
     pub handle: Arc<dyn StoreHandle>,
     /// Who holds each overlay address, read once per command.

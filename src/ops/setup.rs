@@ -63,7 +63,12 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
         );
     }
     let identities = crate::identity::read(&identity_path)?;
-    let recipient = identities[0].to_public().to_string();
+    let recipient = identities[0].recipient().ok_or_else(|| {
+        Error::Input(format!(
+            "{}: a plugin identity does not tell its recipient; run `rumor init` with an age or SSH identity, then `rumor admins add` the plugin's recipient",
+            identity_path.display()
+        ))
+    })?;
     let config = dir.join(CONFIG);
     if !config.is_file() {
         let mut settings = Settings::default();

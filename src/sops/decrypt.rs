@@ -61,7 +61,10 @@ pub(crate) fn parse(text: &str) -> Result<(Vec<Mapping>, Metadata), SopsError> {
 }
 
 /// Opens and verifies a file.
-pub(crate) fn open(text: &str, identities: &[age::x25519::Identity]) -> Result<Opened, SopsError> {
+pub(crate) fn open(
+    text: &str,
+    identities: &[crate::identity::Identity],
+) -> Result<Opened, SopsError> {
     let (raw, metadata) = parse(text)?;
     metadata.check_version()?;
     let rule = metadata.rule()?;
@@ -261,7 +264,7 @@ mod tests {
     /// The worked example of the format note (§9): real sops ciphertexts
     /// under a known data key, with the MAC sealed over a chosen input. Only
     /// the input `world42` (leaf bytes, no keys, no separators) verifies.
-    fn example(mac_input: &[u8], id: &age::x25519::Identity) -> String {
+    fn example(mac_input: &[u8], id: &crate::identity::Identity) -> String {
         let mut key = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(
             "af6dc30b15dd5c3166a8381b923bfb295429d3552780c3366d1a2fad48d77adc",
@@ -293,7 +296,7 @@ mod tests {
 
     #[test]
     fn worked_example() {
-        let id = age::x25519::Identity::generate();
+        let id = crate::identity::Identity::generate();
         let opened = open(&example(b"world42", &id), std::slice::from_ref(&id)).unwrap();
         let crate::sops::tree::Node::Map(entries) = &opened.docs[0] else {
             panic!("not a map")

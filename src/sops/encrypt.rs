@@ -29,7 +29,7 @@ struct Previous {
 
 impl Previous {
     /// Opens `text` when it is a flat string map rumor could have written.
-    fn open(text: &str, identities: &[age::x25519::Identity]) -> Option<Previous> {
+    fn open(text: &str, identities: &[crate::identity::Identity]) -> Option<Previous> {
         let Opened {
             raw,
             metadata,
@@ -111,15 +111,15 @@ fn check_keys(pairs: &[(&str, &str)]) -> Result<(), SopsError> {
 /// with sops. Keys may not be `sops`, repeat, or hold line breaks.
 pub fn encrypt(
     pairs: &[(&str, &str)],
-    recipients: &[age::x25519::Recipient],
+    recipients: &[crate::identity::Recipient],
     previous: Option<&str>,
-    identities: &[age::x25519::Identity],
+    identities: &[crate::identity::Identity],
     now: OffsetDateTime,
     rng: &mut dyn CryptoRngCore,
 ) -> Result<String, SopsError> {
     check_keys(pairs)?;
     // The same recipient listed twice would only get a second copy of the key.
-    let mut wanted: Vec<(String, &age::x25519::Recipient)> = Vec::new();
+    let mut wanted: Vec<(String, &crate::identity::Recipient)> = Vec::new();
     for r in recipients {
         let name = r.to_string();
         if !wanted.iter().any(|(n, _)| *n == name) {

@@ -209,7 +209,10 @@ pub(crate) fn format_time(t: OffsetDateTime) -> String {
 }
 
 /// Wraps the data key for one recipient as an armoured age file.
-pub(crate) fn wrap(key: &DataKey, recipient: &age::x25519::Recipient) -> Result<String, SopsError> {
+pub(crate) fn wrap(
+    key: &DataKey,
+    recipient: &crate::identity::Recipient,
+) -> Result<String, SopsError> {
     let age_err = |e: &dyn std::fmt::Display| SopsError::Age {
         reason: e.to_string(),
     };
@@ -231,7 +234,7 @@ pub(crate) fn wrap(key: &DataKey, recipient: &age::x25519::Recipient) -> Result<
 /// Opens the data key with any of `identities`.
 pub(crate) fn unwrap(
     entries: &[AgeEntry],
-    identities: &[age::x25519::Identity],
+    identities: &[crate::identity::Identity],
 ) -> Result<DataKey, SopsError> {
     if entries.is_empty() {
         return Err(SopsError::NoAgeRecipients);
@@ -350,8 +353,8 @@ mod tests {
 
     #[test]
     fn key_wraps_and_unwraps() {
-        let id = age::x25519::Identity::generate();
-        let other = age::x25519::Identity::generate();
+        let id = crate::identity::Identity::generate();
+        let other = crate::identity::Identity::generate();
         let key = Zeroizing::new([7u8; 32]);
         let enc = wrap(&key, &id.to_public()).unwrap();
         assert!(enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));

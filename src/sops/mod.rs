@@ -31,7 +31,10 @@ pub use encrypt::encrypt;
 pub use rewrap::rewrap;
 
 /// Decrypts a SOPS YAML file with any of `identities`, verifying its MAC.
-pub fn decrypt(text: &str, identities: &[age::x25519::Identity]) -> Result<Decrypted, SopsError> {
+pub fn decrypt(
+    text: &str,
+    identities: &[crate::identity::Identity],
+) -> Result<Decrypted, SopsError> {
     let opened = decrypt::open(text, identities)?;
     Ok(Decrypted { docs: opened.docs })
 }
@@ -101,7 +104,7 @@ mod tests {
     /// `decrypt` must fail cleanly, never panic, on any input.
     #[test]
     fn garbage_never_panics() {
-        let id = age::x25519::Identity::generate();
+        let id = crate::identity::Identity::generate();
         let inputs = [
             "",
             "\0\0\0",

@@ -31,10 +31,10 @@ use super::SopsError;
 /// are rewritten.
 pub fn rewrap(
     text: &str,
-    recipients: &[age::x25519::Recipient],
-    identities: &[age::x25519::Identity],
+    recipients: &[crate::identity::Recipient],
+    identities: &[crate::identity::Identity],
 ) -> Result<String, SopsError> {
-    let mut wanted: Vec<(String, &age::x25519::Recipient)> = Vec::new();
+    let mut wanted: Vec<(String, &crate::identity::Recipient)> = Vec::new();
     for r in recipients {
         let name = r.to_string();
         if !wanted.iter().any(|(n, _)| *n == name) {
@@ -105,9 +105,9 @@ mod tests {
     #[test]
     fn keeps_values_and_mac_and_moves_the_key() {
         let (a, b, device) = (
-            age::x25519::Identity::generate(),
-            age::x25519::Identity::generate(),
-            age::x25519::Identity::generate(),
+            crate::identity::Identity::generate(),
+            crate::identity::Identity::generate(),
+            crate::identity::Identity::generate(),
         );
         let pairs = [("x", "secret-one"), ("y", ""), ("z_unencrypted", "plain")];
         let first = crate::sops::encrypt(

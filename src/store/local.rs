@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::OnceLock;
 
-use age::x25519::{Identity, Recipient};
+use crate::identity::{Identity, Recipient};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use lock::LockGuard;

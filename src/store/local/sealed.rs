@@ -17,8 +17,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
+use crate::identity::{Identity, Recipient};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
-use age::x25519::{Identity, Recipient};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use indexmap::IndexMap;

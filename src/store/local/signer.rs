@@ -7,7 +7,7 @@
 use std::io;
 use std::path::Path;
 
-use age::x25519::{Identity, Recipient};
+use crate::identity::{Identity, Recipient};
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
