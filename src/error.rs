@@ -182,7 +182,11 @@ mod tests {
                 "does not match",
             ),
             (Error::Interrupted, 130, "interrupted"),
-            (Error::Pending("plan: 2 devices change".into()), 2, "plan: 2"),
+            (
+                Error::Pending("plan: 2 devices change".into()),
+                2,
+                "plan: 2",
+            ),
         ];
         for (error, code, text) in cases {
             assert_eq!(error.exit_code(), code);

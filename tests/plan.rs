@@ -104,8 +104,9 @@ fn plan(fleet: &Fleet, args: &[&str]) -> (i32, serde_json::Value) {
     (code, serde_json::from_slice(&out.stdout).unwrap())
 }
 
-/// The files and store paths a plan lists.
-fn listed(plan: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
+/// The files, `current` store entries and count of timestamped copies a
+/// plan lists.
+fn listed(plan: &serde_json::Value) -> (BTreeSet<String>, (BTreeSet<String>, usize)) {
     let mut files = BTreeSet::new();
     let mut store = BTreeSet::new();
     for device in plan.as_array().unwrap() {
@@ -116,7 +117,7 @@ fn listed(plan: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
             store.insert(s.as_str().unwrap().to_owned());
         }
     }
-    (files, store)
+    (files, split_store(&store))
 }
 
 /// One step of the mix: the plan arguments and the command they plan.
@@ -201,10 +202,9 @@ fn plan_agrees_with_run(fleet: &Fleet, bao: Option<&Bao>) {
         fleet.run(&run);
         let after = state(fleet, bao);
         let (changed_files, changed_store) = diff(fleet, &before, &after);
-        let (plan_files, plan_store) = listed(&planned);
+        let (plan_files, (plan_current, plan_copies)) = listed(&planned);
         assert_eq!(changed_files, plan_files, "files: run vs plan");
         let (run_current, run_copies) = split_store(&changed_store);
-        let (plan_current, plan_copies) = split_store(&plan_store);
         assert_eq!(run_current, plan_current, "store entries: run vs plan");
         assert_eq!(run_copies, plan_copies, "timestamped copies: run vs plan");
         assert_eq!(
@@ -241,13 +241,7 @@ fn reasons(fleet: &Fleet) {
     let find = |name: &str| {
         changes
             .iter()
-            .find(|c| {
-                c["secrets"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|s| s == name)
-            })
+            .find(|c| c["secrets"].as_array().unwrap().iter().any(|s| s == name))
             .unwrap_or_else(|| panic!("{name} not in {p}"))
             .clone()
     };

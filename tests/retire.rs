@@ -71,8 +71,8 @@ fn crl_text(fleet: &Fleet, ca: &Path) -> String {
             .arg(fleet.path("revocations/postgres.crl")),
     );
     assert!(out.status.success(), "openssl crl -verify refuses the CRL");
-    let all = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(all.contains("verify OK"), "{all}");
     all
 }
@@ -87,7 +87,10 @@ fn serial(cert: &Path) -> String {
 fn retiring(fleet: &Fleet) {
     fleet.run(&["new", "a", "c"]);
     fleet.run(&["new", "--wifi", "a", "b"]);
-    let ca = fleet.write("ca.crt", &fleet.sops_decrypt("a", &fleet.identity())["postgres.ca.crt"]);
+    let ca = fleet.write(
+        "ca.crt",
+        &fleet.sops_decrypt("a", &fleet.identity())["postgres.ca.crt"],
+    );
     let a_crt = stored(fleet, "a", "postgres.crt");
     let c_crt = stored(fleet, "c", "postgres.crt");
     let a_nebula = stored(fleet, "a", "nebula.crt");
@@ -116,7 +119,10 @@ fn retiring(fleet: &Fleet) {
     // The device file is gone; devices/a.toml and the ledger keep the rest.
     assert!(!fleet.file("a").exists());
     let toml = fs::read_to_string(fleet.path("devices/a.toml")).unwrap();
-    assert!(toml.contains("[retired]") && toml.contains("stolen from site 12"), "{toml}");
+    assert!(
+        toml.contains("[retired]") && toml.contains("stolen from site 12"),
+        "{toml}"
+    );
     let ledger = fs::read_to_string(fleet.path("devices/.allocations")).unwrap();
     assert!(ledger.contains(&format!("{a_ip} a")), "{ledger}");
     // Its store data stays, as history.
@@ -124,7 +130,11 @@ fn retiring(fleet: &Fleet) {
     // No write of any kind on a second retire.
     let before = fleet.snapshot();
     fleet.run(&["retire", "a"]);
-    assert_eq!(before, fleet.snapshot(), "a second retire changed something");
+    assert_eq!(
+        before,
+        fleet.snapshot(),
+        "a second retire changed something"
+    );
 
     // The retired id: new and renew refuse with one line, exit 3.
     for args in [&["new", "a"][..], &["renew", "a"], &["plan", "a"]] {
@@ -132,7 +142,10 @@ fn retiring(fleet: &Fleet) {
         assert_eq!(out.status.code(), Some(3), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("a was retired at") && err.contains("--reuse-retired"), "{err}");
+        assert!(
+            err.contains("a was retired at") && err.contains("--reuse-retired"),
+            "{err}"
+        );
     }
     // --all leaves it out.
     fleet.run(&["new", "--all"]);
@@ -141,7 +154,10 @@ fn retiring(fleet: &Fleet) {
     let list = fleet.run(&["list"]);
     let (active, retired) = list.split_once("RETIRED").unwrap();
     assert!(!active.contains("\na "), "{list}");
-    assert!(retired.contains("a ") && retired.contains("stolen"), "{list}");
+    assert!(
+        retired.contains("a ") && retired.contains("stolen"),
+        "{list}"
+    );
     // b shares a's Wi-Fi: plan shows it due.
     let out = fleet.output(&["plan", "b"]);
     assert_eq!(out.status.code(), Some(2));
@@ -156,7 +172,10 @@ fn retiring(fleet: &Fleet) {
     let first = fs::read_to_string(fleet.path("revocations/postgres.crl")).unwrap();
     fleet.run(&["retire", "c"]);
     let text = crl_text(fleet, &ca);
-    assert!(text.contains(&serial(&a_crt)) && text.contains(&serial(&c_crt)), "{text}");
+    assert!(
+        text.contains(&serial(&a_crt)) && text.contains(&serial(&c_crt)),
+        "{text}"
+    );
     assert!(first.contains("X509 CRL"));
     let number = |t: &str| {
         t.lines()

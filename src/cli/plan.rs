@@ -128,7 +128,10 @@ pub fn retire(arg: &FleetArg, args: RetireArgs) -> Result<(), Error> {
     };
     let done = ops::retire::retire(&o, &args.devices, &args.reason, args.dry_run)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&done).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&done).unwrap_or_default()
+        );
     } else {
         let would = if args.dry_run { "would " } else { "" };
         for r in &done {
@@ -156,12 +159,20 @@ pub fn retire(arg: &FleetArg, args: RetireArgs) -> Result<(), Error> {
     }
     let shared: usize = done.iter().map(|r| r.shared.len()).sum();
     if shared > 0 {
-        eprintln!("rumor: warning: {shared} devices still use secrets a retired device knew; rotate them");
+        eprintln!(
+            "rumor: warning: {shared} devices still use secrets a retired device knew; rotate them"
+        );
     }
-    if args.dry_run && done.iter().any(|r| !r.files.is_empty() || !r.store_writes.is_empty()) {
+    if args.dry_run
+        && done
+            .iter()
+            .any(|r| !r.files.is_empty() || !r.store_writes.is_empty())
+    {
         return Err(Error::Pending(format!(
             "retire --dry-run: {} devices would change",
-            done.iter().filter(|r| !r.files.is_empty() || !r.store_writes.is_empty()).count()
+            done.iter()
+                .filter(|r| !r.files.is_empty() || !r.store_writes.is_empty())
+                .count()
         )));
     }
     Ok(())

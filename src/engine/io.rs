@@ -315,7 +315,12 @@ pub(super) fn export(
                 )
             })?;
             if options.record {
-                if would_write(&options.base_dir, to_arg, &file.content, file.visibility.mode()) {
+                if would_write(
+                    &options.base_dir,
+                    to_arg,
+                    &file.content,
+                    file.visibility.mode(),
+                ) {
                     outcome.files_written.push(to);
                 }
                 return Ok(());

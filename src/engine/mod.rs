@@ -493,18 +493,28 @@ fn generation(
             missing.join("\", \"")
         );
     }
-    let action = if missing.len() == outputs.len() {
+    // A derived file that is not stored (a template) is absent at the
+    // start of every run: it is made for the first time only when nothing
+    // before it was rotated or re-rendered.
+    let first_time = missing.len() == outputs.len()
+        && (!generator.derived()
+            || outcome
+                .decisions
+                .iter()
+                .all(|d| matches!(d.action, Action::Generate | Action::Keep)));
+    let action = if first_time {
         Action::Generate
     } else if rerender && asked.is_none() {
         Action::Rerender
     } else {
         Action::Rotate
     };
-    let reason = match (asked, missing.is_empty(), rotated.is_empty()) {
+    let absent = !missing.is_empty() && (!generator.derived() || first_time);
+    let reason = match (asked, absent, rotated.is_empty()) {
         (Some(reason), _, _) => reason,
-        (None, false, _) => Reason::Missing,
-        (None, true, false) => Reason::InputsRotated { inputs: rotated },
-        (None, true, true) => Reason::Rendered,
+        (None, true, _) => Reason::Missing,
+        (None, false, false) => Reason::InputsRotated { inputs: rotated },
+        (None, false, true) => Reason::Rendered,
     };
     let made = {
         let mut cx = Context {
@@ -519,6 +529,7 @@ fn generation(
     };
     let mut names = Vec::new();
     let mut changed = Vec::new();
+    let earlier_changes = outcome.decisions.iter().any(|d| !d.changed.is_empty());
     let mut recipients_changed = false;
     for output in made {
         check_name(&output.name).map_err(|why| {
@@ -537,12 +548,17 @@ fn generation(
         if !same {
             outcome.changed.insert(output.name.clone());
         }
+        // For the plan: stores keep values trimmed, so only a difference
+        // beyond trailing whitespace is a change; a derived file that is
+        // not stored (a template) appears anew in every run, and is a
+        // change only when something it may be made from changed.
         match ws.get(&output.name) {
-            Some(old) if old.content.as_slice() == output.file.content.as_slice() => {}
+            Some(old) if old.content.trim_ascii_end() == output.file.content.trim_ascii_end() => {}
             Some(old) => {
                 changed.push(output.name.clone());
                 recipients_changed |= sops_recipients_differ(&old.content, &output.file.content);
             }
+            None if generator.derived() && !earlier_changes => {}
             None => changed.push(output.name.clone()),
         }
         names.push(output.name.clone());

@@ -109,12 +109,12 @@ pub fn plan(
             Some(p) => p.device.clone(),
             None => device::load(&o.fleet, id)?,
         };
-        let (rotation, named, expiring) = rotation(o, id, command, fresh.is_some_and(|p| p.reused))?;
+        let asked = rotation(o, id, command, fresh.is_some_and(|p| p.reused))?;
         let flags = Flags {
             record: true,
             ..Flags::default()
         };
-        let outcome = super::run_device(o, id, &device, rotation, flags)?;
+        let outcome = super::run_device(o, id, &device, asked.rotation, flags)?;
         let mut files: Vec<String> = outcome
             .files_written
             .iter()
@@ -129,7 +129,7 @@ pub fn plan(
         }
         files.sort();
         files.dedup();
-        let (changes, keep) = changes(&outcome.decisions, &named, &expiring);
+        let (changes, keep) = changes(&outcome.decisions, &asked.named, &asked.expiring);
         let due = super::retire::due(o, id, &knowledge)?
             .into_iter()
             .map(|(secret, device)| Due {
@@ -150,23 +150,32 @@ pub fn plan(
     results.into_iter().collect()
 }
 
-/// The rotation the command runs for `id`, with the names asked for by
-/// `--secret` and those found expiring (for the reasons).
-fn rotation(
-    o: &Opened,
-    id: &str,
-    command: &Command,
-    reused: bool,
-) -> Result<(Rotation, BTreeSet<String>, (BTreeSet<String>, u32)), Error> {
+/// The rotation the command runs for a device, with the names asked for
+/// by `--secret` and those found expiring (for the reasons).
+struct Asked {
+    rotation: Rotation,
+    named: BTreeSet<String>,
+    expiring: (BTreeSet<String>, u32),
+}
+
+fn rotation(o: &Opened, id: &str, command: &Command, reused: bool) -> Result<Asked, Error> {
+    let nothing = |rotation| Asked {
+        rotation,
+        named: BTreeSet::new(),
+        expiring: (BTreeSet::new(), 0),
+    };
     if reused {
-        return Ok((Rotation::All, BTreeSet::new(), (BTreeSet::new(), 0)));
+        return Ok(nothing(Rotation::All));
     }
     match command {
-        Command::New => Ok((Rotation::Nothing, BTreeSet::new(), (BTreeSet::new(), 0))),
+        Command::New => Ok(nothing(Rotation::Nothing)),
         Command::Renew { secrets, expiring } => {
-            let (rotation, expiring_names) = renew_rotation(o, id, secrets, *expiring)?;
-            let named = secrets.iter().cloned().collect();
-            Ok((rotation, named, (expiring_names, expiring.unwrap_or(0))))
+            let (rotation, found) = renew_rotation(o, id, secrets, *expiring)?;
+            Ok(Asked {
+                rotation,
+                named: secrets.iter().cloned().collect(),
+                expiring: (found, expiring.unwrap_or(0)),
+            })
         }
     }
 }
@@ -286,7 +295,9 @@ pub fn render(plans: &[DevicePlan]) -> String {
             out.push_str(&format!("  write {f}\n"));
         }
         for s in p.store_writes.iter().filter(|s| s.ends_with("/current")) {
-            out.push_str(&format!("  store {s} (new version, and a timestamped copy)\n"));
+            out.push_str(&format!(
+                "  store {s} (new version, and a timestamped copy)\n"
+            ));
         }
     }
     out

@@ -40,7 +40,9 @@ pub fn retired(o: &Opened, id: &str, device: &Device) -> Result<Option<Retired>,
     if let Some(r) = &device.retired {
         return Ok(Some(r.clone()));
     }
-    Ok(read_marker(o, id)?.filter(|m| m.state == "retired").map(|m| m.retired))
+    Ok(read_marker(o, id)?
+        .filter(|m| m.state == "retired")
+        .map(|m| m.retired))
 }
 
 /// The one line for a retired id that a command will not provision.
@@ -203,11 +205,9 @@ fn retire_one(
         .read(&format!("{}/current", o.fleet.shared_path()))?
         .map(|c| c.data)
         .unwrap_or_default();
-    let at = time::OffsetDateTime::parse(
-        &retired.at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let at =
+        time::OffsetDateTime::parse(&retired.at, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     let revoked = postgres_revocations(&data, &shared_ca, at)?;
     let known = known_values(o, id, &data)?;
     let shared = shared_with(o, id, &known)?;
@@ -235,7 +235,10 @@ fn retire_one(
     // 2. The lighthouse's blocklist.
     if let Some(fp) = &fingerprint {
         if let Some(text) = blocklist_with(o, fp)? {
-            if dry_run || o.fleet.write(device::NEBULA_BLOCKLIST, text.as_bytes(), 0o644)? {
+            if dry_run
+                || o.fleet
+                    .write(device::NEBULA_BLOCKLIST, text.as_bytes(), 0o644)?
+            {
                 files.push(FileChange {
                     path: device::NEBULA_BLOCKLIST.into(),
                     change: "write",
@@ -331,9 +334,9 @@ fn blocklist_with(o: &Opened, fp: &str) -> Result<Option<String>, Error> {
             .and_then(|p| p.get("blocklist"))
             .and_then(|b| b.as_sequence());
         for item in list.into_iter().flatten() {
-            let fp = item.as_str().filter(|s| {
-                s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-            });
+            let fp = item
+                .as_str()
+                .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
             match fp {
                 Some(fp) => listed.insert(fp.to_ascii_lowercase()),
                 None => {
@@ -359,7 +362,8 @@ fn blocklist_with(o: &Opened, fp: &str) -> Result<Option<String>, Error> {
 /// lists them all.
 fn crl_with(o: &Opened, shared: &Data, revoked: &[Revoked], dry_run: bool) -> Result<bool, Error> {
     let path = o.fleet.dir.join(device::POSTGRES_CRL);
-    let (Some(ca_pem), Some(ca_key)) = (shared.get("postgres-ca.crt"), shared.get("postgres-ca.key"))
+    let (Some(ca_pem), Some(ca_key)) =
+        (shared.get("postgres-ca.crt"), shared.get("postgres-ca.key"))
     else {
         return Ok(false);
     };
@@ -369,7 +373,10 @@ fn crl_with(o: &Opened, shared: &Data, revoked: &[Revoked], dry_run: bool) -> Re
         None => crl::Listed::default(),
     };
     let have: BTreeSet<Vec<u8>> = listed.revoked.iter().map(|r| r.serial.clone()).collect();
-    let new: Vec<&Revoked> = revoked.iter().filter(|r| !have.contains(&r.serial)).collect();
+    let new: Vec<&Revoked> = revoked
+        .iter()
+        .filter(|r| !have.contains(&r.serial))
+        .collect();
     if new.is_empty() {
         return Ok(false);
     }
@@ -377,9 +384,8 @@ fn crl_with(o: &Opened, shared: &Data, revoked: &[Revoked], dry_run: bool) -> Re
         return Ok(true);
     }
     listed.revoked.extend(new.into_iter().cloned());
-    let key = crate::x509::PrivateKey::from_pem(ca_key).map_err(|e| {
-        Error::Input(format!("{}: postgres-ca.key: {e}", o.fleet.shared_path()))
-    })?;
+    let key = crate::x509::PrivateKey::from_pem(ca_key)
+        .map_err(|e| Error::Input(format!("{}: postgres-ca.key: {e}", o.fleet.shared_path())))?;
     let ca = crate::x509::Ca::load(&format!("{}\n", ca_pem.trim()), key)
         .map_err(|e| Error::Input(format!("{}: postgres-ca.crt: {e}", o.fleet.shared_path())))?;
     let pem = crl::issue(
@@ -495,9 +501,12 @@ fn shared_names(o: &Opened, id: &str, known: &[Zeroizing<String>]) -> Result<Vec
         .collect())
 }
 
+/// Each retired device with the secret values it knew.
+pub type Knowledge = Vec<(String, Vec<Zeroizing<String>>)>;
+
 /// What `rumor plan` says of the secrets retired devices knew: for each
 /// retired device, the values it knew (computed once per plan).
-pub fn retired_knowledge(o: &Opened) -> Result<Vec<(String, Vec<Zeroizing<String>>)>, Error> {
+pub fn retired_knowledge(o: &Opened) -> Result<Knowledge, Error> {
     let mut out = Vec::new();
     for id in device::ids(&o.fleet)? {
         let Ok(device) = device::load(&o.fleet, &id) else {
@@ -520,11 +529,7 @@ pub fn retired_knowledge(o: &Opened) -> Result<Vec<(String, Vec<Zeroizing<String
 }
 
 /// The names of `id`'s secrets a retired device knew: (name, retired device).
-pub fn due(
-    o: &Opened,
-    id: &str,
-    knowledge: &[(String, Vec<Zeroizing<String>>)],
-) -> Result<Vec<(String, String)>, Error> {
+pub fn due(o: &Opened, id: &str, knowledge: &Knowledge) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
     for (retired, known) in knowledge {
         if retired == id {

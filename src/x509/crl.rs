@@ -63,9 +63,9 @@ pub fn read(crl_pem: &str, ca_pem: &str) -> Result<Listed, X509Error> {
     let number = crl
         .crl_number()
         .map(|n| {
-            n.to_bytes_be()
-                .iter()
-                .fold(0u64, |acc, b| acc.saturating_mul(256).saturating_add(u64::from(*b)))
+            n.to_bytes_be().iter().fold(0u64, |acc, b| {
+                acc.saturating_mul(256).saturating_add(u64::from(*b))
+            })
         })
         .unwrap_or(0);
     let revoked = crl
@@ -109,14 +109,17 @@ pub fn issue(
 /// The serial of a PEM certificate and whether it is a CA.
 pub fn serial_of(cert_pem: &str) -> Result<(Vec<u8>, bool), X509Error> {
     let block = pem::parse(cert_pem).map_err(|_| crl_error("certificate is not PEM"))?;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(block.contents())
-        .map_err(crl_error)?;
+    let (_, cert) =
+        x509_parser::certificate::X509Certificate::from_der(block.contents()).map_err(crl_error)?;
     Ok((unsigned(cert.raw_serial()), cert.is_ca()))
 }
 
 /// A serial's magnitude without the sign byte DER may prefix, so the
 /// same serial compares equal however it was encoded.
 fn unsigned(raw: &[u8]) -> Vec<u8> {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     raw[start..].to_vec()
 }
