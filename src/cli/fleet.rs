@@ -95,6 +95,10 @@ pub struct AdoptArgs {
 
 /// `rumor new`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor new pidgeon-1 pidgeon-2          create and provision (next free addresses)\n  \
+    rumor new --all --dry-run              what would change, writing nothing (exit 2 if anything)\n  \
+    rumor new pidgeon-3 --reuse-retired    a retired id again: every secret anew, a new address")]
 pub struct NewArgs {
     /// Device ids: lowercase letters, digits and '-'.
     #[arg(required_unless_present = "all", value_name = "DEVICE")]
@@ -134,6 +138,10 @@ pub struct NewArgs {
 
 /// `rumor renew`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor renew --all                            what the profile marks renew\n  \
+    rumor renew pidgeon-1 --secret wifi.pass     one secret and what depends on it\n  \
+    rumor renew --all --expiring 30 --dry-run    what would rotate, writing nothing (exit 2 if anything)")]
 pub struct RenewArgs {
     /// Device ids.
     #[arg(value_name = "DEVICE", required_unless_present = "all")]
