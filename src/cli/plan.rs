@@ -15,7 +15,7 @@ use crate::ops::{self, plan::DevicePlan, NewDevice};
     rumor plan pidgeon-7                   a new device: its address, secrets, files and store entries\n  \
     rumor plan --all --renew               what `rumor renew --all` would rotate\n  \
     rumor plan pidgeon-1 --secret wifi.pass --json\n  \
-    rumor plan --all --expiring 30 || [ $? -eq 2 ] && echo changes pending\n\n\
+    rumor plan --all --expiring 30; [ $? -eq 2 ] && echo changes pending\n\n\
     Exit status: 0 nothing would change, 2 something would (as terraform plan -detailed-exitcode), \
     3 to 6 an error as for any command.")]
 pub struct PlanArgs {
