@@ -135,6 +135,14 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
         )));
     };
     let device: Device = crate::fleet::parse_toml(&path, &text)?;
+    validate(fleet, id, &device)?;
+    Ok(device)
+}
+
+/// Checks a device's fields (address, Wi-Fi peer, groups) as [`load`]
+/// does, for a device not written yet.
+pub fn validate(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
+    let path = path(fleet, id);
     let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
     let ip: Ipv4Addr = device.ip.parse().map_err(|_| {
         Error::Input(format!(
@@ -173,7 +181,7 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
             )));
         }
     }
-    Ok(device)
+    Ok(())
 }
 
 /// All device ids, sorted.

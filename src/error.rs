@@ -45,6 +45,10 @@ pub enum Error {
     /// The run was interrupted by a signal.
     #[error("interrupted; the workspace was removed and nothing more was written")]
     Interrupted,
+    /// Not a failure: `rumor plan` (or `--dry-run`) found changes to make,
+    /// and says so with exit code 2, as `terraform plan -detailed-exitcode`.
+    #[error("{0}")]
+    Pending(String),
 }
 
 /// Broad classes of failure, each with its own exit code.
@@ -61,11 +65,12 @@ pub enum Kind {
 }
 
 impl Error {
-    /// The process exit code: 1 a check said no, 2 usage, 3 input, 4 store,
+    /// The process exit code: 1 a check said no, 2 usage (or, from `plan`
+    /// and `--dry-run`, changes pending), 3 input, 4 store,
     /// 5 integrity, 6 local I/O, 130 interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Pending(_) => 2,
             Error::Spec(_) | Error::Input(_) => 3,
             Error::Entry { kind, .. } => match kind {
                 Kind::Input => 3,
@@ -177,6 +182,11 @@ mod tests {
                 "does not match",
             ),
             (Error::Interrupted, 130, "interrupted"),
+            (
+                Error::Pending("plan: 2 devices change".into()),
+                2,
+                "plan: 2",
+            ),
         ];
         for (error, code, text) in cases {
             assert_eq!(error.exit_code(), code);

@@ -416,6 +416,8 @@ fn hostile_device_names() {
             vec!["get", "--", name, "age.key"],
             vec!["spec", "--", name],
             vec!["renew", "--", name],
+            vec!["plan", "--", name],
+            vec!["retire", "--", name],
         ] {
             let out = fleet.rumor(&args).output().unwrap();
             let case = format!("rumor {args:?}");

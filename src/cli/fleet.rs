@@ -95,6 +95,10 @@ pub struct AdoptArgs {
 
 /// `rumor new`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor new pidgeon-1 pidgeon-2          create and provision (next free addresses)\n  \
+    rumor new --all --dry-run              what would change, writing nothing (exit 2 if anything)\n  \
+    rumor new pidgeon-3 --reuse-retired    a retired id again: every secret anew, a new address")]
 pub struct NewArgs {
     /// Device ids: lowercase letters, digits and '-'.
     #[arg(required_unless_present = "all", value_name = "DEVICE")]
@@ -116,6 +120,17 @@ pub struct NewArgs {
     /// it (after reviewing a file `rumor check` flagged). Rotates nothing.
     #[arg(long)]
     pub reencrypt: bool,
+    /// Provision a retired id again: every secret is made anew and the
+    /// device gets a new address (its old one stays reserved).
+    #[arg(long)]
+    pub reuse_retired: bool,
+    /// Print what would change (as `rumor plan`) and write nothing; exit 2
+    /// when something would change, 0 when nothing would.
+    #[arg(long, conflicts_with = "reencrypt")]
+    pub dry_run: bool,
+    /// With --dry-run: print JSON for scripts.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Say what each entry did.
     #[arg(short, long)]
     pub verbose: bool,
@@ -123,6 +138,10 @@ pub struct NewArgs {
 
 /// `rumor renew`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor renew --all                            what the profile marks renew\n  \
+    rumor renew pidgeon-1 --secret wifi.pass     one secret and what depends on it\n  \
+    rumor renew --all --expiring 30 --dry-run    what would rotate, writing nothing (exit 2 if anything)")]
 pub struct RenewArgs {
     /// Device ids.
     #[arg(value_name = "DEVICE", required_unless_present = "all")]
@@ -137,6 +156,13 @@ pub struct RenewArgs {
     /// Also rotate certificates that expire within DAYS.
     #[arg(long, value_name = "DAYS")]
     pub expiring: Option<u32>,
+    /// Print what would change (as `rumor plan`) and write nothing; exit 2
+    /// when something would change, 0 when nothing would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print JSON for scripts.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Say what each entry did.
     #[arg(short, long)]
     pub verbose: bool,
@@ -336,60 +362,77 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
     }
     let fleet = Fleet::open(&arg.dir()?)?;
     if args.all {
-        args.devices = device::ids(&fleet)?;
+        args.devices = ops::active_ids(&fleet)?;
     }
     for id in args.devices.iter().chain(&args.wifi) {
         device::check_id_in(&fleet, id)?;
     }
-    let o = ops::open_fleet(fleet)?;
     let new = NewDevice {
         ip: args.ip.clone(),
         name: args.name.clone(),
         wifi: args.wifi.clone(),
+        reuse_retired: args.reuse_retired,
     };
-    for (id, ip) in ops::create_devices(&o, &args.devices, &new)? {
-        eprintln!(
-            "rumor: {id}: created {} with ip {ip}",
-            device::path(&o.fleet, &id).display()
-        );
+    if args.dry_run {
+        let o = ops::plan::open_read_only(fleet)?;
+        let plans = ops::plan::plan(&o, &args.devices, &ops::plan::Command::New, &new)?;
+        return super::plan::print(&plans, args.json);
+    }
+    let o = ops::open_fleet(fleet)?;
+    let mut reused = BTreeSet::new();
+    for planned in ops::create_devices(&o, &args.devices, &new)? {
+        let id = &planned.id;
+        if planned.reused {
+            eprintln!(
+                "rumor: {id}: retired id provisioned again with ip {}: every secret is made anew",
+                planned.device.ip
+            );
+            reused.insert(id.clone());
+        } else {
+            eprintln!(
+                "rumor: {id}: created {} with ip {}",
+                device::path(&o.fleet, id).display(),
+                planned.device.ip
+            );
+        }
     }
     let _lock = o.handle.lock()?;
     let results = pool(&args.devices, |id| {
-        ops::provision_with(
-            &o,
-            id,
-            Rotation::Nothing,
-            args.verbose,
-            false,
-            args.reencrypt,
-        )
-        .map(ops::light)
+        let rotation = if reused.contains(id) {
+            Rotation::All
+        } else {
+            Rotation::Nothing
+        };
+        ops::provision_with(&o, id, rotation, args.verbose, false, args.reencrypt).map(ops::light)
     });
     summarize(&o.fleet, &args.devices, results)
 }
 
 /// `rumor renew`.
 pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
-    let o = ops::open(&arg.dir()?)?;
+    let fleet = Fleet::open(&arg.dir()?)?;
     let ids = if args.all {
-        device::ids(&o.fleet)?
+        ops::active_ids(&fleet)?
     } else {
         args.devices.clone()
     };
     for id in &ids {
-        device::check_id_in(&o.fleet, id)?;
+        device::check_id_in(&fleet, id)?;
     }
+    if args.dry_run {
+        let o = ops::plan::open_read_only(fleet)?;
+        let command = ops::plan::Command::Renew {
+            secrets: args.secrets.clone(),
+            expiring: args.expiring,
+        };
+        let plans = ops::plan::plan(&o, &ids, &command, &NewDevice::default())?;
+        return super::plan::print(&plans, args.json);
+    }
+    let o = ops::open_fleet(fleet)?;
+    ops::retire::refuse_all(&o, &ids)?;
     let _lock = o.handle.lock()?;
     let results = pool(&ids, |id| {
-        let mut names: BTreeSet<String> = args.secrets.iter().cloned().collect();
-        if let Some(days) = args.expiring {
-            names.extend(ops::expiring(&o, id, days)?);
-        }
-        let rotation = if args.secrets.is_empty() && args.expiring.is_none() {
-            Rotation::Marked
-        } else {
-            Rotation::Named(names)
-        };
+        let (rotation, _) = ops::plan::renew_rotation(&o, id, &args.secrets, args.expiring)?;
         let outcome = ops::provision(&o, id, rotation, args.verbose, false)?;
         if crate::device_key::note_renewal(&o.fleet, id, &outcome)? {
             eprintln!(

@@ -99,7 +99,8 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
         let device = device::load(&o.fleet, &id)?;
         let oldest = ops::check::oldest_secret(&o, &id)?;
         let age_days = oldest.map(|t| (now - t).whole_days());
-        rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days }));
+        let retired = ops::retire::retired(&o, &id, &device)?;
+        rows.push(json!({ "device": id, "name": device.name, "ip": device.ip, "provisioned": oldest.is_some(), "oldest_secret_days": age_days, "retired": retired }));
     }
     if args.json {
         println!(
@@ -108,7 +109,9 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
         );
     } else {
         println!("{:<24} {:<16} OLDEST SECRET", "DEVICE", "IP");
-        for row in &rows {
+        let (retired, active): (Vec<_>, Vec<_>) =
+            rows.iter().partition(|r| !r["retired"].is_null());
+        for row in active {
             let age = match row["oldest_secret_days"].as_i64() {
                 Some(d) => format!("{d} days"),
                 None => "not provisioned".into(),
@@ -118,6 +121,24 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
                 row["device"].as_str().unwrap_or(""),
                 row["ip"].as_str().unwrap_or("")
             );
+        }
+        if !retired.is_empty() {
+            println!("\nRETIRED (address reserved)");
+            for row in retired {
+                let r = &row["retired"];
+                let reason = r["reason"].as_str().unwrap_or("");
+                println!(
+                    "{:<24} {:<16} retired {}{}",
+                    row["device"].as_str().unwrap_or(""),
+                    row["ip"].as_str().unwrap_or(""),
+                    r["at"].as_str().unwrap_or(""),
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", reason.escape_default())
+                    }
+                );
+            }
         }
     }
     Ok(())
@@ -136,7 +157,7 @@ pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
         owners,
     };
     let ids = if args.devices.is_empty() {
-        device::ids(&o.fleet)?
+        ops::active_ids(&o.fleet)?
     } else {
         args.devices.clone()
     };

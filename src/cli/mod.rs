@@ -19,6 +19,7 @@ pub mod docs;
 pub mod fleet;
 pub mod image;
 pub mod inspect;
+pub mod plan;
 pub mod process;
 pub mod progress;
 pub mod run;
@@ -74,6 +75,13 @@ pub enum Command {
     New(fleet::NewArgs),
     /// Rotate secrets: those the profile marks renew, or --secret NAME.
     Renew(fleet::RenewArgs),
+    /// Show what `new` (or `renew`) would change, writing nothing; exit 2
+    /// when something would change.
+    Plan(plan::PlanArgs),
+    /// Take devices out of service for good: block their Nebula
+    /// certificate, revoke their X.509 certificates, remove their device
+    /// files, keep their store data as history.
+    Retire(plan::RetireArgs),
     /// Print one stored value of a device (e.g. age.key).
     Get(inspect::GetArgs),
     /// List devices with their IP and the age of their oldest secret.
@@ -119,6 +127,8 @@ const SUBCOMMANDS: &[&str] = &[
     "adopt",
     "new",
     "renew",
+    "plan",
+    "retire",
     "get",
     "list",
     "spec",
@@ -177,6 +187,8 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Adopt(args) => fleet::adopt(&cli.fleet, args),
         Command::New(args) => fleet::new(&cli.fleet, args),
         Command::Renew(args) => fleet::renew(&cli.fleet, args),
+        Command::Plan(args) => plan::plan(&cli.fleet, args),
+        Command::Retire(args) => plan::retire(&cli.fleet, args),
         Command::Get(args) => inspect::get(&cli.fleet, args),
         Command::List(args) => inspect::list(&cli.fleet, args),
         Command::Spec(args) => inspect::spec(&cli.fleet, args),

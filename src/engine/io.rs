@@ -59,6 +59,24 @@ fn write_copy(
     fsutil::write_atomic(&to, content, mode).map_err(fsutil::ReadError::Io)
 }
 
+/// Whether writing `content` with `mode` to `path` would change the file:
+/// it is missing, or holds other bytes or another mode. Reads only.
+fn would_write(base: &Path, path: &str, content: &[u8], mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Path::new(path);
+    if !fsutil::is_plain_relative(p) {
+        return true;
+    }
+    match fsutil::read_beneath(base, p, fsutil::MAX_READ) {
+        Ok(existing) => {
+            let same_mode = std::fs::symlink_metadata(base.join(p))
+                .is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
+            existing != content || !same_mode
+        }
+        Err(_) => true,
+    }
+}
+
 /// A store entry as an import (or an earlier export) of this run saw it.
 pub(super) struct Seen {
     version: u64,
@@ -296,6 +314,17 @@ pub(super) fn export(
                     Kind::Input,
                 )
             })?;
+            if options.record {
+                if would_write(
+                    &options.base_dir,
+                    to_arg,
+                    &file.content,
+                    file.visibility.mode(),
+                ) {
+                    outcome.files_written.push(to);
+                }
+                return Ok(());
+            }
             let wrote = write_copy(
                 &options.base_dir,
                 to_arg,
@@ -357,6 +386,20 @@ pub(super) fn export(
                 data.insert(file.to_owned(), value);
             }
             if same_data(&old, &data) {
+                return Ok(());
+            }
+            if options.record {
+                seen.insert(
+                    path.clone(),
+                    Seen {
+                        version: cas + 1,
+                        data: Some(data.clone()),
+                    },
+                );
+                outcome.store_writes.push(path);
+                outcome
+                    .store_writes
+                    .push(format!("{base}/{}", stamp(options.now)));
                 return Ok(());
             }
             store

@@ -51,6 +51,9 @@ pub enum Rotation {
     Marked,
     /// `rumor renew --secret NAME`: those making one of these files.
     Named(BTreeSet<String>),
+    /// `rumor new --reuse-retired`: every generation, so nothing a retired
+    /// device knew is handed to its successor.
+    All,
 }
 
 /// How to run.
@@ -75,6 +78,10 @@ pub struct Options {
     /// Encrypt SOPS outputs under fresh data keys, reusing nothing from
     /// earlier outputs, and overwrite what the store does not vouch for.
     pub reencrypt: bool,
+    /// `rumor plan`: run every step, exports included, but record each
+    /// write in the [`Outcome`] instead of making it. Planning runs the
+    /// very code the command runs, so the plan and the run agree.
+    pub record: bool,
 }
 
 impl Options {
@@ -89,6 +96,7 @@ impl Options {
             dry_run: false,
             confined: false,
             reencrypt: false,
+            record: false,
         }
     }
 }
@@ -106,8 +114,74 @@ pub struct Outcome {
     pub kept: usize,
     /// Store paths written.
     pub store_writes: Vec<String>,
-    /// Files written on disk by copy exporters.
+    /// Files written on disk by copy exporters (with
+    /// [`Options::record`]: that would be written).
     pub files_written: Vec<PathBuf>,
+    /// What each generation did and why, in spec order.
+    pub decisions: Vec<Decision>,
+}
+
+/// What a generation did to its outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Its outputs existed and were kept.
+    Keep,
+    /// Made for the first time.
+    Generate,
+    /// Existing secrets replaced by new ones.
+    Rotate,
+    /// A derived file (template, env file, SOPS file) rendered again.
+    Rerender,
+}
+
+/// Why a generation ran.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Reason {
+    /// An output was absent.
+    Missing,
+    /// The spec marks it `renew` and the run is `rumor renew`.
+    MarkedRenew,
+    /// Named by `--secret NAME`.
+    Secret,
+    /// A certificate expiring within `days` (`renew --expiring`).
+    Expiring {
+        /// The window.
+        days: u32,
+    },
+    /// A secret a retired device knew (`rumor retire`).
+    RetiredDeviceKnewIt {
+        /// The retired device.
+        device: String,
+    },
+    /// Every secret is remade (`new --reuse-retired`).
+    ReuseRetired,
+    /// One of its inputs changed in this run.
+    InputsRotated {
+        /// Those inputs.
+        inputs: Vec<String>,
+    },
+    /// A SOPS output re-encrypted for another recipient set.
+    RecipientsChanged,
+    /// A derived output whose template, variables or device fields changed.
+    Rendered,
+}
+
+/// One generation's decision, for `rumor plan`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    /// The entry, `generations[3] (nebula)`.
+    pub entry: String,
+    /// Its outputs.
+    pub outputs: Vec<String>,
+    /// What it did.
+    pub action: Action,
+    /// Why, unless kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// The outputs that are new or whose content changed.
+    pub changed: Vec<String>,
 }
 
 /// A store opened on first use, so specs without Vault entries never need
@@ -363,20 +437,25 @@ fn generation(
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
     let outputs = generator.outputs(&args).map_err(input)?;
     let marked = args.renew().map_err(input)?;
-    let renew = match &options.mode {
-        Mode::Run => marked,
-        Mode::Device(Rotation::Nothing) => false,
-        Mode::Device(Rotation::Marked) => marked,
-        Mode::Device(Rotation::Named(names)) => outputs.iter().any(|o| names.contains(o)),
+    let asked = match &options.mode {
+        Mode::Run => marked.then_some(Reason::MarkedRenew),
+        Mode::Device(Rotation::Nothing) => None,
+        Mode::Device(Rotation::Marked) => marked.then_some(Reason::MarkedRenew),
+        Mode::Device(Rotation::Named(names)) => outputs
+            .iter()
+            .any(|o| names.contains(o))
+            .then_some(Reason::Secret),
+        Mode::Device(Rotation::All) => Some(Reason::ReuseRetired),
     };
     let rerender = matches!(options.mode, Mode::Device(_)) && generator.derived();
     // A rotated input (a password) remakes what is derived from it (its
     // hash) even when that exists, or the two would disagree.
-    let renew = renew
-        || generator
-            .inputs(&args)
-            .iter()
-            .any(|i| outcome.changed.contains(i));
+    let rotated: Vec<String> = generator
+        .inputs(&args)
+        .into_iter()
+        .filter(|i| outcome.changed.contains(i))
+        .collect();
+    let renew = asked.is_some() || !rotated.is_empty();
     let missing: Vec<&String> = outputs.iter().filter(|o| !ws.contains(o)).collect();
     if !renew && !rerender && missing.is_empty() {
         for name in generator.public_outputs(&args) {
@@ -394,6 +473,13 @@ fn generation(
             }
         }
         outcome.kept += 1;
+        outcome.decisions.push(Decision {
+            entry: entry.label(),
+            outputs: outputs.clone(),
+            action: Action::Keep,
+            reason: None,
+            changed: Vec::new(),
+        });
         if options.verbose {
             eprintln!("rumor: {}: kept {}", entry.label(), outputs.join(", "));
         }
@@ -407,6 +493,29 @@ fn generation(
             missing.join("\", \"")
         );
     }
+    // A derived file that is not stored (a template) is absent at the
+    // start of every run: it is made for the first time only when nothing
+    // before it was rotated or re-rendered.
+    let first_time = missing.len() == outputs.len()
+        && (!generator.derived()
+            || outcome
+                .decisions
+                .iter()
+                .all(|d| matches!(d.action, Action::Generate | Action::Keep)));
+    let action = if first_time {
+        Action::Generate
+    } else if rerender && asked.is_none() {
+        Action::Rerender
+    } else {
+        Action::Rotate
+    };
+    let absent = !missing.is_empty() && (!generator.derived() || first_time);
+    let reason = match (asked, absent, rotated.is_empty()) {
+        (Some(reason), _, _) => reason,
+        (None, true, _) => Reason::Missing,
+        (None, false, false) => Reason::InputsRotated { inputs: rotated },
+        (None, false, true) => Reason::Rendered,
+    };
     let made = {
         let mut cx = Context {
             workspace: ws,
@@ -419,6 +528,9 @@ fn generation(
             .map_err(|e| gen_error(entry, e))?
     };
     let mut names = Vec::new();
+    let mut changed = Vec::new();
+    let earlier_changes = outcome.decisions.iter().any(|d| !d.changed.is_empty());
+    let mut recipients_changed = false;
     for output in made {
         check_name(&output.name).map_err(|why| {
             entry_error(
@@ -436,14 +548,53 @@ fn generation(
         if !same {
             outcome.changed.insert(output.name.clone());
         }
+        // For the plan: stores keep values trimmed, so only a difference
+        // beyond trailing whitespace is a change; a derived file that is
+        // not stored (a template) appears anew in every run, and is a
+        // change only when something it may be made from changed.
+        match ws.get(&output.name) {
+            Some(old) if old.content.trim_ascii_end() == output.file.content.trim_ascii_end() => {}
+            Some(old) => {
+                changed.push(output.name.clone());
+                recipients_changed |= sops_recipients_differ(&old.content, &output.file.content);
+            }
+            None if generator.derived() && !earlier_changes => {}
+            None => changed.push(output.name.clone()),
+        }
         names.push(output.name.clone());
         ws.insert(output.name, output.file);
     }
+    outcome.decisions.push(Decision {
+        entry: entry.label(),
+        outputs,
+        action,
+        reason: Some(match reason {
+            Reason::Rendered if recipients_changed => Reason::RecipientsChanged,
+            reason => reason,
+        }),
+        changed,
+    });
     outcome.generated += 1;
     if options.verbose {
         eprintln!("rumor: {}: made {}", entry.label(), names.join(", "));
     }
     Ok(())
+}
+
+/// Whether two SOPS files name different recipients (false when either is
+/// not a SOPS file).
+fn sops_recipients_differ(old: &[u8], new: &[u8]) -> bool {
+    let recipients = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| t.contains("sops:"))
+            .and_then(|t| crate::sops::recipients_of(t).ok())
+            .map(|r| r.into_iter().collect::<BTreeSet<String>>())
+    };
+    match (recipients(old), recipients(new)) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
 }
 
 /// Loads the `file` argument of `template` generations into `template`,

@@ -19,6 +19,8 @@ use crate::error::Error;
 use crate::fleet::{Fleet, StoreHandle};
 
 pub mod check;
+pub mod plan;
+pub mod retire;
 pub mod setup;
 
 /// The admin identities, needed to open the local store and device files.
@@ -106,22 +108,60 @@ pub fn provision_with(
     reencrypt: bool,
 ) -> Result<Outcome, Error> {
     let device = device::load(&o.fleet, id)?;
+    let flags = Flags {
+        verbose,
+        dry_run,
+        reencrypt,
+        record: false,
+    };
+    run_device(o, id, &device, rotation, flags)
+}
+
+/// How a device run runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags {
+    /// Say what each entry did.
+    pub verbose: bool,
+    /// Imports and generations only (`rumor check`).
+    pub dry_run: bool,
+    /// `--reencrypt`.
+    pub reencrypt: bool,
+    /// Record writes instead of making them (`rumor plan`).
+    pub record: bool,
+}
+
+/// Runs the spec of `device` (read from its file, or planned by
+/// [`new_devices`] and not yet written). A device whose file says it is
+/// retired is refused.
+pub fn run_device(
+    o: &Opened,
+    id: &str,
+    device: &Device,
+    rotation: Rotation,
+    flags: Flags,
+) -> Result<Outcome, Error> {
+    // The store's record of a retirement is checked before a command
+    // starts ([`retire::refuse_all`]); the device file's, on every run.
+    if let Some(r) = device.retired.as_ref().filter(|_| !flags.dry_run) {
+        return Err(retire::refusal(id, r));
+    }
     if let Ok(ip) = device.ip.parse() {
         device::check_unique(&o.fleet, id, ip, &o.owners)?;
     }
     if let Some(other) = &device.wifi {
         device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
     }
-    let (spec, _) = device::spec(&o.fleet, id, &device)?;
+    let (spec, _) = device::spec(&o.fleet, id, device)?;
     let options = Options {
         mode: Mode::Device(rotation),
         identities: o.identities.clone(),
         now: time::OffsetDateTime::now_utc(),
         base_dir: o.fleet.dir.clone(),
-        verbose,
-        dry_run,
+        verbose: flags.verbose,
+        dry_run: flags.dry_run,
         confined: true,
-        reencrypt,
+        reencrypt: flags.reencrypt,
+        record: flags.record,
     };
     let store = LazyStore::ready(o.handle.clone());
     engine::run(
@@ -131,6 +171,15 @@ pub fn provision_with(
         &options,
         &mut rand::rngs::OsRng,
     )
+}
+
+/// The fleet's devices that are not retired (their device file says so),
+/// for `--all`.
+pub fn active_ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
+    Ok(device::ids(fleet)?
+        .into_iter()
+        .filter(|id| !device::load(fleet, id).is_ok_and(|d| d.retired.is_some()))
+        .collect())
 }
 
 /// Runs `work` for each device on a bounded pool of threads; results come
@@ -203,19 +252,26 @@ pub struct NewDevice {
     pub name: Option<String>,
     /// The device whose Wi-Fi credentials it shares.
     pub wifi: Option<String>,
+    /// Provision a retired id again (under a new address).
+    pub reuse_retired: bool,
 }
 
-/// Creates the devices among `ids` that have no device file yet: each gets
-/// the next free address (or `new.ip`) and a ledger line. Returns those it
-/// created, with their addresses. Holds the store's lock while it runs, and
-/// refuses to start when what the embedded store holds for them does not
-/// authenticate.
-pub fn create_devices(
-    o: &Opened,
-    ids: &[String],
-    new: &NewDevice,
-) -> Result<Vec<(String, std::net::Ipv4Addr)>, Error> {
-    let _lock = o.handle.lock()?;
+/// A device `rumor new` would create, or bring back from retirement.
+pub struct Planned {
+    /// Its id.
+    pub id: String,
+    /// Its device file as it would be written.
+    pub device: Device,
+    /// A retired id provisioned again (`--reuse-retired`).
+    pub reused: bool,
+}
+
+/// Decides, writing nothing, which of `ids` `rumor new` creates (no
+/// device file yet) or brings back from retirement, and with which
+/// address. A retired id is refused unless `new.reuse_retired`; it then
+/// gets a new address (its old one stays reserved). Refuses to start when
+/// what the embedded store holds for them does not authenticate.
+pub fn new_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Planned>, Error> {
     // What the embedded store holds for these devices must authenticate
     // before anything is created: a planted entry stops the command here.
     // (Vault's entries are guarded by its access control.)
@@ -227,30 +283,41 @@ pub fn create_devices(
                 .read(&format!("{}/current", o.fleet.device_path(id)))?;
         }
     }
-    let devices_lock = device::lock_devices(&o.fleet)?;
     let mut allocated = BTreeSet::new();
-    let mut created = Vec::new();
+    let mut planned = Vec::new();
     for id in ids {
         let path = device::path(&o.fleet, id);
+        let mut reused = None;
         if path.exists() {
-            if new.ip.is_some() || new.name.is_some() || new.wifi.is_some() {
-                let current = device::load(&o.fleet, id)?;
-                if new.ip.as_deref().is_some_and(|ip| ip != current.ip) {
-                    return Err(Error::Input(format!(
-                        "{id} exists with ip {}; edit {} to change it",
-                        current.ip,
-                        path.display()
-                    )));
+            let current = device::load(&o.fleet, id)?;
+            match retire::retired(o, id, &current)? {
+                Some(_) if new.reuse_retired => reused = Some(current),
+                Some(r) => return Err(retire::refusal(id, &r)),
+                None => {
+                    if new.ip.as_deref().is_some_and(|ip| ip != current.ip) {
+                        return Err(Error::Input(format!(
+                            "{id} exists with ip {}; edit {} to change it",
+                            current.ip,
+                            path.display()
+                        )));
+                    }
+                    continue;
                 }
             }
-            continue;
         }
         let ip = match &new.ip {
             Some(ip) => {
                 let ip = ip
                     .parse()
                     .map_err(|_| Error::Usage(format!("--ip \"{ip}\" is not an IPv4 address")))?;
-                device::check_unique(&o.fleet, id, ip, &o.owners)?;
+                let mut owners = o.owners.clone();
+                if reused.is_some() {
+                    // Its old address stays its own, reserved, never reused.
+                    owners.values_mut().for_each(|ids| {
+                        ids.remove(id);
+                    });
+                }
+                device::check_unique(&o.fleet, id, ip, &owners)?;
                 ip
             }
             // allocate() scans every device file; after the first, the next
@@ -265,22 +332,52 @@ pub fn create_devices(
             },
         };
         allocated.insert(ip);
-        let device = Device {
-            name: new.name.clone().unwrap_or_default(),
-            ip: ip.to_string(),
-            groups: vec!["pidgeon".into()],
-            wifi: new.wifi.clone(),
-            vars: Default::default(),
-            retired: None,
+        let device = match reused.clone() {
+            Some(old) => Device {
+                ip: ip.to_string(),
+                retired: None,
+                ..old
+            },
+            None => Device {
+                name: new.name.clone().unwrap_or_default(),
+                ip: ip.to_string(),
+                groups: vec!["pidgeon".into()],
+                wifi: new.wifi.clone(),
+                vars: Default::default(),
+                retired: None,
+            },
         };
-        device::save(&o.fleet, id, &device)?;
-        // Validates the address against the overlay and the other fields.
-        if let Err(e) = device::load(&o.fleet, id) {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
+        device::validate(&o.fleet, id, &device)?;
+        planned.push(Planned {
+            id: id.clone(),
+            device,
+            reused: reused.is_some(),
+        });
+    }
+    Ok(planned)
+}
+
+/// Creates the devices among `ids` that have no device file yet (and, with
+/// `--reuse-retired`, brings back retired ones): each gets the next free
+/// address (or `new.ip`) and a ledger line. Returns those it wrote, with
+/// their device files. Holds the store's lock while it runs.
+pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Planned>, Error> {
+    let _lock = o.handle.lock()?;
+    let devices_lock = device::lock_devices(&o.fleet)?;
+    let mut created = Vec::new();
+    for planned in new_devices(o, ids, new)? {
+        let id = &planned.id;
+        let ip: std::net::Ipv4Addr = planned
+            .device
+            .ip
+            .parse()
+            .map_err(|_| Error::Input(format!("{id}: ip \"{}\"", planned.device.ip)))?;
+        if planned.reused {
+            retire::mark_reused(o, id)?;
         }
+        device::save(&o.fleet, id, &planned.device)?;
         device::record_allocation(&o.fleet, ip, id)?;
-        created.push((id.clone(), ip));
+        created.push(planned);
     }
     drop(devices_lock);
     Ok(created)

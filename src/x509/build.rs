@@ -177,6 +177,21 @@ impl Ca {
         })
     }
 
+    /// How this CA names its key in what it signs.
+    pub(super) fn key_identifier_method(&self) -> KeyIdMethod {
+        KeyIdMethod::PreSpecified(self.key_id.clone())
+    }
+
+    /// Signs a certificate revocation list.
+    pub(super) fn sign_crl(
+        &self,
+        params: rcgen::CertificateRevocationListParams,
+    ) -> Result<rcgen::CertificateRevocationList, X509Error> {
+        params
+            .signed_by(&self.cert, self.key.pair())
+            .map_err(|e| cert_error("revocation list", e))
+    }
+
     /// Signs `template` for the public half of `subject_key`.
     pub fn sign(&self, template: &Template, subject_key: &PrivateKey) -> Result<String, X509Error> {
         let subject_id = key_id(subject_key.pair().public_key_raw());

@@ -10,6 +10,7 @@
 
 mod build;
 pub mod config;
+pub mod crl;
 mod der;
 pub mod ext;
 mod key;
