@@ -129,9 +129,7 @@ fn fill_and_converge(fleet: &Fleet, full: &Tmpfs, leave: u64, dirs: &[&str]) {
         // Each failure is one line naming the file on the full disk.
         assert!(
             line.contains("no space left on device")
-                && dirs
-                    .iter()
-                    .any(|d| line.contains(&format!("{mount}/{d}/"))),
+                && dirs.iter().any(|d| line.contains(&format!("{mount}/{d}/"))),
             "{line}"
         );
     }
@@ -145,7 +143,11 @@ fn fill_and_converge(fleet: &Fleet, full: &Tmpfs, leave: u64, dirs: &[&str]) {
     fs::remove_file(&ballast).unwrap();
     fleet.run(&args);
     let after = files(fleet);
-    let paths: BTreeSet<&PathBuf> = before.keys().chain(failed.keys()).chain(after.keys()).collect();
+    let paths: BTreeSet<&PathBuf> = before
+        .keys()
+        .chain(failed.keys())
+        .chain(after.keys())
+        .collect();
     let mut changed = 0;
     for path in paths {
         let now = failed.get(path);
@@ -156,7 +158,10 @@ fn fill_and_converge(fleet: &Fleet, full: &Tmpfs, leave: u64, dirs: &[&str]) {
         );
         changed += usize::from(now != before.get(path));
     }
-    assert!(changed > 0, "the failing run wrote nothing; leave more room");
+    assert!(
+        changed > 0,
+        "the failing run wrote nothing; leave more room"
+    );
     assert!(
         failed.len() < after.len(),
         "the failing run wrote everything; leave less room"
@@ -164,7 +169,10 @@ fn fill_and_converge(fleet: &Fleet, full: &Tmpfs, leave: u64, dirs: &[&str]) {
     // Device files and the store agree, and a re-run changes no byte.
     fleet.run(&["check"]);
     fleet.run(&args);
-    assert!(files(fleet) == after, "a re-run with nothing to do changed files");
+    assert!(
+        files(fleet) == after,
+        "a re-run with nothing to do changed files"
+    );
 }
 
 /// The fleet's own files on the full disk: device files, `devices/`. The

@@ -2,8 +2,9 @@
 //! disks (msdos label, vfat FIRMWARE, ext4 NIXOS_SD) built without root.
 //!
 //! Each guestfish launch costs 10–30 s under TCG, so the file launches
-//! three appliances in all and checks everything else with debugfs, dd
-//! offsets, zstd and sops.
+//! few appliances (three for inject, seven for the pre-flash check: one
+//! per case, on copies of one base disk) and checks everything else with
+//! debugfs, dd offsets, zstd and sops.
 
 mod support;
 
@@ -381,7 +382,7 @@ fn verify_image_passes_the_right_key_and_names_every_problem() {
     let problems = |stdout: &str| -> Vec<String> { stdout.lines().map(String::from).collect() };
 
     // Bad input: one line, exit 3 (or 2 for usage), no launch, no change.
-    let image = copy("pidgeon-1.img");
+    let image = copy("good.img");
     let before = fs::read(&image).unwrap();
     let img = image.to_str().unwrap();
     fs::write(
@@ -392,21 +393,56 @@ fn verify_image_passes_the_right_key_and_names_every_problem() {
     fs::write(fleet.path("devices/pidgeon-4.toml"), "ip = \"10.8.0.31\"\n").unwrap();
     let missing = dir.path().join("missing.img");
     for (args, code, says) in [
-        (vec!["verify-image", "nope", img], 3, "unknown device \"nope\""),
+        (
+            vec!["verify-image", "nope", img],
+            3,
+            "unknown device \"nope\"",
+        ),
         (vec!["verify-image", "../x", img], 3, "is not a device name"),
-        (vec!["verify-image", "pidgeon-3", img], 3, "pidgeon-3 was retired at 2026-01-02T03:04:05Z"),
-        (vec!["verify-image", "pidgeon-4", img], 3, "pidgeon-4 is not provisioned"),
-        (vec!["verify-image", "pidgeon-1", missing.to_str().unwrap()], 3, "missing.img' not found"),
-        (vec!["verify-image", "pidgeon-1", img, "--mode", "0644"], 3, "gives the group or others access"),
-        (vec!["verify-image", "pidgeon-1", img, "--partition", "x"], 2, "--partition \"x\""),
-        (vec!["verify-image", "pidgeon-1", img, "--path", "/etc/key"], 3, "key path '/etc/key'"),
-        (vec!["inject", "pidgeon-3", img, "--verify"], 3, "pidgeon-3 was retired"),
+        (
+            vec!["verify-image", "pidgeon-3", img],
+            3,
+            "pidgeon-3 was retired at 2026-01-02T03:04:05Z",
+        ),
+        (
+            vec!["verify-image", "pidgeon-4", img],
+            3,
+            "pidgeon-4 is not provisioned",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", missing.to_str().unwrap()],
+            3,
+            "missing.img' not found",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--mode", "0644"],
+            3,
+            "gives the group or others access",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--partition", "x"],
+            2,
+            "--partition \"x\"",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--path", "/etc/key"],
+            3,
+            "key path '/etc/key'",
+        ),
+        (
+            vec!["inject", "pidgeon-3", img, "--verify"],
+            3,
+            "pidgeon-3 was retired",
+        ),
     ] {
         let out = fleet.output(&args);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("rumor: ") && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("rumor: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
     }
     assert_eq!(fs::read(&image).unwrap(), before);
     fs::remove_file(fleet.path("devices/pidgeon-3.toml")).unwrap();
@@ -420,7 +456,11 @@ fn verify_image_passes_the_right_key_and_names_every_problem() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "");
     assert!(stderr.contains("holds pidgeon-1's current key"), "{stderr}");
-    assert_eq!(fs::read(&image).unwrap(), injected, "verify-image wrote to the image");
+    assert_eq!(
+        fs::read(&image).unwrap(),
+        injected,
+        "verify-image wrote to the image"
+    );
 
     // Another device's key: not its identity, does not open its file,
     // and opens the other device's file.
@@ -435,7 +475,10 @@ fn verify_image_passes_the_right_key_and_names_every_problem() {
         ]
     );
     assert_eq!(stderr.lines().count(), 2, "{stderr}");
-    assert!(stderr.contains("3 problems with pidgeon-2's key; do not flash it"), "{stderr}");
+    assert!(
+        stderr.contains("3 problems with pidgeon-2's key; do not flash it"),
+        "{stderr}"
+    );
 
     // A world-readable key (set behind rumor's back with debugfs).
     let open = dir.path().join("open.img");

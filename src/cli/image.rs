@@ -122,7 +122,12 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
     // What the check compares with is read before anything is written, so
     // a device it would refuse (a retired one) gets no key either.
     let expected = match args.verify {
-        true => Some(Expected::load(&opened, handle.as_ref(), &args.device, mode)?),
+        true => Some(Expected::load(
+            &opened,
+            handle.as_ref(),
+            &args.device,
+            mode,
+        )?),
         false => None,
     };
     let path = format!("{}/current", opened.device_path(&args.device));
@@ -160,7 +165,11 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
             path: options.path.clone(),
             partition: options.partition,
         };
-        report_problems(&args.device, &read, &crate::ops::verify::image(&expected, &read)?)?;
+        report_problems(
+            &args.device,
+            &read,
+            &crate::ops::verify::image(&expected, &read)?,
+        )?;
     }
     crate::device_key::injected(&opened, &args.device)
 }
@@ -204,9 +213,12 @@ fn report_problems(id: &str, read: &ReadOptions, problems: &[Problem]) -> Result
     for problem in problems {
         println!("{id}: {problem}");
     }
+    let count = match problems.len() {
+        1 => "1 problem".to_owned(),
+        n => format!("{n} problems"),
+    };
     Err(Error::Integrity(format!(
-        "{image}: {} problems with {id}'s key; do not flash it (`rumor inject {id} {image}` writes the current key)",
-        problems.len()
+        "{image}: {count} with {id}'s key; do not flash it (`rumor inject {id} {image}` writes the current key)"
     )))
 }
 

@@ -147,9 +147,7 @@ impl Session {
         }
         let rest = self.until_marker(&marker, String::new())?;
         if !rest.is_empty() {
-            return Err(self.error(format!(
-                "{path} changed size while it was read; run again"
-            )));
+            return Err(self.error(format!("{path} changed size while it was read; run again")));
         }
         Ok(content)
     }

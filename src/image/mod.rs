@@ -13,6 +13,9 @@
 //! place it lands is the image itself, which is the point; `.img.zst`
 //! images are decompressed beside themselves and recompressed atomically.
 //!
+//! [`verify`] reads the key back out of an image, read-only, for the
+//! pre-flash check.
+//!
 //! guestfish honours `LIBGUESTFS_BACKEND` and `LIBGUESTFS_BACKEND_SETTINGS`
 //! from the environment; machines without KVM need `direct` and
 //! `force_tcg`.
@@ -316,9 +319,7 @@ fn write_key(
     }
     let chosen = mount_root(&mut session, opts.partition, shown, "mount")?;
     let (path, dir) = (quote(&opts.path), quote(parent));
-    session.exchange(&format!(
-        "mkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n"
-    ))?;
+    session.exchange(&format!("mkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n"))?;
     session.write_file(&opts.path, key)?;
     session.exchange(&format!(
         "chmod 0{:o} {path}\nchown 0 0 {path}\n",

@@ -264,11 +264,7 @@ impl Expected {
             return false;
         };
         let text = only.to_string();
-        bool::from(
-            text.expose_secret()
-                .as_bytes()
-                .ct_eq(self.key.as_bytes()),
-        )
+        bool::from(text.expose_secret().as_bytes().ct_eq(self.key.as_bytes()))
     }
 }
 
@@ -318,16 +314,52 @@ mod tests {
     fn every_problem_renders_one_line() {
         let path = "/root/host.scrt.key".to_owned();
         let all = [
-            Problem::Missing { path: path.clone(), device: "/dev/sda2".into(), id: "pidgeon-1".into() },
-            Problem::NotRegular { path: path.clone(), kind: "a directory" },
-            Problem::Mode { path: path.clone(), mode: 0o404, want: 0o400 },
-            Problem::Mode { path: path.clone(), mode: 0o600, want: 0o400 },
-            Problem::Owner { path: path.clone(), uid: 1000, gid: 100 },
-            Problem::TooLarge { path: path.clone(), size: 70000 },
-            Problem::NotAnIdentity { path: path.clone(), what: "holds 2 age identities".into() },
-            Problem::NotCurrent { path: path.clone(), id: "pidgeon-1".into() },
-            Problem::DoesNotOpen { path: path.clone(), file: "secrets/pidgeon-1.yaml".into(), reason: "the key is not among its recipients".into() },
-            Problem::OpensOther { path: path.clone(), file: "secrets/pidgeon-2.yaml".into(), other: "pidgeon-2".into() },
+            Problem::Missing {
+                path: path.clone(),
+                device: "/dev/sda2".into(),
+                id: "pidgeon-1".into(),
+            },
+            Problem::NotRegular {
+                path: path.clone(),
+                kind: "a directory",
+            },
+            Problem::Mode {
+                path: path.clone(),
+                mode: 0o404,
+                want: 0o400,
+            },
+            Problem::Mode {
+                path: path.clone(),
+                mode: 0o600,
+                want: 0o400,
+            },
+            Problem::Owner {
+                path: path.clone(),
+                uid: 1000,
+                gid: 100,
+            },
+            Problem::TooLarge {
+                path: path.clone(),
+                size: 70000,
+            },
+            Problem::NotAnIdentity {
+                path: path.clone(),
+                what: "holds 2 age identities".into(),
+            },
+            Problem::NotCurrent {
+                path: path.clone(),
+                id: "pidgeon-1".into(),
+            },
+            Problem::DoesNotOpen {
+                path: path.clone(),
+                file: "secrets/pidgeon-1.yaml".into(),
+                reason: "the key is not among its recipients".into(),
+            },
+            Problem::OpensOther {
+                path: path.clone(),
+                file: "secrets/pidgeon-2.yaml".into(),
+                other: "pidgeon-2".into(),
+            },
         ];
         let expected = [
             "/root/host.scrt.key: no key file on the root filesystem (/dev/sda2); write it with `rumor inject pidgeon-1 <image>`",
@@ -357,7 +389,10 @@ mod tests {
             one.to_string().expose_secret(),
             two.to_string().expose_secret()
         );
-        assert_eq!(identities(both.as_bytes()).err().unwrap(), "holds 2 age identities");
+        assert_eq!(
+            identities(both.as_bytes()).err().unwrap(),
+            "holds 2 age identities"
+        );
         let garbage = identities(b"AGE-SECRET-KEY-1NOTAKEY\n").err().unwrap();
         assert!(!garbage.contains("NOTAKEY"), "{garbage}");
         assert_eq!(garbage, "line 1 is not an age identity");
