@@ -82,6 +82,8 @@ impl Error {
             Error::Store(StoreError::Refused { .. }) => 3,
             // A broken setting is the operator's input, not the store's fault.
             Error::Store(StoreError::Setting { .. }) => 3,
+            // The embedded store's files on a full or read-only disk.
+            Error::Store(StoreError::Io { .. }) => 6,
             Error::Store(_) => 4,
             Error::Integrity(_) => 5,
             Error::Io { .. } => 6,
@@ -166,6 +168,16 @@ mod tests {
                 }),
                 3,
                 "VAULT_ADDR: contains",
+            ),
+            (
+                Error::Store(StoreError::Io {
+                    store: "the local store in store".into(),
+                    path: "secret/rumor/devices/a/current".into(),
+                    file: "store/secret/rumor/devices/a/current.age".into(),
+                    reason: "no space left on device".into(),
+                }),
+                6,
+                "store/secret/rumor/devices/a/current.age: no space left on device (the local store in store, \"secret/rumor/devices/a/current\"); fix that and run again",
             ),
             (Error::Integrity("MAC mismatch".into()), 5, "MAC mismatch"),
             (

@@ -2,8 +2,9 @@
 //! disks (msdos label, vfat FIRMWARE, ext4 NIXOS_SD) built without root.
 //!
 //! Each guestfish launch costs 10–30 s under TCG, so the file launches
-//! three appliances in all and checks everything else with debugfs, dd
-//! offsets, zstd and sops.
+//! few appliances (three for inject, seven for the pre-flash check: one
+//! per case, on copies of one base disk) and checks everything else with
+//! debugfs, dd offsets, zstd and sops.
 
 mod support;
 
@@ -332,4 +333,186 @@ fn inject_command_writes_the_provisioned_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("nebula.crt"));
+}
+
+/// Writes an extracted root partition back into `disk` at its offset.
+fn put_root(disk: &Path, part: &Path) {
+    sh(Command::new("dd")
+        .arg(format!("if={}", part.display()))
+        .arg(format!("of={}", disk.display()))
+        .args([
+            "bs=1M",
+            &format!("seek={}", ROOT.0 / MIB),
+            "conv=notrunc",
+            "status=none",
+        ]));
+}
+
+/// The pre-flash check through the binary, one read-only appliance per
+/// case: the right device's image passes (through `inject --verify` and
+/// `verify-image`), and another device's key, a stale key, no key and a
+/// world-readable key each fail with exit 5 and one line per problem.
+/// Bad input is refused before any launch.
+#[test]
+fn verify_image_passes_the_right_key_and_names_every_problem() {
+    let Some(()) = tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = support::fleet::Fleet::init(vec![
+        ("LIBGUESTFS_BACKEND", "direct".into()),
+        ("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg".into()),
+    ]);
+    fleet.run(&["new", "pidgeon-1", "pidgeon-2"]);
+    let base = nixos_disk(dir.path());
+    let copy = |name: &str| {
+        let path = dir.path().join(name);
+        fs::copy(&base, &path).unwrap();
+        path
+    };
+    let verify = |id: &str, image: &Path| {
+        let out = fleet.output(&["verify-image", id, image.to_str().unwrap()]);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            !stdout.contains("AGE-SECRET-KEY") && !stderr.contains("AGE-SECRET-KEY"),
+            "a key leaked: {stdout}{stderr}"
+        );
+        (out.status.code(), stdout, stderr)
+    };
+    let problems = |stdout: &str| -> Vec<String> { stdout.lines().map(String::from).collect() };
+
+    // Bad input: one line, exit 3 (or 2 for usage), no launch, no change.
+    let image = copy("good.img");
+    let before = fs::read(&image).unwrap();
+    let img = image.to_str().unwrap();
+    fs::write(
+        fleet.path("devices/pidgeon-3.toml"),
+        "ip = \"10.8.0.30\"\n[retired]\nat = \"2026-01-02T03:04:05Z\"\nreason = \"stolen\"\n",
+    )
+    .unwrap();
+    fs::write(fleet.path("devices/pidgeon-4.toml"), "ip = \"10.8.0.31\"\n").unwrap();
+    let missing = dir.path().join("missing.img");
+    for (args, code, says) in [
+        (
+            vec!["verify-image", "nope", img],
+            3,
+            "unknown device \"nope\"",
+        ),
+        (vec!["verify-image", "../x", img], 3, "is not a device name"),
+        (
+            vec!["verify-image", "pidgeon-3", img],
+            3,
+            "pidgeon-3 was retired at 2026-01-02T03:04:05Z",
+        ),
+        (
+            vec!["verify-image", "pidgeon-4", img],
+            3,
+            "pidgeon-4 is not provisioned",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", missing.to_str().unwrap()],
+            3,
+            "missing.img' not found",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--mode", "0644"],
+            3,
+            "gives the group or others access",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--partition", "x"],
+            2,
+            "--partition \"x\"",
+        ),
+        (
+            vec!["verify-image", "pidgeon-1", img, "--path", "/etc/key"],
+            3,
+            "key path '/etc/key'",
+        ),
+        (
+            vec!["inject", "pidgeon-3", img, "--verify"],
+            3,
+            "pidgeon-3 was retired",
+        ),
+    ] {
+        let out = fleet.output(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("rumor: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(fs::read(&image).unwrap(), before);
+    fs::remove_file(fleet.path("devices/pidgeon-3.toml")).unwrap();
+    fs::remove_file(fleet.path("devices/pidgeon-4.toml")).unwrap();
+
+    // The right device: inject --verify passes, and so does verify-image,
+    // which changes no byte of the image.
+    fleet.run(&["inject", "pidgeon-1", img, "--verify"]);
+    let injected = fs::read(&image).unwrap();
+    let (code, stdout, stderr) = verify("pidgeon-1", &image);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("holds pidgeon-1's current key"), "{stderr}");
+    assert_eq!(
+        fs::read(&image).unwrap(),
+        injected,
+        "verify-image wrote to the image"
+    );
+
+    // Another device's key: not its identity, does not open its file,
+    // and opens the other device's file.
+    let (code, stdout, stderr) = verify("pidgeon-2", &image);
+    assert_eq!(code, Some(5), "{stderr}");
+    assert_eq!(
+        problems(&stdout),
+        [
+            "pidgeon-2: /root/host.scrt.key: is not pidgeon-2's current age identity (age.key in the store): another device's key, or one renewed since; run `rumor inject pidgeon-2 <image>`",
+            "pidgeon-2: /root/host.scrt.key: does not open secrets/pidgeon-2.yaml: the key is not among its recipients",
+            "pidgeon-2: /root/host.scrt.key: opens secrets/pidgeon-1.yaml, pidgeon-1's device file; a device's key must open only its own",
+        ]
+    );
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("3 problems with pidgeon-2's key; do not flash it"),
+        "{stderr}"
+    );
+
+    // A world-readable key (set behind rumor's back with debugfs).
+    let open = dir.path().join("open.img");
+    fs::copy(&image, &open).unwrap();
+    let part = extract_root(&fs::read(&open).unwrap(), dir.path());
+    sh(Command::new(support::tool("debugfs").unwrap())
+        .args(["-w", "-R", "sif /root/host.scrt.key mode 0100404"])
+        .arg(&part));
+    put_root(&open, &part);
+    let (code, stdout, _) = verify("pidgeon-1", &open);
+    assert_eq!(code, Some(5));
+    assert_eq!(
+        problems(&stdout),
+        ["pidgeon-1: /root/host.scrt.key: mode is 0404, not 0400 (group or others can read the key)"]
+    );
+
+    // No key at all.
+    let blank = copy("blank.img");
+    let (code, stdout, _) = verify("pidgeon-1", &blank);
+    assert_eq!(code, Some(5));
+    assert_eq!(
+        problems(&stdout),
+        ["pidgeon-1: /root/host.scrt.key: no key file on the root filesystem (/dev/sda2); write it with `rumor inject pidgeon-1 <image>`"]
+    );
+
+    // A stale key: the device's key was renewed since the image was made.
+    fleet.run(&["renew", "pidgeon-1", "--secret", "age.key"]);
+    let (code, stdout, _) = verify("pidgeon-1", &image);
+    assert_eq!(code, Some(5));
+    assert_eq!(
+        problems(&stdout),
+        [
+            "pidgeon-1: /root/host.scrt.key: is not pidgeon-1's current age identity (age.key in the store): another device's key, or one renewed since; run `rumor inject pidgeon-1 <image>`",
+            "pidgeon-1: /root/host.scrt.key: does not open secrets/pidgeon-1.yaml: the key is not among its recipients",
+        ]
+    );
 }

@@ -101,6 +101,11 @@ pub enum Command {
     Admins(fleet::AdminsCommand),
     /// Write a device's age key into its disk image (guestfish).
     Inject(image::InjectArgs),
+    /// Check a disk image before flashing: it holds the device's current
+    /// key, mode 0400, owned by root, opening its device file and no other
+    /// (read-only guestfish).
+    #[command(name = "verify-image")]
+    VerifyImage(image::VerifyImageArgs),
     /// Cloud API key hashes.
     #[command(name = "api-key", subcommand)]
     ApiKey(image::ApiKeyCommand),
@@ -136,6 +141,7 @@ const SUBCOMMANDS: &[&str] = &[
     "rekey",
     "admins",
     "inject",
+    "verify-image",
     "api-key",
     "completions",
     "man",
@@ -196,6 +202,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Rekey(args) => fleet::rekey(&cli.fleet, args),
         Command::Admins(command) => fleet::admins(&cli.fleet, command),
         Command::Inject(args) => image::inject(&cli.fleet, args),
+        Command::VerifyImage(args) => image::verify_image(&cli.fleet, args),
         Command::ApiKey(command) => image::api_key(command),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man(),

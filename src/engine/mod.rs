@@ -239,6 +239,7 @@ fn store_error(entry: &Entry, e: StoreError) -> Error {
             Kind::Input
         }
         StoreError::Forged { .. } => Kind::Integrity,
+        StoreError::Io { .. } => Kind::Io,
         _ => Kind::Store,
     };
     let message = e.to_string();

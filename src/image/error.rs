@@ -117,6 +117,29 @@ pub enum ImageError {
     },
 }
 
+impl ImageError {
+    /// The crate error, with the exit code of its kind: guestfish and the
+    /// image file are local I/O (6), a failed read-back is integrity (5),
+    /// everything else (a path, a mode, a partition) is input (3).
+    /// `label` names the command (`inject`).
+    pub fn into_error(self, label: &str) -> crate::error::Error {
+        use crate::error::Kind;
+        let kind = match self {
+            ImageError::GuestfishMissing
+            | ImageError::Guestfish { .. }
+            | ImageError::ImageIo { .. }
+            | ImageError::ImageNotWritable { .. } => Kind::Io,
+            ImageError::VerifyFailed { .. } => Kind::Integrity,
+            _ => Kind::Input,
+        };
+        crate::error::Error::Entry {
+            label: label.into(),
+            message: self.to_string(),
+            kind,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 //! `LIBGUESTFS_BACKEND` and `LIBGUESTFS_BACKEND_SETTINGS` pass through from
 //! the environment: machines without KVM need `direct` and `force_tcg`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
@@ -37,7 +37,7 @@ pub fn find() -> Option<PathBuf> {
 pub struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    stdout: Pipe,
     stderr: Option<JoinHandle<String>>,
     image: PathBuf,
     nonce: String,
@@ -49,9 +49,19 @@ pub struct Session {
 impl Session {
     /// Starts guestfish on `image` and launches the appliance (`run`).
     pub fn launch(binary: &Path, image: &Path) -> Result<Session, ImageError> {
+        Session::start(binary, image, "--rw")
+    }
+
+    /// [`Session::launch`] with the disk attached read-only: nothing the
+    /// session does can change the image.
+    pub fn launch_read_only(binary: &Path, image: &Path) -> Result<Session, ImageError> {
+        Session::start(binary, image, "--ro")
+    }
+
+    fn start(binary: &Path, image: &Path, access: &str) -> Result<Session, ImageError> {
         // The format is given so qemu never probes a raw image's content.
         let mut child = Command::new(binary)
-            .args(["--rw", "--no-progress-bars", "--format=raw", "-a"])
+            .args([access, "--no-progress-bars", "--format=raw", "-a"])
             .arg(image)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -69,7 +79,7 @@ impl Session {
             detail: "guestfish has no standard streams".into(),
         };
         let stdin = child.stdin.take().ok_or_else(broken)?;
-        let stdout = BufReader::new(child.stdout.take().ok_or_else(broken)?);
+        let stdout = Pipe::new(child.stdout.take().ok_or_else(broken)?);
         let mut stderr_pipe = child.stderr.take().ok_or_else(broken)?;
         // Drained on a thread so a chatty stderr can never block guestfish
         // while we wait on stdout.
@@ -106,7 +116,11 @@ impl Session {
         let marker = format!("@@rumor-{}-{}@@", self.nonce, self.batch);
         self.send(script.as_bytes())?;
         self.send(format!("echo {marker}\n").as_bytes())?;
-        let mut output = String::new();
+        self.until_marker(&marker, String::new())
+    }
+
+    /// Collects stdout lines into `output` up to the line `marker`.
+    fn until_marker(&mut self, marker: &str, mut output: String) -> Result<String, ImageError> {
         loop {
             let mut line = String::new();
             let read = self.stdout.read_line(&mut line);
@@ -116,6 +130,26 @@ impl Session {
                 Ok(_) => output.push_str(&line),
             }
         }
+    }
+
+    /// Reads the guest file `path`, which is `size` bytes long (from
+    /// `lstatns`), through `download … -`: the bytes come over the stdout
+    /// pipe straight into a buffer that is wiped when dropped, never into a
+    /// file. Anything but exactly `size` bytes followed by the batch marker
+    /// is an error.
+    pub fn read_file(&mut self, path: &str, size: usize) -> Result<Zeroizing<Vec<u8>>, ImageError> {
+        self.batch += 1;
+        let marker = format!("@@rumor-{}-{}@@", self.nonce, self.batch);
+        self.send(format!("download {} -\necho {marker}\n", quote(path)).as_bytes())?;
+        let mut content = Zeroizing::new(vec![0u8; size]);
+        if self.stdout.read_exact(&mut content).is_err() {
+            return Err(self.failure());
+        }
+        let rest = self.until_marker(&marker, String::new())?;
+        if !rest.is_empty() {
+            return Err(self.error(format!("{path} changed size while it was read; run again")));
+        }
+        Ok(content)
     }
 
     /// Writes `content` to `path` in the guest through `write`, every byte
@@ -214,6 +248,84 @@ impl Drop for Session {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// guestfish's stdout, read through a fixed buffer that is wiped as it is
+/// consumed and when dropped: [`Session::read_file`] carries a key through
+/// it, and a `BufReader` would keep a copy in memory it never clears.
+struct Pipe {
+    inner: ChildStdout,
+    buf: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl Pipe {
+    fn new(inner: ChildStdout) -> Pipe {
+        Pipe {
+            inner,
+            buf: Zeroizing::new(vec![0; 8192]),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Makes sure some unread bytes are buffered; false at end of file.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.start < self.end {
+            return Ok(true);
+        }
+        let n = loop {
+            match self.inner.read(&mut self.buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.start = 0;
+        self.end = n;
+        Ok(n > 0)
+    }
+
+    /// Hands out up to `n` buffered bytes through `take`, then wipes them.
+    fn consume(&mut self, n: usize, take: impl FnOnce(&[u8])) {
+        let range = self.start..self.start + n;
+        take(&self.buf[range.clone()]);
+        self.buf[range].fill(0);
+        self.start += n;
+    }
+
+    /// Appends one line (with its newline, if any) to `line`; the number
+    /// of bytes read, 0 at end of file.
+    fn read_line(&mut self, line: &mut String) -> std::io::Result<usize> {
+        let mut bytes = Vec::new();
+        while self.fill()? {
+            let chunk = &self.buf[self.start..self.end];
+            let (n, done) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (chunk.len(), false),
+            };
+            self.consume(n, |b| bytes.extend_from_slice(b));
+            if done {
+                break;
+            }
+        }
+        line.push_str(&String::from_utf8_lossy(&bytes));
+        Ok(bytes.len())
+    }
+
+    /// Fills `out` completely, or fails at end of file.
+    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
+        let mut at = 0;
+        while at < out.len() {
+            if !self.fill()? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = (self.end - self.start).min(out.len() - at);
+            self.consume(n, |b| out[at..at + n].copy_from_slice(b));
+            at += n;
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,9 @@
 //! place it lands is the image itself, which is the point; `.img.zst`
 //! images are decompressed beside themselves and recompressed atomically.
 //!
+//! [`verify`] reads the key back out of an image, read-only, for the
+//! pre-flash check.
+//!
 //! guestfish honours `LIBGUESTFS_BACKEND` and `LIBGUESTFS_BACKEND_SETTINGS`
 //! from the environment; machines without KVM need `direct` and
 //! `force_tcg`.
@@ -26,6 +29,7 @@ use zeroize::Zeroizing;
 pub mod error;
 pub mod guestfish;
 pub mod partition;
+pub mod verify;
 pub mod zst;
 
 pub use error::ImageError;
@@ -279,6 +283,26 @@ fn validate_path(path: &str) -> Result<String, ImageError> {
     Ok(parent)
 }
 
+/// Picks the root filesystem as `wanted` says and mounts it on `/` with
+/// `command` (`mount`, or `mount-ro` for a read-only session).
+fn mount_root(
+    session: &mut Session,
+    wanted: Partition,
+    shown: &Path,
+    command: &str,
+) -> Result<partition::Filesystem, ImageError> {
+    let mut found = partition::parse_list(&session.exchange("list-filesystems\n")?);
+    for fs in found.iter_mut().filter(|f| f.is_linux()) {
+        // A leading '-' keeps guestfish going if the label cannot be read.
+        let label = session.exchange(&format!("-vfs-label {}\n", fs.device))?;
+        let label = label.trim();
+        fs.label = (!label.is_empty()).then(|| label.to_string());
+    }
+    let chosen = partition::choose(&found, wanted, shown)?.clone();
+    session.exchange(&format!("{command} {} /\n", chosen.device))?;
+    Ok(chosen)
+}
+
 /// The guestfish session proper: pick, write, verify.
 fn write_key(
     binary: &Path,
@@ -293,19 +317,9 @@ fn write_key(
     if let Ok(text) = std::str::from_utf8(key) {
         session.redact(Zeroizing::new(text.trim_end().to_string()));
     }
-    let mut found = partition::parse_list(&session.exchange("list-filesystems\n")?);
-    for fs in found.iter_mut().filter(|f| f.is_linux()) {
-        // A leading '-' keeps guestfish going if the label cannot be read.
-        let label = session.exchange(&format!("-vfs-label {}\n", fs.device))?;
-        let label = label.trim();
-        fs.label = (!label.is_empty()).then(|| label.to_string());
-    }
-    let chosen = partition::choose(&found, opts.partition, shown)?.clone();
+    let chosen = mount_root(&mut session, opts.partition, shown, "mount")?;
     let (path, dir) = (quote(&opts.path), quote(parent));
-    session.exchange(&format!(
-        "mount {} /\nmkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n",
-        chosen.device
-    ))?;
+    session.exchange(&format!("mkdir-p {dir}\nchmod 0700 {dir}\nrm-f {path}\n"))?;
     session.write_file(&opts.path, key)?;
     session.exchange(&format!(
         "chmod 0{:o} {path}\nchown 0 0 {path}\n",

@@ -7,7 +7,8 @@
 //! - [`for_each`]: a bounded pool of devices at once;
 //! - [`create_devices`]: new device files with their addresses;
 //! - [`expiring`]: certificates close to expiry;
-//! - [`setup`]: init, the store key, rekey; [`check`]: what check reports.
+//! - [`setup`]: init, the store key, rekey; [`check`]: what check reports;
+//! - [`verify`]: the pre-flash check of a device's disk image.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub mod check;
 pub mod plan;
 pub mod retire;
 pub mod setup;
+pub mod verify;
 
 /// The admin identities, needed to open the local store and device files.
 pub fn admin_identities(required: bool) -> Result<Vec<crate::identity::Identity>, Error> {

@@ -379,7 +379,12 @@ impl LocalStore {
     }
 
     fn io_error(&self, path: &str, file: &Path, err: &io::Error) -> StoreError {
-        self.other(path, format!("{}: {err}", file.display()))
+        StoreError::Io {
+            store: self.describe(),
+            path: path.to_owned(),
+            file: file.display().to_string(),
+            reason: crate::error::io_reason(err),
+        }
     }
 }
 

@@ -94,6 +94,19 @@ pub enum StoreError {
         /// What is wrong with it; never a credential.
         reason: String,
     },
+    /// Reading or writing the embedded store's files failed (a full disk,
+    /// a read-only mount): local I/O, not the store's fault.
+    #[error("{file}: {reason} ({store}, \"{path}\"); fix that and run again")]
+    Io {
+        /// The store.
+        store: String,
+        /// The logical path.
+        path: String,
+        /// The file or directory that failed.
+        file: String,
+        /// The OS's reason, e.g. `no space left on device`.
+        reason: String,
+    },
     /// Anything else.
     #[error("{store}, \"{path}\": {reason}")]
     Other {
