@@ -46,9 +46,11 @@ fn bash_completes_subcommands_and_shells() {
     offered.sort();
     assert!(offered.contains(&"renew".to_owned()), "{offered:?}");
     assert!(offered.iter().all(|w| w.starts_with("re")), "{offered:?}");
-    // `rekey` joins when that subcommand exists; nothing else starts "re".
+    // `rekey` and `report` join when they exist; nothing else starts "re".
     assert!(
-        offered.iter().all(|w| w == "renew" || w == "rekey"),
+        offered
+            .iter()
+            .all(|w| w == "renew" || w == "rekey" || w == "report"),
         "{offered:?}"
     );
 

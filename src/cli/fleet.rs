@@ -379,15 +379,29 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let _lock = o.handle.lock()?;
     let results = pool(&ids, |id| {
         let mut names: BTreeSet<String> = args.secrets.iter().cloned().collect();
+        let mut reason = Vec::new();
+        if !args.secrets.is_empty() {
+            reason.push(ops::reason(&Rotation::Named(names.clone()), false));
+        }
         if let Some(days) = args.expiring {
-            names.extend(ops::expiring(&o, id, days)?);
+            let expiring = ops::expiring(&o, id, days)?;
+            reason.push(format!(
+                "expiring within {days} days: {}",
+                expiring.join(", ")
+            ));
+            names.extend(expiring);
         }
         let rotation = if args.secrets.is_empty() && args.expiring.is_none() {
             Rotation::Marked
         } else {
             Rotation::Named(names)
         };
-        let outcome = ops::provision(&o, id, rotation, args.verbose, false)?;
+        let reason = match reason.is_empty() {
+            true => ops::reason(&rotation, false),
+            false => reason.join("; "),
+        };
+        let outcome =
+            ops::provision_because(&o, id, rotation, &reason, args.verbose, false, false)?;
         if crate::device_key::note_renewal(&o.fleet, id, &outcome)? {
             eprintln!(
                 "rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})",

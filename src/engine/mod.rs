@@ -75,6 +75,9 @@ pub struct Options {
     /// Encrypt SOPS outputs under fresh data keys, reusing nothing from
     /// earlier outputs, and overwrite what the store does not vouch for.
     pub reencrypt: bool,
+    /// Who runs this and why, recorded with every timestamped version the
+    /// run writes.
+    pub provenance: crate::store::Provenance,
 }
 
 impl Options {
@@ -89,6 +92,7 @@ impl Options {
             dry_run: false,
             confined: false,
             reencrypt: false,
+            provenance: crate::store::Provenance::new("run", "run", None),
         }
     }
 }

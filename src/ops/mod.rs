@@ -7,7 +7,9 @@
 //! - [`for_each`]: a bounded pool of devices at once;
 //! - [`create_devices`]: new device files with their addresses;
 //! - [`expiring`]: certificates close to expiry;
-//! - [`setup`]: init, the store key, rekey; [`check`]: what check reports.
+//! - [`setup`]: init, the store key, rekey; [`check`]: what check reports;
+//! - [`history`]: a device's changes (`rumor log`); [`report`]: the
+//!   fleet's security state on one page (`rumor report`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ use crate::error::Error;
 use crate::fleet::{Fleet, StoreHandle};
 
 pub mod check;
+pub mod history;
+pub mod report;
 pub mod setup;
 
 /// The admin identities, needed to open the local store and device files.
@@ -105,6 +109,36 @@ pub fn provision_with(
     dry_run: bool,
     reencrypt: bool,
 ) -> Result<Outcome, Error> {
+    let reason = reason(&rotation, reencrypt);
+    provision_because(o, id, rotation, &reason, verbose, dry_run, reencrypt)
+}
+
+/// Why a run with this rotation writes, as its provenance says:
+/// `new`, `renew`, `--secret NAME`.
+pub fn reason(rotation: &Rotation, reencrypt: bool) -> String {
+    match rotation {
+        Rotation::Nothing if reencrypt => "new --reencrypt".to_owned(),
+        Rotation::Nothing => "new".to_owned(),
+        Rotation::Marked => "renew".to_owned(),
+        Rotation::Named(names) => names
+            .iter()
+            .map(|n| format!("--secret {n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// [`provision_with`], recording `reason` as why the store was written
+/// (`renew --expiring` names the certificates it found expiring).
+pub fn provision_because(
+    o: &Opened,
+    id: &str,
+    rotation: Rotation,
+    reason: &str,
+    verbose: bool,
+    dry_run: bool,
+    reencrypt: bool,
+) -> Result<Outcome, Error> {
     let device = device::load(&o.fleet, id)?;
     if let Ok(ip) = device.ip.parse() {
         device::check_unique(&o.fleet, id, ip, &o.owners)?;
@@ -112,7 +146,11 @@ pub fn provision_with(
     if let Some(other) = &device.wifi {
         device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
     }
-    let (spec, _) = device::spec(&o.fleet, id, &device)?;
+    let (spec, text) = device::spec(&o.fleet, id, &device)?;
+    let command = match rotation {
+        Rotation::Nothing => "new",
+        _ => "renew",
+    };
     let options = Options {
         mode: Mode::Device(rotation),
         identities: o.identities.clone(),
@@ -122,6 +160,7 @@ pub fn provision_with(
         dry_run,
         confined: true,
         reencrypt,
+        provenance: crate::store::Provenance::new(command, reason, Some(&text)),
     };
     let store = LazyStore::ready(o.handle.clone());
     engine::run(
