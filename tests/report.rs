@@ -332,3 +332,54 @@ fn report_bad_input_is_one_line() {
     let out = fleet.output(&["report", "--no-git", "--at", "tomorrow"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The git index is read natively in each version git writes (2 by
+/// default, 3 with extended flags, 4 with path compression): the same
+/// files come out committed, changed and untracked in each.
+#[test]
+fn drift_reads_every_index_version() {
+    if support::require("git").is_none() {
+        return;
+    }
+    let fleet = Fleet::init(vec![]);
+    fleet.run(&["new", "dev1", "dev2"]);
+    fleet.git(&["init", "-q"]);
+    fleet.git(&["add", "-A"]);
+    fleet.git(&["commit", "-qm", "provision"]);
+    fs::write(fleet.path("templates/extra.j2"), "new\n").unwrap();
+    let toml = fleet.path("devices/dev2.toml");
+    let mut text = fs::read_to_string(&toml).unwrap();
+    text.push_str("name = \"Two\"\n");
+    fs::write(&toml, text).unwrap();
+    let mut seen = Vec::new();
+    for version in ["2", "3", "4"] {
+        fleet.git(&["update-index", "--index-version", version]);
+        if version == "3" {
+            // An extended-flags entry (intent to add) makes git keep v3.
+            fs::write(fleet.path("devices/notes.txt"), "n\n").unwrap();
+            fleet.git(&["add", "-N", "devices/notes.txt"]);
+        }
+        let json: Value = serde_json::from_str(&fleet.run(&["report", "--json"])).unwrap();
+        let mut drift: Vec<(String, String)> = json["drift"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["file"].as_str().unwrap().to_owned(),
+                    d["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        drift.sort();
+        drift.retain(|(f, _)| f != "devices/notes.txt");
+        seen.push(drift);
+    }
+    let want = vec![
+        ("devices/dev2.toml".to_owned(), "not-committed".to_owned()),
+        ("templates/extra.j2".to_owned(), "untracked".to_owned()),
+    ];
+    for drift in &seen {
+        assert_eq!(drift, &want);
+    }
+}

@@ -224,6 +224,9 @@ pub struct Revoked {
     pub revoked: bool,
 }
 
+/// A device holding a secret, and the secret's age there in days.
+type Held = (String, Option<i64>);
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -267,7 +270,8 @@ pub fn build(o: &Opened, options: &ReportOptions) -> Result<Report, Error> {
     let mut drift = Vec::new();
     let mut access = Vec::new();
     let mut histories: Vec<(String, Vec<Change>)> = Vec::new();
-    let mut classes: BTreeMap<String, (String, Vec<(String, Option<i64>)>)> = BTreeMap::new();
+    // Per secret: its policy, and each device holding it with its age.
+    let mut classes: BTreeMap<String, (String, Vec<Held>)> = BTreeMap::new();
     let mut retired_rows = Vec::new();
     let mut retirement_problems = Vec::new();
     let blocklist = read_blocklist(o, &mut retirement_problems);

@@ -99,9 +99,9 @@ fn timeline(h: &mut String, r: &Report) {
     let (left, width, row) = (260.0_f64, 900.0_f64, 16.0_f64);
     let x = |days: f64| left + (days.clamp(-before, after) + before) / (before + after) * width;
     let height = 40.0 + row * r.certificates.len() as f64;
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-size=\"11\" role=\"img\" aria-label=\"certificate expiry timeline\">\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-size=\"11\" role=\"img\" aria-label=\"certificate expiry timeline\">",
         w = left + width + 20.0
     );
     let now = x(0.0);
