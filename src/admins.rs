@@ -315,10 +315,11 @@ fn rewrap_device(
         data.insert(file.public.clone(), Zeroizing::new(text.trim().to_owned()));
         handle.write(&file.path, &data, Some(file.current.version))?;
         let base = file.path.trim_end_matches("/current");
-        handle.write(
+        handle.write_with(
             &format!("{base}/{}", stamp(time::OffsetDateTime::now_utc())),
             &data,
             None,
+            &crate::store::Provenance::new("rekey", "rekey", None),
         )?;
     }
     // Git gets the store's bytes, also when a killed run wrote only the store.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::store::local::LocalStore;
 use crate::store::vault::{Vault, VaultConfig};
-use crate::store::{Data, Store, StoreError, Versioned};
+use crate::store::{Data, Provenance, Store, StoreError, Versioned};
 
 /// The settings file's name.
 pub const CONFIG: &str = "rumor.toml";
@@ -636,6 +636,7 @@ impl<S: Store> Store for Memo<S> {
             .map(|(data, version)| Versioned {
                 data: data.clone(),
                 version: *version,
+                provenance: None,
             }))
     }
 
@@ -650,6 +651,25 @@ impl<S: Store> Store for Memo<S> {
 
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(path)
+    }
+
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        if self.is_memoized(path) {
+            if let Ok(mut cell) = self.cell.lock() {
+                *cell = None;
+            }
+        }
+        self.inner.write_with(path, data, cas, provenance)
+    }
+
+    fn operator(&self) -> String {
+        self.inner.operator()
     }
 }
 

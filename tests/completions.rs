@@ -46,11 +46,11 @@ fn bash_completes_subcommands_and_shells() {
     offered.sort();
     assert!(offered.contains(&"renew".to_owned()), "{offered:?}");
     assert!(offered.iter().all(|w| w.starts_with("re")), "{offered:?}");
-    // `rekey` and `retire` join when those subcommands exist; nothing else starts "re".
+    // `rekey`, `report` and `retire` join when they exist; nothing else starts "re".
     assert!(
         offered
             .iter()
-            .all(|w| w == "renew" || w == "rekey" || w == "retire"),
+            .all(|w| w == "renew" || w == "rekey" || w == "report" || w == "retire"),
         "{offered:?}"
     );
 

@@ -432,8 +432,22 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     ops::retire::refuse_all(&o, &ids)?;
     let _lock = o.handle.lock()?;
     let results = pool(&ids, |id| {
-        let (rotation, _) = ops::plan::renew_rotation(&o, id, &args.secrets, args.expiring)?;
-        let outcome = ops::provision(&o, id, rotation, args.verbose, false)?;
+        let (rotation, expiring) = ops::plan::renew_rotation(&o, id, &args.secrets, args.expiring)?;
+        let mut reason = Vec::new();
+        if !args.secrets.is_empty() {
+            let named = args.secrets.iter().cloned().collect();
+            reason.push(ops::reason(&Rotation::Named(named), false));
+        }
+        if let Some(days) = args.expiring {
+            let found: Vec<String> = expiring.into_iter().collect();
+            reason.push(format!("expiring within {days} days: {}", found.join(", ")));
+        }
+        let reason = match reason.is_empty() {
+            true => ops::reason(&rotation, false),
+            false => reason.join("; "),
+        };
+        let outcome =
+            ops::provision_because(&o, id, rotation, &reason, args.verbose, false, false)?;
         if crate::device_key::note_renewal(&o.fleet, id, &outcome)? {
             eprintln!(
                 "rumor: {id}: new device key; its image needs it: run `rumor inject {id} <image>` (the old key no longer opens {})",

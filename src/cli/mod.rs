@@ -17,6 +17,7 @@ use crate::error::Error;
 
 pub mod docs;
 pub mod fleet;
+pub mod history;
 pub mod image;
 pub mod inspect;
 pub mod plan;
@@ -91,6 +92,12 @@ pub enum Command {
     /// Check device files: they decrypt, match the store, and no
     /// certificate expires soon.
     Check(inspect::CheckArgs),
+    /// Print a device's history: when each secret was created and
+    /// rotated, by whom and why (values only as fingerprints).
+    Log(history::LogArgs),
+    /// Write one self-contained HTML page of the fleet's security state:
+    /// expiry, secret ages, drift, keys, retired devices, latest changes.
+    Report(history::ReportArgs),
     /// Re-encrypt the embedded store and every device file to the admins
     /// in rumor.toml (signing the store with a new store key, pinned as
     /// store.signer). Rotates no secret.
@@ -138,6 +145,8 @@ const SUBCOMMANDS: &[&str] = &[
     "list",
     "spec",
     "check",
+    "log",
+    "report",
     "rekey",
     "admins",
     "inject",
@@ -199,6 +208,8 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::List(args) => inspect::list(&cli.fleet, args),
         Command::Spec(args) => inspect::spec(&cli.fleet, args),
         Command::Check(args) => inspect::check(&cli.fleet, args),
+        Command::Log(args) => history::log(&cli.fleet, args),
+        Command::Report(args) => history::report(&cli.fleet, args),
         Command::Rekey(args) => fleet::rekey(&cli.fleet, args),
         Command::Admins(command) => fleet::admins(&cli.fleet, command),
         Command::Inject(args) => image::inject(&cli.fleet, args),

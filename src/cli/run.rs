@@ -84,7 +84,7 @@ fn parse_and_execute(
 ) -> Result<(), Error> {
     let mut spec = spec::parse(&text, format, &origin)?;
     engine::load_templates(&mut spec, &super::current_dir()?)?;
-    execute(&spec, flags)
+    execute(&spec, &text, flags)
 }
 
 /// Runs a spec from standard input.
@@ -111,7 +111,7 @@ pub fn vault_from_env() -> LazyStore {
     })
 }
 
-fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
+fn execute(spec: &Spec, text: &str, flags: &WorkspaceFlags) -> Result<(), Error> {
     // Refused here, as input, before the store is opened lazily mid-run.
     crate::store::vault::check_env_addr()?;
     let cwd = super::current_dir()?;
@@ -121,6 +121,7 @@ fn execute(spec: &Spec, flags: &WorkspaceFlags) -> Result<(), Error> {
         Workspace::new()
     };
     let mut options = Options::run(cwd.clone());
+    options.provenance = crate::store::Provenance::new("run", "run", Some(text));
     options.identities = crate::identity::available();
     options.verbose = flags.verbose;
     let store = vault_from_env();

@@ -259,12 +259,14 @@ fn write_history(
     store: &dyn Store,
     base: &str,
     data: &Data,
-    now: OffsetDateTime,
+    options: &Options,
 ) -> Result<String, crate::store::StoreError> {
+    let now = options.now;
+    let provenance = &options.provenance;
     let mut at = now;
     loop {
         let history = format!("{base}/{}", stamp(at));
-        match store.write(&history, data, Some(0)) {
+        match store.write_with(&history, data, Some(0), provenance) {
             Ok(()) => return Ok(history),
             // Taken within the last minute: try the next second; beyond
             // that something else is wrong, and overwriting is the
@@ -275,7 +277,9 @@ fn write_history(
                 at += time::Duration::seconds(1)
             }
             Err(crate::store::StoreError::Conflict { .. }) => {
-                return store.write(&history, data, None).map(|()| history)
+                return store
+                    .write_with(&history, data, None, provenance)
+                    .map(|()| history)
             }
             Err(e) => return Err(e),
         }
@@ -412,8 +416,8 @@ pub(super) fn export(
                     data: Some(data.clone()),
                 },
             );
-            let history = write_history(store, &base, &data, options.now)
-                .map_err(|e| store_error(entry, e))?;
+            let history =
+                write_history(store, &base, &data, options).map_err(|e| store_error(entry, e))?;
             outcome.store_writes.push(path);
             outcome.store_writes.push(history);
         }

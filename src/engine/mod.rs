@@ -82,6 +82,9 @@ pub struct Options {
     /// write in the [`Outcome`] instead of making it. Planning runs the
     /// very code the command runs, so the plan and the run agree.
     pub record: bool,
+    /// Who runs this and why, recorded with every timestamped version the
+    /// run writes.
+    pub provenance: crate::store::Provenance,
 }
 
 impl Options {
@@ -97,6 +100,7 @@ impl Options {
             confined: false,
             reencrypt: false,
             record: false,
+            provenance: crate::store::Provenance::new("run", "run", None),
         }
     }
 }

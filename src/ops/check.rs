@@ -70,7 +70,7 @@ fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
 
 /// The `private` and `public` names of a spec's (last) SOPS generation:
 /// the device file's plaintext and ciphertext in the workspace.
-fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
+pub fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
     let entry = spec.generations.iter().rev().find(|g| g.kind == "sops")?;
     let name = |k: &str| {
         entry

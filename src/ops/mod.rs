@@ -9,6 +9,8 @@
 //! - [`expiring`]: certificates close to expiry;
 //! - [`setup`]: init, the store key, rekey; [`check`]: what check reports;
 //! - [`verify`]: the pre-flash check of a device's disk image.
+//! - [`history`]: a device's changes (`rumor log`); [`report`]: the
+//!   fleet's security state on one page (`rumor report`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,9 @@ use crate::error::Error;
 use crate::fleet::{Fleet, StoreHandle};
 
 pub mod check;
+pub mod history;
 pub mod plan;
+pub mod report;
 pub mod retire;
 pub mod setup;
 pub mod verify;
@@ -109,6 +113,37 @@ pub fn provision_with(
     dry_run: bool,
     reencrypt: bool,
 ) -> Result<Outcome, Error> {
+    let reason = reason(&rotation, reencrypt);
+    provision_because(o, id, rotation, &reason, verbose, dry_run, reencrypt)
+}
+
+/// Why a run with this rotation writes, as its provenance says:
+/// `new`, `renew`, `--secret NAME`.
+pub fn reason(rotation: &Rotation, reencrypt: bool) -> String {
+    match rotation {
+        Rotation::Nothing if reencrypt => "new --reencrypt".to_owned(),
+        Rotation::Nothing => "new".to_owned(),
+        Rotation::All => "new --reuse-retired".to_owned(),
+        Rotation::Marked => "renew".to_owned(),
+        Rotation::Named(names) => names
+            .iter()
+            .map(|n| format!("--secret {n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// [`provision_with`], recording `reason` as why the store was written
+/// (`renew --expiring` names the certificates it found expiring).
+pub fn provision_because(
+    o: &Opened,
+    id: &str,
+    rotation: Rotation,
+    reason: &str,
+    verbose: bool,
+    dry_run: bool,
+    reencrypt: bool,
+) -> Result<Outcome, Error> {
     let device = device::load(&o.fleet, id)?;
     let flags = Flags {
         verbose,
@@ -116,7 +151,7 @@ pub fn provision_with(
         reencrypt,
         record: false,
     };
-    run_device(o, id, &device, rotation, flags)
+    run_device(o, id, &device, rotation, reason, flags)
 }
 
 /// How a device run runs.
@@ -140,6 +175,7 @@ pub fn run_device(
     id: &str,
     device: &Device,
     rotation: Rotation,
+    reason: &str,
     flags: Flags,
 ) -> Result<Outcome, Error> {
     // The store's record of a retirement is checked before a command
@@ -153,7 +189,11 @@ pub fn run_device(
     if let Some(other) = &device.wifi {
         device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
     }
-    let (spec, _) = device::spec(&o.fleet, id, device)?;
+    let (spec, text) = device::spec(&o.fleet, id, device)?;
+    let command = match rotation {
+        Rotation::Nothing | Rotation::All => "new",
+        _ => "renew",
+    };
     let options = Options {
         mode: Mode::Device(rotation),
         identities: o.identities.clone(),
@@ -164,6 +204,7 @@ pub fn run_device(
         confined: true,
         reencrypt: flags.reencrypt,
         record: flags.record,
+        provenance: crate::store::Provenance::new(command, reason, Some(&text)),
     };
     let store = LazyStore::ready(o.handle.clone());
     engine::run(

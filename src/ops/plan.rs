@@ -114,7 +114,8 @@ pub fn plan(
             record: true,
             ..Flags::default()
         };
-        let outcome = super::run_device(o, id, &device, asked.rotation, flags)?;
+        let reason = super::reason(&asked.rotation, false);
+        let outcome = super::run_device(o, id, &device, asked.rotation, &reason, flags)?;
         let mut files: Vec<String> = outcome
             .files_written
             .iter()

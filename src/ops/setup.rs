@@ -127,6 +127,7 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
         mode: Mode::Device(Rotation::Nothing),
         identities: o.identities.clone(),
         confined: true,
+        provenance: crate::store::Provenance::new("init", "init", None),
         ..Options::run(o.fleet.dir.clone())
     };
     let store = LazyStore::ready(o.handle.clone());

@@ -229,6 +229,8 @@ impl Expected {
                 id: self.id.clone(),
             });
         }
+        let identities: Vec<crate::identity::Identity> =
+            identities.into_iter().map(Into::into).collect();
         let (own_rel, own_text) = &self.own;
         if let Err(e) = crate::sops::decrypt(own_text, &identities) {
             let reason = match e {

@@ -55,7 +55,7 @@ pub fn plain_yaml(pairs: &[(&str, &str)]) -> String {
 /// Whether any of `identities` unwraps the file's data key: what a device
 /// needs to read the file, checked without decrypting a value. `Ok(false)`
 /// when none does; an unparseable file is an error.
-pub fn opens(text: &str, identities: &[age::x25519::Identity]) -> Result<bool, SopsError> {
+pub fn opens(text: &str, identities: &[crate::identity::Identity]) -> Result<bool, SopsError> {
     let (_, metadata) = decrypt::parse(text)?;
     match metadata::unwrap(metadata.age_entries()?, identities) {
         Ok(_key) => Ok(true),

@@ -28,7 +28,7 @@ pub use lock::LockGuard;
 use lock::Locks;
 pub use signer::{format_pin, parse_pin};
 
-use crate::store::{split_mount, Data, Store, StoreError, Versioned};
+use crate::store::{split_mount, Data, Provenance, Store, StoreError, Versioned};
 
 /// A store kept in a local directory.
 pub struct LocalStore {
@@ -189,6 +189,7 @@ impl LocalStore {
         Ok(Some(Versioned {
             data: entry.data,
             version: entry.version,
+            provenance: entry.provenance,
         }))
     }
 
@@ -245,9 +246,10 @@ impl LocalStore {
         key: &SigningKey,
         version: u64,
         data: &Data,
+        provenance: Option<&Provenance>,
     ) -> Result<(), StoreError> {
         let file = self.dir.join(rel);
-        let bytes = sealed::seal(&self.recipients, key, path, version, data)
+        let bytes = sealed::seal(&self.recipients, key, path, version, data, provenance)
             .map_err(|e| self.io_error(path, &file, &e))?;
         let name = rel
             .file_name()
@@ -329,7 +331,14 @@ impl LocalStore {
                     return Err(self.forged(&path, e.to_string()));
                 }
             }
-            self.put(&path, &rel, &next, entry.version, &entry.data)?;
+            self.put(
+                &path,
+                &rel,
+                &next,
+                entry.version,
+                &entry.data,
+                entry.provenance.as_ref(),
+            )?;
             count += 1;
         }
         Ok(Rekeyed {
@@ -454,6 +463,56 @@ impl Store for LocalStore {
     }
 
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
+        self.write_entry(path, data, cas, None)
+    }
+
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        let mut provenance = provenance.cleaned();
+        if provenance.operator.is_empty() {
+            provenance.operator = self.operator();
+        }
+        self.write_entry(path, data, cas, Some(&provenance))
+    }
+
+    /// The admin recipient of the identity this store reads with: the
+    /// first one that rumor.toml lists, else the first identity's.
+    fn operator(&self) -> String {
+        // A plugin identity does not tell its recipient: "unknown" then,
+        // unless another identity is listed.
+        let publics: Vec<String> = self
+            .identities
+            .iter()
+            .filter_map(|i| i.recipient())
+            .collect();
+        let listed: Vec<String> = self.recipients.iter().map(ToString::to_string).collect();
+        publics
+            .iter()
+            .find(|p| listed.contains(p))
+            .or(publics.first())
+            .cloned()
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        LocalStore::list(self, path)
+    }
+}
+
+impl LocalStore {
+    /// Writes an entry, with its provenance when it is a timestamped version.
+    fn write_entry(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: Option<&Provenance>,
+    ) -> Result<(), StoreError> {
         let rel = self.file(path)?;
         let key = self.signing_key(path)?;
         self.locks.with(
@@ -475,13 +534,9 @@ impl Store for LocalStore {
                 if current.is_some_and(|c| same(&c.data, data)) {
                     return Ok(());
                 }
-                self.put(path, &rel, key, version + 1, data)
+                self.put(path, &rel, key, version + 1, data, provenance)
             },
         )
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        LocalStore::list(self, path)
     }
 }
 

@@ -9,7 +9,10 @@ use indexmap::IndexMap;
 use zeroize::Zeroizing;
 
 pub mod local;
+pub mod provenance;
 pub mod vault;
+
+pub use provenance::Provenance;
 
 /// The data of one secret: keys in their stored order, values wiped on drop.
 pub type Data = IndexMap<String, Zeroizing<String>>;
@@ -20,6 +23,9 @@ pub struct Versioned {
     pub data: Data,
     /// The KV v2 version (local store: its own counter).
     pub version: u64,
+    /// Who wrote it and why, for the timestamped versions rumor writes;
+    /// `None` for `current` and for versions written without it.
+    pub provenance: Option<Provenance>,
 }
 
 /// Why a store operation failed. Messages name the store and path, never a
@@ -132,6 +138,22 @@ pub trait Store: Send + Sync {
     /// only succeeds if the current version is that one (0: must not exist),
     /// and otherwise fails with [`StoreError::Conflict`].
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError>;
+
+    /// [`Store::write`] for a timestamped version, recording who wrote it
+    /// and why (Vault: the path's `custom_metadata`; the local store: in
+    /// the signed entry). `provenance.operator`, when empty, is filled in
+    /// with [`Store::operator`].
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError>;
+
+    /// Who writes through this store: the admin's `age1…` recipient, or
+    /// the Vault token's display name (and entity id). Never a secret.
+    fn operator(&self) -> String;
 
     /// The names directly under a logical path, sorted; sub-folders end in
     /// `/`, as `vault kv list` shows them.

@@ -8,6 +8,7 @@
 //! The token is sent in a header and nowhere else: it is redacted from every
 //! message and no type here prints it in `Debug`.
 
+mod annotate;
 mod config;
 mod failure;
 mod redirect;
@@ -27,7 +28,7 @@ use zeroize::Zeroizing;
 pub use config::{check_env_addr, redact_addr, AppRole, VaultConfig};
 use failure::{classify, Failure};
 
-use crate::store::{split_mount, Data, Store, StoreError, Versioned};
+use crate::store::{split_mount, Data, Provenance, Store, StoreError, Versioned};
 
 /// The first pause between retries; it doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -44,6 +45,8 @@ pub struct Vault {
     /// The user info of VAULT_ADDR, if any, likewise.
     credentials: Option<Zeroizing<String>>,
     retries: u32,
+    /// Who the token is, looked up once (see `annotate`).
+    operator: std::sync::OnceLock<String>,
 }
 
 impl Vault {
@@ -141,6 +144,7 @@ impl Vault {
             namespace: config.namespace.clone(),
             token: config.token.clone(),
             retries: config.retries,
+            operator: std::sync::OnceLock::new(),
         };
         if config.token.is_empty() {
             if let Some(approle) = &config.approle {
@@ -367,6 +371,7 @@ impl Store for Vault {
         Ok(Some(Versioned {
             data,
             version: response.metadata.version,
+            provenance: Provenance::from_metadata(response.metadata.custom_metadata.as_ref()),
         }))
     }
 
@@ -406,6 +411,21 @@ impl Store for Vault {
 
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         Vault::list(self, path)
+    }
+
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        self.write(path, data, cas)?;
+        self.annotate(path, provenance)
+    }
+
+    fn operator(&self) -> String {
+        self.operator.get_or_init(|| self.lookup_operator()).clone()
     }
 }
 

@@ -10,7 +10,9 @@
 //! the fleet's store key (Ed25519), whose public half rumor.toml pins
 //! (`store.signer`) and whose private half only the admins can decrypt.
 //! The signature covers the entry's logical path too, so an entry cannot
-//! be moved to another device.
+//! be moved to another device. A timestamped version also carries its
+//! provenance (who wrote it and why), under the same signature; entries
+//! without one (written before) sign and read exactly as before.
 
 use std::fs::DirBuilder;
 use std::io::{self, Read, Write};
@@ -25,7 +27,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::store::Data;
+use crate::store::{Data, Provenance};
 
 /// The plaintext document, borrowed from the caller's data for writing so
 /// the values are not copied into buffers that would not be wiped.
@@ -33,6 +35,8 @@ use crate::store::Data;
 struct DocOut<'a> {
     version: u64,
     data: IndexMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a Provenance>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sig: Option<String>,
 }
@@ -42,15 +46,23 @@ struct DocIn {
     version: u64,
     data: IndexMap<String, String>,
     #[serde(default)]
+    provenance: Option<Provenance>,
+    #[serde(default)]
     sig: Option<String>,
 }
 
 /// What a signature covers: a domain tag, the logical path, and the
 /// entry's JSON without its signature, exactly as written.
-fn signed_message(path: &str, version: u64, data: IndexMap<&str, &str>) -> Zeroizing<Vec<u8>> {
+fn signed_message(
+    path: &str,
+    version: u64,
+    data: IndexMap<&str, &str>,
+    provenance: Option<&Provenance>,
+) -> Zeroizing<Vec<u8>> {
     let doc = DocOut {
         version,
         data,
+        provenance,
         sig: None,
     };
     let mut message = Zeroizing::new(b"rumor local store entry v1\0".to_vec());
@@ -100,6 +112,7 @@ pub(super) enum UnsealError {
 pub(super) struct Unsealed {
     pub(super) version: u64,
     pub(super) data: Data,
+    pub(super) provenance: Option<Provenance>,
     sig: Option<String>,
 }
 
@@ -132,6 +145,7 @@ impl Unsealed {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            self.provenance.as_ref(),
         );
         key.verify_strict(&message, &sig)
             .map_err(|_| forged("the signature does not verify"))
@@ -163,6 +177,7 @@ pub(super) fn unseal(
     Ok(Unsealed {
         version: doc.version,
         data,
+        provenance: doc.provenance,
         sig: doc.sig,
     })
 }
@@ -214,16 +229,18 @@ pub(super) fn seal(
     path: &str,
     version: u64,
     data: &Data,
+    provenance: Option<&Provenance>,
 ) -> io::Result<Vec<u8>> {
     let pairs = || {
         data.iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect::<IndexMap<_, _>>()
     };
-    let sig = key.sign(&signed_message(path, version, pairs()));
+    let sig = key.sign(&signed_message(path, version, pairs(), provenance));
     let doc = DocOut {
         version,
         data: pairs(),
+        provenance,
         sig: Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())),
     };
     let plain = Zeroizing::new(serde_json::to_vec(&doc)?);
@@ -246,7 +263,7 @@ mod tests {
             .into_iter()
             .collect();
         let key = SigningKey::from_bytes(&[7; 32]);
-        let sealed = seal(&[id.to_public()], &key, "kv/x", 3, &data).unwrap();
+        let sealed = seal(&[id.to_public()], &key, "kv/x", 3, &data, None).unwrap();
         let file = Path::new("/s/kv/x.age");
         let back = unseal(file, &sealed, std::slice::from_ref(&id)).unwrap();
         assert_eq!((back.version, back.data["k"].as_str()), (3, "secret-value"));
