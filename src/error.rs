@@ -45,6 +45,10 @@ pub enum Error {
     /// The run was interrupted by a signal.
     #[error("interrupted; the workspace was removed and nothing more was written")]
     Interrupted,
+    /// A fleet run took no more devices once the store had failed in a
+    /// way every device would meet (unreachable, sealed, token expired).
+    #[error("not started: the store failed (see above); run again once it is back")]
+    NotStarted,
 }
 
 /// Broad classes of failure, each with its own exit code.
@@ -82,6 +86,7 @@ impl Error {
             Error::Io { .. } => 6,
             Error::Mismatch(_) => 1,
             Error::Interrupted => 130,
+            Error::NotStarted => 4,
         }
     }
 
@@ -177,6 +182,7 @@ mod tests {
                 "does not match",
             ),
             (Error::Interrupted, 130, "interrupted"),
+            (Error::NotStarted, 4, "not started"),
         ];
         for (error, code, text) in cases {
             assert_eq!(error.exit_code(), code);

@@ -157,11 +157,13 @@ pub struct RekeyArgs {
 
 /// [`ops::for_each`] with a progress line on a terminal.
 fn pool<T: Send>(
+    o: &ops::Opened,
     ids: &[String],
     work: impl Fn(&str) -> Result<T, Error> + Sync,
 ) -> Vec<Result<T, Error>> {
     let progress = super::progress::Progress::new(ids.len());
-    let results = ops::for_each(ids, &|id, ok| progress.tick(id, ok), work);
+    let halt = || o.handle.halted();
+    let results = ops::for_each_until(ids, &|id, ok| progress.tick(id, ok), &halt, work);
     progress.finish();
     results
 }
@@ -172,9 +174,14 @@ fn summarize(
     results: Vec<Result<Outcome, Error>>,
 ) -> Result<(), Error> {
     let mut failed = Vec::new();
+    let mut not_started = Vec::new();
     let mut first_code = 0;
     for (id, result) in ids.iter().zip(results) {
         match result {
+            Err(Error::NotStarted) => {
+                not_started.push(id.as_str());
+                failed.push(id.clone());
+            }
             Ok(outcome) => {
                 let file = fleet.output(id);
                 let wrote = if outcome.files_written.is_empty() {
@@ -200,6 +207,16 @@ fn summarize(
                 failed.push(id.clone());
             }
         }
+    }
+    if !not_started.is_empty() {
+        if first_code == 0 {
+            first_code = Error::NotStarted.exit_code();
+        }
+        eprintln!(
+            "rumor: {} devices not started once the store had failed: {}",
+            not_started.len(),
+            not_started.join(", ")
+        );
     }
     if failed.is_empty() {
         Ok(())
@@ -351,7 +368,7 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         );
     }
     let _lock = o.handle.lock()?;
-    let results = pool(&args.devices, |id| {
+    let results = pool(&o, &args.devices, |id| {
         ops::provision_with(
             &o,
             id,
@@ -362,6 +379,7 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         )
         .map(ops::light)
     });
+    report_retries(&o);
     summarize(&o.fleet, &args.devices, results)
 }
 
@@ -377,7 +395,7 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
         device::check_id_in(&o.fleet, id)?;
     }
     let _lock = o.handle.lock()?;
-    let results = pool(&ids, |id| {
+    let results = pool(&o, &ids, |id| {
         let mut names: BTreeSet<String> = args.secrets.iter().cloned().collect();
         if let Some(days) = args.expiring {
             names.extend(ops::expiring(&o, id, days)?);
@@ -397,5 +415,14 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
         let outcome = ops::light(outcome);
         Ok(outcome)
     });
+    report_retries(&o);
     summarize(&o.fleet, &ids, results)
+}
+
+/// The store's retries, on one line, when there were any:
+/// `rumor: Vault at …: 37 requests retried (29 rate-limited; at most 4 in flight)`.
+fn report_retries(o: &ops::Opened) {
+    if let Some(line) = o.handle.retries().and_then(|r| r.summary()) {
+        eprintln!("rumor: {}: {line}", o.handle.describe());
+    }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 pub mod fleet;
 pub mod postgres;
 
@@ -20,6 +21,17 @@ pub fn ci() -> bool {
     std::env::var("CI")
         .map(|v| v == "true" || v == "1")
         .unwrap_or(false)
+}
+
+/// Whether a slow test should skip: `RUMOR_SKIP_SLOW=1` outside CI lets a
+/// developer leave out the tests that take minutes; CI always runs them.
+pub fn skip_slow(name: &str) -> bool {
+    let asked = std::env::var("RUMOR_SKIP_SLOW").is_ok_and(|v| v == "1" || v == "true");
+    if asked && !ci() {
+        eprintln!("skipping {name}: RUMOR_SKIP_SLOW is set (CI runs it)");
+        return true;
+    }
+    false
 }
 
 /// Finds an external checker: the project venv first, then PATH, then sbin.
