@@ -352,7 +352,8 @@ impl Cluster {
             let leader = self.leader();
             let out = self.bao_at(leader, &["operator", "raft", "autopilot", "state", "-format=json"]);
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            (v["healthy"] == true && v["voters"].as_array()?.len() == 3).then_some(())
+            let servers = v["Servers"].as_object()?;
+            (v["Healthy"] == true && servers.len() == 3).then_some(())
         });
     }
 
@@ -395,9 +396,15 @@ impl Cluster {
         ]
     }
 
-    /// The data of `secret/<path>`'s current version, as JSON.
+    /// The data of `secret/<path>`'s current version on the active node,
+    /// as JSON.
     pub fn kv_get(&self, path: &str) -> Option<serde_json::Value> {
-        let out = self.bao_at(self.leader(), &["kv", "get", "-format=json", "-mount=secret", path]);
+        self.kv_get_at(self.leader(), path)
+    }
+
+    /// [`Cluster::kv_get`] on node `i`.
+    pub fn kv_get_at(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        let out = self.bao_at(i, &["kv", "get", "-format=json", "-mount=secret", path]);
         if !out.status.success() {
             return None;
         }

@@ -90,12 +90,25 @@ impl Bao {
     /// Starts one, or returns None where bao is missing outside CI.
     #[track_caller]
     pub fn start() -> Option<Bao> {
+        Bao::start_with("")
+    }
+
+    /// [`Bao::start`] with extra server configuration (HCL), such as a
+    /// declarative `audit` stanza (OpenBao enables audit devices only so).
+    #[track_caller]
+    pub fn start_with(config: &str) -> Option<Bao> {
         let bao = require("bao")?;
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let token = "root-test-token".to_string();
-        let child = Command::new(bao)
-            .args(["server", "-dev", "-dev-no-store-token"])
+        let mut command = Command::new(bao);
+        command.args(["server", "-dev", "-dev-no-store-token"]);
+        if !config.is_empty() {
+            let file = dir.path().join("extra.hcl");
+            std::fs::write(&file, config).unwrap();
+            command.arg(format!("-config={}", file.display()));
+        }
+        let child = command
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .arg(format!("-dev-root-token-id={token}"))
             .env("HOME", dir.path())
