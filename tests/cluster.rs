@@ -74,7 +74,9 @@ fn finished_or_stopped(code: Option<i32>, stderr: &str) {
     match code {
         Some(0) => {}
         Some(4) => assert!(
-            stderr.lines().any(|l| l.contains("Vault at https://127.0.0.1:")),
+            stderr
+                .lines()
+                .any(|l| l.contains("Vault at https://127.0.0.1:")),
             "a store fault names the server: {stderr}"
         ),
         other => panic!("exit {other:?} after a fault: {stderr}"),
@@ -141,7 +143,10 @@ fn strike(
         let t2 = t.elapsed();
         fleet.run(&args("new", &batch));
         fleet.run(&args("check", &batch));
-        eprintln!("{tag}{round}: read back {t1:?}, repaired {t2:?}, re-run and check {:?}", t.elapsed());
+        eprintln!(
+            "{tag}{round}: read back {t1:?}, repaired {t2:?}, re-run and check {:?}",
+            t.elapsed()
+        );
         let leader = cluster.leader();
         for (id, values) in &before {
             assert_eq!(
@@ -189,7 +194,9 @@ fn leader_killed_at_ten_points() {
     let other = make_ca(&require("openssl").unwrap(), cluster.dir.path(), "other-ca");
     let env = fleet.env.clone();
     fleet.env.retain(|(k, _)| *k != "VAULT_CACERT");
-    fleet.env.push(("VAULT_CACERT", other.display().to_string()));
+    fleet
+        .env
+        .push(("VAULT_CACERT", other.display().to_string()));
     let before: usize = cluster
         .nodes
         .iter()
@@ -234,7 +241,10 @@ fn leader_killed_at_ten_points() {
         },
         &|c, node| c.restart(node),
     );
-    eprintln!("{finished} of {} runs finished on the new leader", points.len());
+    eprintln!(
+        "{finished} of {} runs finished on the new leader",
+        points.len()
+    );
     fleet.run(&["check"]);
 }
 
@@ -305,7 +315,10 @@ fn node_sealed_or_partitioned_mid_run() {
 #[track_caller]
 fn api(bao: &Bao, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
     let (status, text) = bao.api(method, path, Some(&body.to_string()));
-    assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
@@ -354,8 +367,12 @@ fn tokens_that_expire_mid_run() {
         "/v1/auth/approle/role/rumor",
         serde_json::json!({ "token_ttl": "3s", "token_max_ttl": "3s", "token_policies": ["rumor"] }),
     );
-    let role_id = api(&bao, "GET", "/v1/auth/approle/role/rumor/role-id", serde_json::json!({}))
-        ["data"]["role_id"]
+    let role_id = api(
+        &bao,
+        "GET",
+        "/v1/auth/approle/role/rumor/role-id",
+        serde_json::json!({}),
+    )["data"]["role_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -418,7 +435,11 @@ fn tokens_that_expire_mid_run() {
         "{stderr}"
     );
     assert!(stderr.lines().all(|l| l.starts_with("rumor: ")), "{stderr}");
-    assert_ne!(fleet.snapshot(), before, "some devices were done before expiry");
+    assert_ne!(
+        fleet.snapshot(),
+        before,
+        "some devices were done before expiry"
+    );
     fleet.env = bao.env();
     fleet.run(&args("new", &batch));
     fleet.run(&["check"]);

@@ -33,10 +33,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vaultrs::api::auth::approle::requests::LoginWithApproleRequest;
 use vaultrs::api::kv2::requests::{
     ListSecretsRequest, ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions,
 };
-use vaultrs::api::auth::approle::requests::LoginWithApproleRequest;
 use vaultrs::api::token::requests::LookupTokenSelfRequest;
 use vaultrs::api::AuthInfo;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
@@ -224,10 +224,8 @@ impl Vault {
         // with rumor's policy and put it in place.
         let http = http_client(&client.settings, allowed)
             .map_err(|reason| other("VAULT_CACERT", reason))?;
-        client.http = rustify::clients::reqwest::Client::new(
-            client.settings.address.as_str(),
-            http.clone(),
-        );
+        client.http =
+            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumor-vault")
@@ -359,8 +357,10 @@ impl Vault {
         let settings = settings.build().map_err(|e| fail(e.to_string()))?;
         let mut client = VaultClient::new(settings)
             .map_err(|_| fail("cannot set up the HTTP client".to_owned()))?;
-        client.http =
-            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), self.http.clone());
+        client.http = rustify::clients::reqwest::Client::new(
+            client.settings.address.as_str(),
+            self.http.clone(),
+        );
         Ok(client)
     }
 
@@ -453,7 +453,12 @@ impl Vault {
     ///
     /// `retried` hears whether any attempt failed after it may have
     /// reached the server (a write that may have landed).
-    fn run_as<T, F, Fut>(&self, may_log_in: bool, retried: Option<&Cell<bool>>, op: F) -> Result<T, Failure>
+    fn run_as<T, F, Fut>(
+        &self,
+        may_log_in: bool,
+        retried: Option<&Cell<bool>>,
+        op: F,
+    ) -> Result<T, Failure>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
         Fut: Future<Output = Result<T, Reply>>,
@@ -467,7 +472,12 @@ impl Vault {
         result
     }
 
-    fn attempts<T, F, Fut>(&self, may_log_in: bool, retried: Option<&Cell<bool>>, op: F) -> Result<T, Failure>
+    fn attempts<T, F, Fut>(
+        &self,
+        may_log_in: bool,
+        retried: Option<&Cell<bool>>,
+        op: F,
+    ) -> Result<T, Failure>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
         Fut: Future<Output = Result<T, Reply>>,
@@ -551,10 +561,9 @@ impl Vault {
     /// says it expired (or was revoked) and what to do; otherwise it is the
     /// policy's denial.
     fn why_denied(&self, client: &Arc<VaultClient>, reason: String) -> Failure {
-        let lookup = self.runtime.block_on(exec(
-            client,
-            LookupTokenSelfRequest::default(),
-        ));
+        let lookup = self
+            .runtime
+            .block_on(exec(client, LookupTokenSelfRequest::default()));
         match lookup.map_err(|reply| classify(&reply.error)) {
             Err(Failure::Denied(_)) => Failure::Expired(
                 "the token has expired or was revoked; get a fresh one (vault login, or export VAULT_TOKEN; AppRole logins with VAULT_ROLE_ID/VAULT_SECRET_ID renew themselves) and run again".to_owned(),
@@ -783,7 +792,11 @@ impl fmt::Debug for Vault {
         f.debug_struct("Vault")
             .field(
                 "nodes",
-                &self.nodes.iter().map(|n| n.shown.as_str()).collect::<Vec<_>>(),
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| n.shown.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("namespace", &self.namespace)
             .field("retries", &self.retries)

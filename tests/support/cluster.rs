@@ -135,8 +135,21 @@ pub fn make_ca(openssl: &Path, dir: &Path, name: &str) -> PathBuf {
     let ca = format!("{name}.crt");
     let ca_key = format!("{name}.key");
     run(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", &format!("/CN={name}"),
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}"),
     ]);
     dir.join(ca)
 }
@@ -160,8 +173,18 @@ impl Cluster {
             assert!(out.status.success(), "openssl {args:?}");
         };
         run(&[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=127.0.0.1",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=127.0.0.1",
         ]);
         std::fs::write(
             d.join("ext"),
@@ -169,8 +192,21 @@ impl Cluster {
         )
         .unwrap();
         run(&[
-            "x509", "-req", "-in", "node.csr", "-CA", "test-ca.crt", "-CAkey", "test-ca.key",
-            "-CAcreateserial", "-out", "node.crt", "-days", "2", "-extfile", "ext",
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "test-ca.crt",
+            "-CAkey",
+            "test-ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
         ]);
         // Ports first: every node's config names every node's proxy.
         let real: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
@@ -225,7 +261,16 @@ impl Cluster {
         cluster.nodes = nodes;
         // Init on the first node once it answers.
         let init = cluster.until("the first node answers init", || {
-            let out = cluster.bao_at(0, &["operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json"]);
+            let out = cluster.bao_at(
+                0,
+                &[
+                    "operator",
+                    "init",
+                    "-key-shares=1",
+                    "-key-threshold=1",
+                    "-format=json",
+                ],
+            );
             out.status.success().then(|| out.stdout)
         });
         let init: serde_json::Value = serde_json::from_slice(&init).unwrap();
@@ -242,7 +287,11 @@ impl Cluster {
         });
         let leader = cluster.leader();
         let out = cluster.bao_at(leader, &["secrets", "enable", "-path=secret", "kv-v2"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Every node serves the mount before the test starts.
         for i in 0..3 {
             cluster.until("the mount on every node", || {
@@ -267,7 +316,11 @@ impl Cluster {
                 for n in &self.nodes {
                     let log = std::fs::read_to_string(&n.log).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                    eprintln!("--- {} ---\n{}", n.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                    eprintln!(
+                        "--- {} ---\n{}",
+                        n.name,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
                 }
                 panic!("the cluster never reached: {what}");
             }
@@ -350,7 +403,10 @@ impl Cluster {
     pub fn settle(&self) {
         self.until("a healthy cluster of three", || {
             let leader = self.leader();
-            let out = self.bao_at(leader, &["operator", "raft", "autopilot", "state", "-format=json"]);
+            let out = self.bao_at(
+                leader,
+                &["operator", "raft", "autopilot", "state", "-format=json"],
+            );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
             let servers = v["Servers"].as_object()?;
             (v["Healthy"] == true && servers.len() == 3).then_some(())
@@ -361,7 +417,11 @@ impl Cluster {
     #[track_caller]
     pub fn seal(&self, i: usize) {
         let out = self.bao_at(i, &["operator", "seal"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Cuts node `i` off from clients and from the other nodes.

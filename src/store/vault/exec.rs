@@ -61,18 +61,13 @@ pub(super) async fn exec<E: Endpoint>(
     let method = request.method().to_string();
     let request = reqwest::Request::try_from(request)
         .map_err(|source| rest(RestError::ReqwestBuildError { source }))?;
-    let response = client
-        .http()
-        .http
-        .execute(request)
-        .await
-        .map_err(|e| {
-            rest(RestError::RequestError {
-                source: e.into(),
-                url,
-                method,
-            })
-        })?;
+    let response = client.http().http.execute(request).await.map_err(|e| {
+        rest(RestError::RequestError {
+            source: e.into(),
+            url,
+            method,
+        })
+    })?;
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = Zeroizing::new(

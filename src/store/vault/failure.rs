@@ -192,7 +192,10 @@ mod tests {
         assert!(!api(503, &["Vault is sealed"]).retryable());
         assert!(!api(403, &[]).retryable());
         assert!(matches!(
-            api(429, &["request path \"secret/data/x\": rate limit quota exceeded"]),
+            api(
+                429,
+                &["request path \"secret/data/x\": rate limit quota exceeded"]
+            ),
             Failure::RateLimited(_)
         ));
     }
