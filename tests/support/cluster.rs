@@ -1,9 +1,14 @@
 //! A real three-node OpenBao cluster on loopback: integrated storage
 //! (raft), TLS from a CA the test makes with openssl, init, unseal, join.
 //!
+//! Standby reads are off (`disable_standby_reads`): standbys forward
+//! every request to the active node, the read-after-write consistency
+//! rumor's check-and-set relies on (see the README's reliability section).
+//!
 //! Each node's API and cluster ports sit behind a TCP proxy, and the nodes
 //! advertise the proxies, so a test can partition a node (cut both: rumor
-//! and the other nodes lose it at once) as well as kill or seal it. The
+//! loses it, and the other nodes cannot open connections to it) as well
+//! as kill or seal it. The
 //! nodes talk TLS end to end through the proxies.
 #![allow(dead_code)]
 
@@ -238,7 +243,7 @@ impl Cluster {
             let config = format!(
                 "storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{name}\"\n  performance_multiplier = 1\n{joins}}}\n\
                  listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_cert_file = \"{dir}/node.crt\"\n  tls_key_file = \"{dir}/node.key\"\n}}\n\
-                 api_addr = \"{addr}\"\ncluster_addr = \"https://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = false\n",
+                 api_addr = \"{addr}\"\ncluster_addr = \"https://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = false\ndisable_standby_reads = true\n",
                 data = data.display(),
                 name = node.name,
                 dir = d.display(),
@@ -271,7 +276,7 @@ impl Cluster {
                     "-format=json",
                 ],
             );
-            out.status.success().then(|| out.stdout)
+            out.status.success().then_some(out.stdout)
         });
         let init: serde_json::Value = serde_json::from_slice(&init).unwrap();
         cluster.unseal_key = init["unseal_keys_b64"][0].as_str().unwrap().to_owned();
@@ -424,7 +429,8 @@ impl Cluster {
         );
     }
 
-    /// Cuts node `i` off from clients and from the other nodes.
+    /// Cuts node `i` off: its API, and the other nodes' connections to its
+    /// cluster port (its own outbound raft traffic still flows).
     pub fn partition(&self, i: usize) {
         self.nodes[i].api.cut();
         self.nodes[i].cluster.cut();
