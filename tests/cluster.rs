@@ -528,9 +528,9 @@ fn rate_limit_bench() {
         (start.elapsed(), counts)
     };
     let (free, _) = time(None);
-    let (limited, (retried, _)) = time(Some(30));
+    let (limited, (retried, _)) = time(Some(5));
     println!(
-        "bench: rumor new, 60 devices: {:.1} s without a quota, {:.1} s at 30 requests/s ({:.1}x, {retried} retries)",
+        "bench: rumor new, 60 devices: {:.1} s without a quota, {:.1} s at 5 requests/s ({:.1}x, {retried} retries)",
         free.as_secs_f64(),
         limited.as_secs_f64(),
         limited.as_secs_f64() / free.as_secs_f64()
