@@ -49,6 +49,10 @@ pub enum Error {
     /// and says so with exit code 2, as `terraform plan -detailed-exitcode`.
     #[error("{0}")]
     Pending(String),
+    /// A fleet run took no more devices once the store had failed in a
+    /// way every device would meet (unreachable, sealed, token expired).
+    #[error("not started: the store failed (see above); run again once it is back")]
+    NotStarted,
 }
 
 /// Broad classes of failure, each with its own exit code.
@@ -89,6 +93,7 @@ impl Error {
             Error::Io { .. } => 6,
             Error::Mismatch(_) => 1,
             Error::Interrupted => 130,
+            Error::NotStarted => 4,
         }
     }
 
@@ -199,6 +204,7 @@ mod tests {
                 2,
                 "plan: 2",
             ),
+            (Error::NotStarted, 4, "not started"),
         ];
         for (error, code, text) in cases {
             assert_eq!(error.exit_code(), code);

@@ -569,11 +569,26 @@ pub trait StoreHandle: Store {
     fn local(&self) -> Option<&LocalStore> {
         None
     }
+    /// What the run's requests went through (Vault only).
+    fn retries(&self) -> Option<crate::store::vault::Retries> {
+        None
+    }
+    /// Whether the store failed in a way every further request would
+    /// meet, so a fleet run should start no more devices.
+    fn halted(&self) -> bool {
+        false
+    }
 }
 
 impl StoreHandle for Memo<Vault> {
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError> {
         Ok(None)
+    }
+    fn retries(&self) -> Option<crate::store::vault::Retries> {
+        Some(self.inner.retries())
+    }
+    fn halted(&self) -> bool {
+        self.inner.halted()
     }
 }
 

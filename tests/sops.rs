@@ -67,8 +67,8 @@ fn encrypt(
     now: OffsetDateTime,
     seed: u64,
 ) -> String {
-    let recipients: Vec<_> = ids.iter().map(|i| i.to_public()).collect();
-    let owned: Vec<Identity> = ids.iter().map(|i| (*i).clone()).collect();
+    let recipients: Vec<_> = ids.iter().map(|i| rumor::identity::Recipient::from(i.to_public())).collect();
+    let owned: Vec<rumor::identity::Identity> = ids.iter().map(|i| (*i).clone().into()).collect();
     sops::encrypt(
         pairs,
         &recipients,
@@ -114,7 +114,7 @@ fn rumor_files_decrypt_with_real_sops() {
     for (k, v) in TRICKY {
         assert_eq!(map.get(*k).and_then(Value::as_str), Some(*v), "{k}");
     }
-    let pairs = sops::decrypt(&text, &[id]).unwrap().pairs().unwrap();
+    let pairs = sops::decrypt(&text, &[id.into()]).unwrap().pairs().unwrap();
     let got: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -130,7 +130,7 @@ fn real_sops_files_read_by_rumor() {
     let id = fixture_identity();
     for name in ["nested", "regex", "maconly"] {
         let text = std::fs::read_to_string(fixtures().join(format!("{name}.sops.yaml"))).unwrap();
-        let ours = sops::decrypt(&text, std::slice::from_ref(&id))
+        let ours = sops::decrypt(&text, &[id.clone().into()])
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let theirs = sops_decrypt(&sops_bin, &text, &id).unwrap();
         assert_eq!(yaml(&ours.yaml()), yaml(&theirs), "{name}");
@@ -166,7 +166,7 @@ fn worked_example_mac_input() {
     // else would fail sops' check (tested above) and rumor's own.
     let id = Identity::generate();
     let text = encrypt(&[("hello", "world"), ("num", "42")], &[&id], None, NOW, 2);
-    assert!(sops::decrypt(&text, &[id]).is_ok());
+    assert!(sops::decrypt(&text, &[id.into()]).is_ok());
 }
 
 fn lines_differing(a: &str, b: &str) -> Vec<String> {
@@ -214,7 +214,7 @@ fn no_churn() {
     // Without an identity the previous file cannot be opened: fresh file.
     let blind = sops::encrypt(
         &changed,
-        &[a.to_public(), b.to_public()],
+        &[a.to_public().into(), b.to_public().into()],
         Some(&first),
         &[],
         LATER,
@@ -241,7 +241,7 @@ fn no_churn() {
             yaml(&sops::plain_yaml(&changed))
         );
     }
-    let err = sops::decrypt(&third, std::slice::from_ref(&b))
+    let err = sops::decrypt(&third, &[b.clone().into()])
         .err()
         .unwrap();
     assert!(matches!(err, SopsError::NoMatchingIdentity { .. }), "{err}");
@@ -264,10 +264,10 @@ fn multiple_recipients_each_decrypt() {
             sops_decrypt(&sops_bin, &text, id).unwrap(),
             sops::plain_yaml(TRICKY)
         );
-        assert!(sops::decrypt(&text, std::slice::from_ref(id)).is_ok());
+        assert!(sops::decrypt(&text, &[id.clone().into()]).is_ok());
     }
     let stranger = Identity::generate();
-    let msg = sops::decrypt(&text, &[stranger]).err().unwrap().to_string();
+    let msg = sops::decrypt(&text, &[stranger.into()]).err().unwrap().to_string();
     for id in &ids {
         assert!(msg.contains(&id.to_public().to_string()), "{msg}");
     }
@@ -369,7 +369,7 @@ fn tampering_is_refused_without_leaking() {
         ),
     ];
     for (what, tampered, expect, sops_refuses_too) in cases {
-        let msg = match sops::decrypt(&tampered, std::slice::from_ref(&id)) {
+        let msg = match sops::decrypt(&tampered, &[id.clone().into()]) {
             Ok(_) => panic!("{what}: accepted"),
             Err(e) => e.to_string(),
         };
@@ -390,7 +390,7 @@ fn tampering_is_refused_without_leaking() {
 #[test]
 fn refuses_bad_input() {
     let id = Identity::generate();
-    let r = [id.to_public()];
+    let r = [rumor::identity::Recipient::from(id.to_public())];
     let mut rng = StdRng::seed_from_u64(10);
     let mut err = |pairs: &[(&str, &str)]| {
         sops::encrypt(pairs, &r, None, &[], NOW, &mut rng)
@@ -432,7 +432,7 @@ mod generator {
             workspace: ws,
             rng: &mut rng,
             now: NOW,
-            identities: ids,
+            identities: &ids.iter().cloned().map(Into::into).collect::<Vec<_>>(),
         };
         generator
             .generate(&Args::new(args.as_object().unwrap()), &mut cx)

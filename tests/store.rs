@@ -688,6 +688,10 @@ fn local_store(
     identities: Vec<Identity>,
 ) -> Result<LocalStore, StoreError> {
     let dir = dir.as_ref();
+    let recipients: Vec<rumor::identity::Recipient> =
+        recipients.into_iter().map(Into::into).collect();
+    let identities: Vec<rumor::identity::Identity> =
+        identities.into_iter().map(Into::into).collect();
     let pin = match std::fs::read_to_string(dir.join(".pin")) {
         Ok(pin) => pin,
         Err(_) => {

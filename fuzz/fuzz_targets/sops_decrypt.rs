@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-fn identity() -> &'static [age::x25519::Identity] {
-    static ID: OnceLock<Vec<age::x25519::Identity>> = OnceLock::new();
+fn identity() -> &'static [rumor::identity::Identity] {
+    static ID: OnceLock<Vec<rumor::identity::Identity>> = OnceLock::new();
     ID.get_or_init(|| rumor::identity::parse(include_str!("../../tests/fixtures/sops/key.txt"), "key.txt").unwrap_or_default())
 }
 

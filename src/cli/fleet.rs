@@ -183,11 +183,13 @@ pub struct RekeyArgs {
 
 /// [`ops::for_each`] with a progress line on a terminal.
 fn pool<T: Send>(
+    o: &ops::Opened,
     ids: &[String],
     work: impl Fn(&str) -> Result<T, Error> + Sync,
 ) -> Vec<Result<T, Error>> {
     let progress = super::progress::Progress::new(ids.len());
-    let results = ops::for_each(ids, &|id, ok| progress.tick(id, ok), work);
+    let halt = || o.handle.halted();
+    let results = ops::for_each_until(ids, &|id, ok| progress.tick(id, ok), &halt, work);
     progress.finish();
     results
 }
@@ -198,9 +200,14 @@ fn summarize(
     results: Vec<Result<Outcome, Error>>,
 ) -> Result<(), Error> {
     let mut failed = Vec::new();
+    let mut not_started = Vec::new();
     let mut first_code = 0;
     for (id, result) in ids.iter().zip(results) {
         match result {
+            Err(Error::NotStarted) => {
+                not_started.push(id.as_str());
+                failed.push(id.clone());
+            }
             Ok(outcome) => {
                 let file = fleet.output(id);
                 let wrote = if outcome.files_written.is_empty() {
@@ -226,6 +233,16 @@ fn summarize(
                 failed.push(id.clone());
             }
         }
+    }
+    if !not_started.is_empty() {
+        if first_code == 0 {
+            first_code = Error::NotStarted.exit_code();
+        }
+        eprintln!(
+            "rumor: {} devices not started once the store had failed: {}",
+            not_started.len(),
+            not_started.join(", ")
+        );
     }
     if failed.is_empty() {
         Ok(())
@@ -397,7 +414,7 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         }
     }
     let _lock = o.handle.lock()?;
-    let results = pool(&args.devices, |id| {
+    let results = pool(&o, &args.devices, |id| {
         let rotation = if reused.contains(id) {
             Rotation::All
         } else {
@@ -405,6 +422,7 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         };
         ops::provision_with(&o, id, rotation, args.verbose, false, args.reencrypt).map(ops::light)
     });
+    report_retries(&o);
     summarize(&o.fleet, &args.devices, results)
 }
 
@@ -431,7 +449,7 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let o = ops::open_fleet(fleet)?;
     ops::retire::refuse_all(&o, &ids)?;
     let _lock = o.handle.lock()?;
-    let results = pool(&ids, |id| {
+    let results = pool(&o, &ids, |id| {
         let (rotation, expiring) = ops::plan::renew_rotation(&o, id, &args.secrets, args.expiring)?;
         let mut reason = Vec::new();
         if !args.secrets.is_empty() {
@@ -457,5 +475,14 @@ pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
         let outcome = ops::light(outcome);
         Ok(outcome)
     });
+    report_retries(&o);
     summarize(&o.fleet, &ids, results)
+}
+
+/// The store's retries, on one line, when there were any:
+/// `rumor: Vault at …: 37 requests retried (29 rate-limited; at most 4 in flight)`.
+fn report_retries(o: &ops::Opened) {
+    if let Some(line) = o.handle.retries().and_then(|r| r.summary()) {
+        eprintln!("rumor: {}: {line}", o.handle.describe());
+    }
 }

@@ -234,6 +234,19 @@ pub fn for_each<T: Send>(
     done: &(dyn Fn(&str, bool) + Sync),
     work: impl Fn(&str) -> Result<T, Error> + Sync,
 ) -> Vec<Result<T, Error>> {
+    for_each_until(ids, done, &|| false, work)
+}
+
+/// [`for_each`], starting no further device once `halt` says so (the
+/// store failed in a way every device would meet): those devices get
+/// [`Error::NotStarted`], so a dead server costs one failure per worker,
+/// not one per device.
+pub fn for_each_until<T: Send>(
+    ids: &[String],
+    done: &(dyn Fn(&str, bool) + Sync),
+    halt: &(dyn Fn() -> bool + Sync),
+    work: impl Fn(&str) -> Result<T, Error> + Sync,
+) -> Vec<Result<T, Error>> {
     let workers = jobs().min(ids.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> =
@@ -243,6 +256,12 @@ pub fn for_each<T: Send>(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(id) = ids.get(i) else { break };
+                if halt() {
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(Err(Error::NotStarted));
+                    }
+                    continue;
+                }
                 let result = work(id);
                 done(id, result.is_ok());
                 if let Ok(mut slot) = results[i].lock() {

@@ -2,30 +2,49 @@
 //!
 //! vaultrs is async; the [`Store`] trait is not, because the engine is a
 //! plain sequence of steps. So a [`Vault`] owns a one-worker tokio runtime
-//! and blocks on it, which is safe from several threads at once. One
-//! `VaultClient` is kept for the whole run so connections are reused.
+//! and blocks on it, which is safe from several threads at once. One HTTP
+//! client is kept for the whole run so connections are reused.
+//!
+//! What a production server does to a long run, and what rumor does back:
+//! - a node goes away or is sealed (a cluster fails over): rumor moves to
+//!   the next node of VAULT_ADDR and RUMOR_VAULT_NODES and retries, with
+//!   exponential backoff, within RUMOR_VAULT_RETRIES;
+//! - the AppRole token runs out: rumor logs in again before it does (and
+//!   once more on a 403), so a run may outlast any token TTL;
+//! - a static token runs out: one line saying so, exit 4;
+//! - a rate-limit quota answers 429: rumor waits as `Retry-After` says (or
+//!   backs off) and lowers how many requests it has in flight
+//!   ([`limiter`]); the count of retries is in [`Vault::retries`].
 //!
 //! The token is sent in a header and nowhere else: it is redacted from every
 //! message and no type here prints it in `Debug`.
 
 mod annotate;
 mod config;
+mod exec;
 mod failure;
+mod limiter;
 mod redirect;
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vaultrs::api::auth::approle::requests::LoginWithApproleRequest;
 use vaultrs::api::kv2::requests::{
     ListSecretsRequest, ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions,
 };
-use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
+use vaultrs::api::token::requests::LookupTokenSelfRequest;
+use vaultrs::api::AuthInfo;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use zeroize::Zeroizing;
 
 pub use config::{check_env_addr, redact_addr, AppRole, VaultConfig};
+use exec::{exec, Reply};
 use failure::{classify, Failure};
 
 use crate::store::{split_mount, Data, Provenance, Store, StoreError, Versioned};
@@ -33,20 +52,91 @@ use crate::store::{split_mount, Data, Provenance, Store, StoreError, Versioned};
 /// The first pause between retries; it doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The longest pause between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How many 429 answers one request may get before rumor gives up: the
+/// server is up and answering, so this is generous, and the limiter makes
+/// each one rarer.
+const RATE_LIMITED_TRIES: u32 = 50;
+
+/// At most this many requests in flight: the most workers a fleet run has.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// A Vault KV v2 store.
 pub struct Vault {
-    client: VaultClient,
+    /// VAULT_ADDR first, then RUMOR_VAULT_NODES: where requests may go.
+    nodes: Vec<Node>,
+    session: RwLock<Session>,
+    /// Held while logging in, so concurrent workers log in once.
+    login: Mutex<()>,
+    approle: Option<AppRole>,
+    /// The HTTP client every node's vaultrs client shares.
+    http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
-    /// VAULT_ADDR without its credentials, for messages.
-    addr: String,
+    timeout: Duration,
     namespace: Option<String>,
-    /// Kept only to redact it from server messages.
-    token: Zeroizing<String>,
-    /// The user info of VAULT_ADDR, if any, likewise.
+    /// The user info of VAULT_ADDR, if any, to redact it.
     credentials: Option<Zeroizing<String>>,
     retries: u32,
     /// Who the token is, looked up once (see `annotate`).
     operator: std::sync::OnceLock<String>,
+    limiter: limiter::Limiter,
+    retried: AtomicU64,
+    rate_limited: AtomicU64,
+    /// Set once a request failed in a way every request would.
+    halted: AtomicBool,
+}
+
+/// One node's address.
+struct Node {
+    /// As configured, for the client.
+    url: String,
+    /// Without credentials, for messages.
+    shown: String,
+}
+
+/// The node in use and the token, changed together under the lock.
+struct Session {
+    node: usize,
+    client: Arc<VaultClient>,
+    /// Kept to redact it from server messages.
+    token: Zeroizing<String>,
+    /// When to log in again (AppRole tokens only).
+    renew_at: Option<Instant>,
+    /// Bumped on every change, so that of several workers that saw the
+    /// same failure only the first moves on to another node or logs in.
+    generation: u64,
+}
+
+/// What a run's requests went through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retries {
+    /// Requests sent again, for any reason.
+    pub retried: u64,
+    /// Of those, after a 429 from a rate-limit quota.
+    pub rate_limited: u64,
+    /// The fewest requests allowed in flight after a 429, if one came.
+    pub lowest_in_flight: Option<usize>,
+}
+
+impl Retries {
+    /// `37 requests retried (29 rate-limited; at most 4 in flight)`, or
+    /// `None` when nothing was retried.
+    pub fn summary(&self) -> Option<String> {
+        if self.retried == 0 {
+            return None;
+        }
+        let mut line = format!("{} requests retried", self.retried);
+        if self.rate_limited > 0 {
+            line.push_str(&format!(" ({} rate-limited", self.rate_limited));
+            if let Some(n) = self.lowest_in_flight {
+                line.push_str(&format!("; at most {n} in flight"));
+            }
+            line.push(')');
+        }
+        Some(line)
+    }
 }
 
 impl Vault {
@@ -75,9 +165,18 @@ impl Vault {
             ));
         };
         let mut allowed = vec![origin];
+        let mut nodes = vec![Node {
+            url: config.addr.clone(),
+            shown: redact_addr(&config.addr),
+        }];
         for node in &config.nodes {
             match url::Url::parse(node).ok().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(|u| redirect::Origin::of(&u)) {
-                Some(origin) => allowed.push(origin),
+                Some(origin) => {
+                    if !allowed.contains(&origin) {
+                        allowed.push(origin);
+                        nodes.push(Node { url: node.clone(), shown: redact_addr(node) });
+                    }
+                }
                 None => {
                     return Err(StoreError::Setting {
                         variable: "RUMOR_VAULT_NODES",
@@ -129,23 +228,37 @@ impl Vault {
         let http = http_client(&client.settings, allowed)
             .map_err(|reason| other("VAULT_CACERT", reason))?;
         client.http =
-            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http);
+            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumor-vault")
             .enable_all()
             .build()
             .map_err(|e| other("", format!("cannot start the I/O runtime: {e}")))?;
-        let mut vault = Vault {
-            client,
+        let vault = Vault {
+            nodes,
+            session: RwLock::new(Session {
+                node: 0,
+                client: Arc::new(client),
+                token: config.token.clone(),
+                renew_at: None,
+                generation: 0,
+            }),
+            login: Mutex::new(()),
+            approle: None,
+            http,
             runtime,
-            addr: redact_addr(&config.addr),
+            timeout: config.timeout,
             credentials: config::credentials_of(&config.addr).map(|c| Zeroizing::new(c.to_owned())),
             namespace: config.namespace.clone(),
-            token: config.token.clone(),
             retries: config.retries,
             operator: std::sync::OnceLock::new(),
+            limiter: limiter::Limiter::new(MAX_IN_FLIGHT),
+            retried: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            halted: AtomicBool::new(false),
         };
+        let mut vault = vault;
         if config.token.is_empty() {
             if let Some(approle) = &config.approle {
                 vault.login_approle(&approle.mount, &approle.role_id, &approle.secret_id)?;
@@ -155,22 +268,52 @@ impl Vault {
     }
 
     /// Logs in with AppRole at `auth/<mount>` and uses the token it returns
-    /// for every later request.
+    /// for every later request; logs in again with the same credentials
+    /// when that token is about to run out.
     pub fn login_approle(
         &mut self,
         mount: &str,
         role_id: &str,
         secret_id: &str,
     ) -> Result<(), StoreError> {
-        let path = format!("auth/{}/login", mount.trim_matches('/'));
-        let auth = self
-            .run(|| {
-                vaultrs::auth::approle::login(
-                    &self.client,
-                    mount.trim_matches('/'),
-                    role_id,
-                    secret_id,
-                )
+        let approle = AppRole {
+            mount: mount.trim_matches('/').to_owned(),
+            role_id: role_id.to_owned(),
+            secret_id: Zeroizing::new(secret_id.to_owned()),
+        };
+        let generation = self.read_session().generation;
+        self.log_in(&approle, generation)?;
+        self.approle = Some(approle);
+        Ok(())
+    }
+
+    /// Logs in unless another worker already did since `generation`.
+    fn log_in(&self, approle: &AppRole, generation: u64) -> Result<(), StoreError> {
+        let _one = self.login.lock().unwrap_or_else(|e| e.into_inner());
+        if self.read_session().generation != generation {
+            return Ok(());
+        }
+        let path = format!("auth/{}/login", approle.mount);
+        let request = || LoginWithApproleRequest {
+            mount: approle.mount.clone(),
+            role_id: approle.role_id.clone(),
+            secret_id: approle.secret_id.to_string(),
+        };
+        let auth: AuthInfo = self
+            .run_as(false, None, |client| {
+                // Without the old token: an expired one has no business
+                // on a login.
+                let bare = self.client_at(client.settings.address.as_str(), "");
+                let request = request();
+                async move {
+                    let bare = bare.map_err(|_| {
+                        Reply::from(vaultrs::error::ClientError::InvalidLoginMethodError)
+                    })?;
+                    exec(&bare, request)
+                        .await?
+                        .and_then(|r| r.auth)
+                        .ok_or_else(|| Reply::from(vaultrs::error::ClientError::ResponseEmptyError))
+                }
             })
             .map_err(|failure| match failure {
                 // A wrong role or secret id comes back as 400; to a person it is a denial.
@@ -182,9 +325,89 @@ impl Vault {
             })
             .map_err(|failure| self.error(&path, failure))?;
         let token = Zeroizing::new(auth.client_token);
-        self.client.set_token(&token);
-        self.token = token;
+        // Log in again when two thirds of the lease are gone, before any
+        // request can meet an expired token.
+        let renew_at = (auth.lease_duration > 0)
+            .then(|| Instant::now() + Duration::from_secs(auth.lease_duration) * 2 / 3);
+        let mut session = self.write_session();
+        let client = self.client_for(session.node, &token)?;
+        session.client = Arc::new(client);
+        session.token = token;
+        session.renew_at = renew_at;
+        session.generation += 1;
         Ok(())
+    }
+
+    /// A vaultrs client for node `node` with `token`, on the shared HTTP
+    /// client.
+    fn client_for(&self, node: usize, token: &str) -> Result<VaultClient, StoreError> {
+        self.client_at(self.nodes.get(node).map_or("", |n| n.url.as_str()), token)
+    }
+
+    /// A vaultrs client for `url` with `token`, on the shared HTTP client.
+    fn client_at(&self, url: &str, token: &str) -> Result<VaultClient, StoreError> {
+        let fail = |reason: String| StoreError::Other {
+            store: format!("Vault at {}", redact_addr(url)),
+            path: String::new(),
+            reason,
+        };
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(url)
+            .token(token)
+            .timeout(Some(self.timeout))
+            .namespace(self.namespace.clone())
+            .ca_certs(Vec::new());
+        let settings = settings.build().map_err(|e| fail(e.to_string()))?;
+        let mut client = VaultClient::new(settings)
+            .map_err(|_| fail("cannot set up the HTTP client".to_owned()))?;
+        client.http = rustify::clients::reqwest::Client::new(
+            client.settings.address.as_str(),
+            self.http.clone(),
+        );
+        Ok(client)
+    }
+
+    fn read_session(&self) -> std::sync::RwLockReadGuard<'_, Session> {
+        self.session.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_session(&self) -> std::sync::RwLockWriteGuard<'_, Session> {
+        self.session.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves to the next node, unless another worker already moved since
+    /// `generation`.
+    fn next_node(&self, generation: u64) {
+        if self.nodes.len() < 2 {
+            return;
+        }
+        let mut session = self.write_session();
+        if session.generation != generation {
+            return;
+        }
+        let node = (session.node + 1) % self.nodes.len();
+        if let Ok(client) = self.client_for(node, &session.token) {
+            session.node = node;
+            session.client = Arc::new(client);
+            session.generation += 1;
+        }
+    }
+
+    /// Whether a request failed in a way every later one would: no node
+    /// reachable or unsealed, an expired token, a refused certificate, a
+    /// quota that never let up. Fleet runs then start no more devices.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
+    /// What this run's requests went through, for the summary line.
+    pub fn retries(&self) -> Retries {
+        Retries {
+            retried: self.retried.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            lowest_in_flight: self.limiter.lowest(),
+        }
     }
 
     /// The names directly under a logical path (`secret/rumor/devices`),
@@ -202,7 +425,7 @@ impl Vault {
             mount: mount.to_owned(),
             path: rest.to_owned(),
         };
-        match self.run(|| vaultrs::api::exec_with_result(&self.client, request())) {
+        match self.run(|client| with_data(client, request())) {
             Ok(response) => {
                 let mut keys = response.keys;
                 keys.sort();
@@ -213,12 +436,55 @@ impl Vault {
         }
     }
 
-    /// Runs one request, retrying with exponential backoff while the server
-    /// is unreachable or answers with a transient 5xx.
+    /// Runs one request (see [`Vault::run_as`]).
     fn run<T, F, Fut>(&self, op: F) -> Result<T, Failure>
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: Future<Output = Result<T, Reply>>,
+    {
+        self.run_as(true, None, op)
+    }
+
+    /// Runs one request on the node in use, and when it fails:
+    /// - unreachable, sealed or a transient 5xx: moves to the next node
+    ///   (when there are several) and retries with exponential backoff,
+    ///   up to `retries` times;
+    /// - 429: waits as the server says (or backs off) and tries again,
+    ///   with fewer requests in flight;
+    /// - 403 with AppRole credentials (when `may_log_in`): logs in again
+    ///   once and retries; with a static token, asks the server whether
+    ///   the token is still valid, to say so.
+    ///
+    /// `retried` hears whether any attempt failed after it may have
+    /// reached the server (a write that may have landed).
+    fn run_as<T, F, Fut>(
+        &self,
+        may_log_in: bool,
+        retried: Option<&Cell<bool>>,
+        op: F,
+    ) -> Result<T, Failure>
+    where
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: Future<Output = Result<T, Reply>>,
+    {
+        let result = self.attempts(may_log_in, retried, op);
+        if let Err(failure) = &result {
+            if failure.is_everywhere() {
+                self.halted.store(true, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn attempts<T, F, Fut>(
+        &self,
+        may_log_in: bool,
+        retried: Option<&Cell<bool>>,
+        op: F,
+    ) -> Result<T, Failure>
+    where
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: Future<Output = Result<T, Reply>>,
     {
         // block_on panics inside another runtime; say so instead.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -228,17 +494,85 @@ impl Vault {
         }
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
+        let mut limited = 0;
+        let mut logged_in = !may_log_in;
         loop {
-            let failure = match self.runtime.block_on(op()) {
-                Ok(value) => return Ok(value),
-                Err(err) => classify(&err),
+            let (client, generation, due) = {
+                let session = self.read_session();
+                let due = session.renew_at.is_some_and(|at| Instant::now() >= at);
+                (session.client.clone(), session.generation, due)
             };
-            if !failure.retryable() || attempt >= self.retries {
-                return Err(failure);
+            if due && !logged_in {
+                if let Some(approle) = &self.approle {
+                    logged_in = true;
+                    self.log_in(approle, generation).map_err(Failure::Store)?;
+                    continue;
+                }
             }
-            std::thread::sleep(backoff);
-            backoff = backoff.saturating_mul(2);
-            attempt += 1;
+            let permit = self.limiter.acquire();
+            let reply = match self.runtime.block_on(op(client.clone())) {
+                Ok(value) => {
+                    permit.finish(false);
+                    return Ok(value);
+                }
+                Err(reply) => reply,
+            };
+            let failure = classify(&reply.error);
+            permit.finish(matches!(failure, Failure::RateLimited(_)));
+            match failure {
+                Failure::RateLimited(_) if limited < RATE_LIMITED_TRIES => {
+                    limited += 1;
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    // Retry-After is whole seconds, often 0 when the
+                    // window turns within the second: wait at least the
+                    // backoff too, or every worker would be straight back.
+                    std::thread::sleep(reply.retry_after.unwrap_or_default().max(backoff));
+                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                }
+                Failure::Denied(reason) if !logged_in => match &self.approle {
+                    Some(approle) => {
+                        logged_in = true;
+                        self.retried.fetch_add(1, Ordering::Relaxed);
+                        self.log_in(approle, generation).map_err(Failure::Store)?;
+                    }
+                    None => return Err(self.why_denied(&client, reason)),
+                },
+                failure if self.retryable(&failure) && attempt < self.retries => {
+                    if let Some(retried) = retried {
+                        retried.set(true);
+                    }
+                    if !matches!(failure, Failure::Server(_)) {
+                        self.next_node(generation);
+                    }
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(backoff);
+                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                failure => return Err(failure),
+            }
+        }
+    }
+
+    /// Whether trying again may help: a sealed node only when there is
+    /// another to move to.
+    fn retryable(&self, failure: &Failure) -> bool {
+        failure.retryable() || (matches!(failure, Failure::Sealed) && self.nodes.len() > 1)
+    }
+
+    /// A 403 with a static token: if the token itself is no longer valid,
+    /// says it expired (or was revoked) and what to do; otherwise it is the
+    /// policy's denial.
+    fn why_denied(&self, client: &Arc<VaultClient>, reason: String) -> Failure {
+        let lookup = self
+            .runtime
+            .block_on(exec(client, LookupTokenSelfRequest::default()));
+        match lookup.map_err(|reply| classify(&reply.error)) {
+            Err(Failure::Denied(_)) => Failure::Expired(
+                "the token has expired or was revoked; get a fresh one (vault login, or export VAULT_TOKEN; AppRole logins with VAULT_ROLE_ID/VAULT_SECRET_ID renew themselves) and run again".to_owned(),
+            ),
+            _ => Failure::Denied(reason),
         }
     }
 
@@ -247,9 +581,10 @@ impl Vault {
         let store = self.describe();
         let path = path.to_owned();
         match failure {
+            Failure::Store(error) => error,
             Failure::Conflict => StoreError::Conflict { store, path },
             Failure::Sealed => StoreError::Sealed { store },
-            Failure::Denied(reason) => StoreError::Denied {
+            Failure::Denied(reason) | Failure::Expired(reason) => StoreError::Denied {
                 store,
                 path,
                 reason: self.redact(reason),
@@ -272,6 +607,14 @@ impl Vault {
                     reason: format!("{}{at}; {hint}", self.redact(reason)),
                 }
             }
+            Failure::RateLimited(reason) => StoreError::Other {
+                store,
+                path,
+                reason: format!(
+                    "{}; still refused after {RATE_LIMITED_TRIES} tries; lower RUMOR_JOBS or raise the quota",
+                    self.redact(reason)
+                ),
+            },
             Failure::NotFound(reason)
             | Failure::Server(reason)
             | Failure::Redirect(reason)
@@ -284,9 +627,10 @@ impl Vault {
     }
 
     fn redact(&self, text: String) -> String {
+        let token = self.read_session().token.clone();
         // Short tokens would blank out ordinary words; real ones are long.
-        let text = if self.token.len() >= 8 && text.contains(self.token.as_str()) {
-            text.replace(self.token.as_str(), "<redacted>")
+        let text = if token.len() >= 8 && text.contains(token.as_str()) {
+            text.replace(token.as_str(), "<redacted>")
         } else {
             text
         };
@@ -296,6 +640,17 @@ impl Vault {
             None => text,
         }
     }
+}
+
+/// Sends a request whose answer must carry `data`.
+async fn with_data<E: rustify::endpoint::Endpoint>(
+    client: Arc<VaultClient>,
+    endpoint: E,
+) -> Result<E::Response, Reply> {
+    exec(&client, endpoint)
+        .await?
+        .and_then(|r| r.data)
+        .ok_or_else(|| Reply::from(vaultrs::error::ClientError::ResponseDataEmptyError))
 }
 
 /// The reqwest client vaultrs would build from `settings` (rustls, the
@@ -331,7 +686,11 @@ fn http_client(
 
 impl Store for Vault {
     fn describe(&self) -> String {
-        format!("Vault at {}", self.addr)
+        let node = self.read_session().node;
+        format!(
+            "Vault at {}",
+            self.nodes.get(node).map_or("?", |n| n.shown.as_str())
+        )
     }
 
     fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
@@ -341,7 +700,7 @@ impl Store for Vault {
             path: rest.to_owned(),
             version: None,
         };
-        let response = match self.run(|| vaultrs::api::exec_with_result(&self.client, request())) {
+        let response = match self.run(|client| with_data(client, request())) {
             Ok(response) => response,
             Err(Failure::NotFound(_)) => return Ok(None),
             Err(failure) => return Err(self.error(path, failure)),
@@ -398,7 +757,19 @@ impl Store for Vault {
             ),
             options: options.clone(),
         };
-        self.run(|| vaultrs::api::exec_with_result(&self.client, request()))
+        let retried = Cell::new(false);
+        let result = self.run_as(true, Some(&retried), |client| with_data(client, request()));
+        // A write whose first try got no answer may have landed, and then
+        // its retry's check-and-set fails on rumor's own version. If what
+        // is there now is exactly what was sent, the write is done.
+        let result = match result {
+            Err(Failure::Conflict) if retried.get() => match self.read(path) {
+                Ok(Some(now)) if same(&now.data, data) => return Ok(()),
+                _ => Err(Failure::Conflict),
+            },
+            result => result,
+        };
+        result
             .map(|_| ())
             .map_err(|failure| match failure {
                 Failure::NotFound(reason) => {
@@ -429,10 +800,24 @@ impl Store for Vault {
     }
 }
 
+/// Whether two secrets hold the same pairs, in any order.
+fn same(a: &Data, b: &Data) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| w.as_str() == v.as_str()))
+}
+
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("addr", &self.addr)
+            .field(
+                "nodes",
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| n.shown.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("namespace", &self.namespace)
             .field("retries", &self.retries)
             .finish_non_exhaustive()
@@ -453,10 +838,12 @@ mod tests {
             Failure::NotFound(said()),
             Failure::Conflict,
             Failure::Denied(said()),
+            Failure::Expired(said()),
             Failure::Sealed,
             Failure::Unreachable(said()),
             Failure::Server(said()),
             Failure::Redirect(said()),
+            Failure::RateLimited(said()),
             Failure::Other(said()),
         ];
         for failure in failures {

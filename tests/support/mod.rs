@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 pub mod fleet;
 pub mod postgres;
 
@@ -20,6 +21,17 @@ pub fn ci() -> bool {
     std::env::var("CI")
         .map(|v| v == "true" || v == "1")
         .unwrap_or(false)
+}
+
+/// Whether a slow test should skip: `RUMOR_SKIP_SLOW=1` outside CI lets a
+/// developer leave out the tests that take minutes; CI always runs them.
+pub fn skip_slow(name: &str) -> bool {
+    let asked = std::env::var("RUMOR_SKIP_SLOW").is_ok_and(|v| v == "1" || v == "true");
+    if asked && !ci() {
+        eprintln!("skipping {name}: RUMOR_SKIP_SLOW is set (CI runs it)");
+        return true;
+    }
+    false
 }
 
 /// Finds an external checker: the project venv first, then PATH, then sbin.
@@ -78,12 +90,25 @@ impl Bao {
     /// Starts one, or returns None where bao is missing outside CI.
     #[track_caller]
     pub fn start() -> Option<Bao> {
+        Bao::start_with("")
+    }
+
+    /// [`Bao::start`] with extra server configuration (HCL), such as a
+    /// declarative `audit` stanza (OpenBao enables audit devices only so).
+    #[track_caller]
+    pub fn start_with(config: &str) -> Option<Bao> {
         let bao = require("bao")?;
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let token = "root-test-token".to_string();
-        let child = Command::new(bao)
-            .args(["server", "-dev", "-dev-no-store-token"])
+        let mut command = Command::new(bao);
+        command.args(["server", "-dev", "-dev-no-store-token"]);
+        if !config.is_empty() {
+            let file = dir.path().join("extra.hcl");
+            std::fs::write(&file, config).unwrap();
+            command.arg(format!("-config={}", file.display()));
+        }
+        let child = command
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .arg(format!("-dev-root-token-id={token}"))
             .env("HOME", dir.path())

@@ -58,7 +58,10 @@ impl Vault {
             custom_metadata: Some(metadata.clone()),
             ..Default::default()
         };
-        self.run(|| vaultrs::api::exec_with_empty(&self.client, request()))
+        self.run(|client| {
+            let request = request();
+            async move { super::exec(&client, request).await.map(|_| ()) }
+        })
             .map_err(|failure| match failure {
                 Failure::Denied(reason) => Failure::Denied(format!(
                     "{reason}; rumor records who wrote each version in its metadata: allow \"update\" on {mount}/metadata/*"
@@ -72,7 +75,7 @@ impl Vault {
     /// token that may not look itself up is recorded as such rather than
     /// failing the write: the version is still written, by "a token".
     pub(super) fn lookup_operator(&self) -> String {
-        match self.run(|| vaultrs::api::exec_with_result(&self.client, LookupSelf)) {
+        match self.run(|client| super::with_data(client, LookupSelf)) {
             Ok(id) => {
                 let name = id
                     .display_name

@@ -11,6 +11,8 @@ pub(super) enum Failure {
     Conflict,
     /// 403: the token may not do this.
     Denied(String),
+    /// 403, and the token itself is no longer valid.
+    Expired(String),
     /// 503 from a sealed server.
     Sealed,
     /// No answer: connection refused, timeout, DNS.
@@ -19,8 +21,12 @@ pub(super) enum Failure {
     Server(String),
     /// A redirect rumor will not follow; not retried.
     Redirect(String),
+    /// 429: a rate-limit quota refused the request; retried after a pause.
+    RateLimited(String),
     /// Anything else; not retried.
     Other(String),
+    /// A login made on the way failed; already the error for people.
+    Store(crate::store::StoreError),
 }
 
 impl Failure {
@@ -28,7 +34,28 @@ impl Failure {
     /// or answered with a transient 5xx. A 4xx or a sealed server will say
     /// the same thing again.
     pub(super) fn retryable(&self) -> bool {
-        matches!(self, Failure::Unreachable(_) | Failure::Server(_))
+        match self {
+            // A certificate the CA does not vouch for stays so: retrying
+            // would only repeat the handshake.
+            Failure::Unreachable(reason) => !reason.contains("certificate"),
+            Failure::Server(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether every later request would fail the same way, whatever its
+    /// path: then a fleet run should start no more devices.
+    pub(super) fn is_everywhere(&self) -> bool {
+        matches!(
+            self,
+            Failure::Unreachable(_)
+                | Failure::Sealed
+                | Failure::Expired(_)
+                | Failure::Server(_)
+                | Failure::Redirect(_)
+                | Failure::RateLimited(_)
+                | Failure::Store(_)
+        )
     }
 }
 
@@ -73,6 +100,7 @@ fn from_status(code: u16, said: &str) -> Failure {
         400 if said.contains("check-and-set") => Failure::Conflict,
         403 => Failure::Denied(said),
         503 if said.to_ascii_lowercase().contains("sealed") => Failure::Sealed,
+        429 => Failure::RateLimited(format!("HTTP 429: {said}")),
         500..=599 => Failure::Server(format!("HTTP {code}: {said}")),
         _ => Failure::Other(format!("HTTP {code}: {said}")),
     }
@@ -163,5 +191,12 @@ mod tests {
         assert!(api(502, &[]).retryable());
         assert!(!api(503, &["Vault is sealed"]).retryable());
         assert!(!api(403, &[]).retryable());
+        assert!(matches!(
+            api(
+                429,
+                &["request path \"secret/data/x\": rate limit quota exceeded"]
+            ),
+            Failure::RateLimited(_)
+        ));
     }
 }
