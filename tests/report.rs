@@ -12,34 +12,11 @@ use std::process::Command;
 use serde_json::Value;
 use support::fleet::Fleet;
 
-/// Retires a device the way `rumor retire` does (device file `[retired]`,
-/// device file in git removed, its Nebula fingerprint published). Once
-/// the `retire` command is merged this becomes
-/// `fleet.run(&["retire", id, "--reason", reason])`.
+/// Retires a device with `rumor retire`: `[retired]` in its device file,
+/// its SOPS file removed, its Nebula fingerprint and certificate serials
+/// published in revocations/.
 fn retire(fleet: &Fleet, id: &str, reason: &str) {
-    let cert = fleet.run(&["get", id, "nebula.crt"]);
-    let pem = fleet.write(&format!("{id}.nebula.crt"), &cert);
-    let out = Command::new(support::require("nebula-cert").unwrap())
-        .args(["print", "-json", "-path"])
-        .arg(&pem)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fp = printed["fingerprint"].as_str().unwrap();
-    let toml = fleet.path(&format!("devices/{id}.toml"));
-    let mut text = fs::read_to_string(&toml).unwrap();
-    text.push_str(&format!(
-        "\n[retired]\nat = \"2026-01-02T03:04:05Z\"\nreason = \"{reason}\"\n"
-    ));
-    fs::write(&toml, text).unwrap();
-    fs::remove_file(fleet.file(id)).unwrap();
-    fs::create_dir_all(fleet.path("revocations")).unwrap();
-    fs::write(
-        fleet.path("revocations/nebula-blocklist.yaml"),
-        format!("pki:\n  blocklist:\n    - {fp}\n"),
-    )
-    .unwrap();
+    fleet.run(&["retire", id, "--reason", reason]);
 }
 
 /// Every value the store holds, in every version: the local store's files
@@ -259,6 +236,15 @@ fn report_shows_each_state_in_a_real_browser() {
         .find(|c| c["name"] == "nebula.crt")
         .unwrap();
     assert_eq!(nebula["revoked"], true);
+    // `rumor retire` published the CRL too: the report finds the device's
+    // PostgreSQL certificate in it.
+    let postgres = retired["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "postgres.crt")
+        .unwrap();
+    assert_eq!(postgres["revoked"], true, "{retired}");
     let keys = json["access"]["files"].as_array().unwrap();
     assert_eq!(keys.len(), 4);
     assert!(keys

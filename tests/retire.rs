@@ -147,6 +147,15 @@ fn retiring(fleet: &Fleet) {
             "{err}"
         );
     }
+    // Its image gets no key: inject refuses before launching anything.
+    let out = fleet.output(&["inject", "a", "/nonexistent/a.img"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a was retired at") && err.contains("no key"),
+        "{err}"
+    );
     // --all leaves it out.
     fleet.run(&["new", "--all"]);
     assert!(!fleet.file("a").exists());

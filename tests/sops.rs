@@ -67,7 +67,10 @@ fn encrypt(
     now: OffsetDateTime,
     seed: u64,
 ) -> String {
-    let recipients: Vec<_> = ids.iter().map(|i| rumor::identity::Recipient::from(i.to_public())).collect();
+    let recipients: Vec<_> = ids
+        .iter()
+        .map(|i| rumor::identity::Recipient::from(i.to_public()))
+        .collect();
     let owned: Vec<rumor::identity::Identity> = ids.iter().map(|i| (*i).clone().into()).collect();
     sops::encrypt(
         pairs,
@@ -130,8 +133,8 @@ fn real_sops_files_read_by_rumor() {
     let id = fixture_identity();
     for name in ["nested", "regex", "maconly"] {
         let text = std::fs::read_to_string(fixtures().join(format!("{name}.sops.yaml"))).unwrap();
-        let ours = sops::decrypt(&text, &[id.clone().into()])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours =
+            sops::decrypt(&text, &[id.clone().into()]).unwrap_or_else(|e| panic!("{name}: {e}"));
         let theirs = sops_decrypt(&sops_bin, &text, &id).unwrap();
         assert_eq!(yaml(&ours.yaml()), yaml(&theirs), "{name}");
         // Same text too, but for comments, which rumor does not keep.
@@ -241,9 +244,7 @@ fn no_churn() {
             yaml(&sops::plain_yaml(&changed))
         );
     }
-    let err = sops::decrypt(&third, &[b.clone().into()])
-        .err()
-        .unwrap();
+    let err = sops::decrypt(&third, &[b.clone().into()]).err().unwrap();
     assert!(matches!(err, SopsError::NoMatchingIdentity { .. }), "{err}");
     assert!(
         sops_decrypt(&sops_bin, &third, &b).is_err(),
@@ -267,7 +268,10 @@ fn multiple_recipients_each_decrypt() {
         assert!(sops::decrypt(&text, &[id.clone().into()]).is_ok());
     }
     let stranger = Identity::generate();
-    let msg = sops::decrypt(&text, &[stranger.into()]).err().unwrap().to_string();
+    let msg = sops::decrypt(&text, &[stranger.into()])
+        .err()
+        .unwrap()
+        .to_string();
     for id in &ids {
         assert!(msg.contains(&id.to_public().to_string()), "{msg}");
     }

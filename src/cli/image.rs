@@ -96,7 +96,15 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         None => super::current_dir()?,
     };
     let opened = crate::fleet::Fleet::open(&dir)?;
-    crate::device::load(&opened, &args.device)?;
+    // A retired device's image must not be flashed: no key for it, with or
+    // without --verify (which also asks the store).
+    if let Some(retired) = crate::device::load(&opened, &args.device)?.retired {
+        return Err(Error::Input(format!(
+            "{} was retired at {}: its image must not be flashed; no key was written",
+            args.device,
+            retired.at.escape_default()
+        )));
+    }
     let partition = parse_partition(&args.partition)?;
     let options = InjectOptions {
         image: args.image.clone(),
