@@ -201,7 +201,9 @@ fn bad_input_changes_nothing() {
         vec![
             "admins",
             "add",
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4 me",
+            // An SSH key type age does not support (tests/keys.rs adds the
+            // supported ones).
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= me",
         ],
         vec!["admins", "add", &admin],
         vec!["admins", "remove", &admin],
