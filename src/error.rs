@@ -68,7 +68,38 @@ pub enum Kind {
     Io,
 }
 
+impl Kind {
+    /// The class of a store failure.
+    pub fn of(e: &StoreError) -> Kind {
+        match e {
+            StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => {
+                Kind::Input
+            }
+            StoreError::Forged { .. } => Kind::Integrity,
+            StoreError::Io { .. } => Kind::Io,
+            _ => Kind::Store,
+        }
+    }
+}
+
 impl Error {
+    /// A store failure at `path` outside a spec entry (`label` says what
+    /// was being read); the path is named even where the store's message
+    /// (sealed, unreachable) names only the server.
+    pub fn store_at(label: &str, path: &str, e: StoreError) -> Error {
+        let kind = Kind::of(&e);
+        let message = e.to_string();
+        let message = match message.contains(path) {
+            true => message,
+            false => format!("\"{path}\": {message}"),
+        };
+        Error::Entry {
+            label: label.to_owned(),
+            message,
+            kind,
+        }
+    }
+
     /// The process exit code: 1 a check said no, 2 usage (or, from `plan`
     /// and `--dry-run`, changes pending), 3 input, 4 store,
     /// 5 integrity, 6 local I/O, 130 interrupted.

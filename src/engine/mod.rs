@@ -238,14 +238,7 @@ fn gen_error(entry: &Entry, e: GenError) -> Error {
 }
 
 fn store_error(entry: &Entry, e: StoreError) -> Error {
-    let kind = match e {
-        StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => {
-            Kind::Input
-        }
-        StoreError::Forged { .. } => Kind::Integrity,
-        StoreError::Io { .. } => Kind::Io,
-        _ => Kind::Store,
-    };
+    let kind = Kind::of(&e);
     let message = e.to_string();
     // Some store errors (sealed, unreachable) name only the server; say
     // which path the entry was using so the operator can check its policy.

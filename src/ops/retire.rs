@@ -85,7 +85,12 @@ struct Marker {
 }
 
 fn read_marker(o: &Opened, id: &str) -> Result<Option<Marker>, Error> {
-    let Some(found) = o.handle.read(&marker_path(o, id))? else {
+    let path = marker_path(o, id);
+    let found = o
+        .handle
+        .read(&path)
+        .map_err(|e| Error::store_at(&format!("{id}: retired record"), &path, e))?;
+    let Some(found) = found else {
         return Ok(None);
     };
     let get = |k: &str| found.data.get(k).map(|v| v.to_string()).unwrap_or_default();
