@@ -72,9 +72,9 @@ impl Kind {
     /// The class of a store failure.
     pub fn of(e: &StoreError) -> Kind {
         match e {
-            StoreError::BadPath { .. } | StoreError::Refused { .. } | StoreError::Setting { .. } => {
-                Kind::Input
-            }
+            StoreError::BadPath { .. }
+            | StoreError::Refused { .. }
+            | StoreError::Setting { .. } => Kind::Input,
             StoreError::Forged { .. } => Kind::Integrity,
             StoreError::Io { .. } => Kind::Io,
             _ => Kind::Store,
