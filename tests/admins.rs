@@ -403,7 +403,12 @@ fn killed_rekeys_converge() {
     // store is always re-signed, and the device files move between sets.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_ad31);
     let mut killed = 0;
-    for i in 0..36 {
+    // Until 36 runs were killed mid-way: a run can end before its random
+    // kill time (the runs vary around the measured span).
+    for i in 0..120 {
+        if killed >= 36 {
+            break;
+        }
         // Alternate the target set, so device files keep changing too.
         let (from, to) = if i % 2 == 0 {
             (&joining_r, &leaving_r)
@@ -433,7 +438,7 @@ fn killed_rekeys_converge() {
     )
     .unwrap();
     fleet.run(&["rekey"]);
-    eprintln!("killed {killed} of 36 rekeys mid-way; span {span} ms");
+    eprintln!("killed {killed} rekeys mid-way; span {span} ms");
     assert!(killed >= 30, "only {killed} rekeys were killed mid-way");
     fleet.run(&["check"]);
     assert!(
