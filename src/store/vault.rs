@@ -522,13 +522,11 @@ impl Vault {
             match failure {
                 Failure::RateLimited(_) if limited < RATE_LIMITED_TRIES => {
                     limited += 1;
-                    self.retried.fetch_add(1, Ordering::Relaxed);
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     // Retry-After is whole seconds, often 0 when the
                     // window turns within the second: wait at least the
                     // backoff too, or every worker would be straight back.
-                    std::thread::sleep(reply.retry_after.unwrap_or_default().max(backoff));
-                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                    self.back_off(&mut backoff, reply.retry_after.unwrap_or_default());
                 }
                 Failure::Denied(reason) if !logged_in => match &self.approle {
                     Some(approle) => {
@@ -545,14 +543,20 @@ impl Vault {
                     if !matches!(failure, Failure::Server(_)) {
                         self.next_node(generation);
                     }
-                    self.retried.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(backoff);
-                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                    self.back_off(&mut backoff, Duration::ZERO);
                     attempt += 1;
                 }
                 failure => return Err(failure),
             }
         }
+    }
+
+    /// Counts a retry and waits before it: `backoff`, or `at_least` if
+    /// that is longer; then doubles `backoff`, up to [`MAX_BACKOFF`].
+    fn back_off(&self, backoff: &mut Duration, at_least: Duration) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(at_least.max(*backoff));
+        *backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
     }
 
     /// Whether trying again may help: a sealed node only when there is
