@@ -3,8 +3,8 @@
 //! An OpenBao (2.7 and later) standby answers reads from its own copy of
 //! the storage, which may lag the active node's: a read right after a
 //! write can miss it, and rumor's check-and-set then fails on its own
-//! write. Every answer carries the storage position the node has reached
-//! in `X-Vault-Index`; a request that sends one back with
+//! write. Its answers (to KV reads and writes, logins, lookups) carry the
+//! storage position the node has reached in `X-Vault-Index`; a request that sends one back with
 //! `X-Vault-Inconsistent: forward-active-node` is answered by a standby
 //! only once it has reached that position, and by the active node (the
 //! standby forwards it) before then.
@@ -59,6 +59,8 @@ pub(super) struct Consistency {
     file: Option<PathBuf>,
     /// Whether this run saw a newer position than the file had.
     changed: AtomicBool,
+    /// Whether the server refused a position this run.
+    refused: AtomicBool,
 }
 
 struct Position {
@@ -81,22 +83,28 @@ impl Consistency {
             return Consistency::default();
         };
         let mut consistency = Consistency::default();
-        if let Ok(bytes) = crate::fsutil::read_regular(&file, MAX_LEN as u64) {
-            if let Ok(raw) = HeaderValue::from_bytes(bytes.trim_ascii()) {
-                let mut headers = HeaderMap::new();
-                headers.insert(INDEX, raw);
-                consistency.note(&headers);
-            }
-        }
+        consistency.note_file(&file);
         consistency.changed.store(false, Ordering::Relaxed);
         consistency.file = Some(file);
         consistency
+    }
+
+    /// Notes the position kept in `file`, if it holds one.
+    fn note_file(&self, file: &Path) {
+        if let Ok(bytes) = crate::fsutil::read_regular(file, MAX_LEN as u64) {
+            if let Ok(raw) = HeaderValue::from_bytes(bytes.trim_ascii()) {
+                let mut headers = HeaderMap::new();
+                headers.insert(INDEX, raw);
+                self.note(&headers);
+            }
+        }
     }
 
     /// Forgets the position: the server refused it.
     pub(super) fn forget(&self) {
         *self.newest.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.changed.store(true, Ordering::Relaxed);
+        self.refused.store(true, Ordering::Relaxed);
     }
 
     /// Adds the newest position and `forward-active-node` to a request;
@@ -133,11 +141,16 @@ impl Consistency {
     }
 
     /// Leaves the newest position for the next run, if it changed; a
-    /// cache that cannot be written only costs the next run that.
+    /// cache that cannot be written only costs the next run that. What
+    /// another run left there meanwhile counts too, so of two runs ending
+    /// together the later cannot put back an older position.
     fn save(&self) {
         let Some(file) = &self.file else { return };
         if !self.changed.load(Ordering::Relaxed) {
             return;
+        }
+        if !self.refused.load(Ordering::Relaxed) {
+            self.note_file(file);
         }
         let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = newest.as_ref().map_or(&[][..], |p| p.raw.as_bytes());
@@ -283,6 +296,17 @@ mod tests {
         second.note(&answer(&p40));
         drop(second);
         assert_eq!(std::fs::read(&file).unwrap(), p41.as_bytes());
+        // Another run that ended meanwhile with a newer position keeps it.
+        let late = Consistency::resume_from(Some(file.clone()));
+        late.note(&answer(&encoded("c1", "42")));
+        let early = Consistency::resume_from(Some(file.clone()));
+        early.note(&answer(&encoded("c1", "43")));
+        drop(early);
+        drop(late);
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            encoded("c1", "43").as_bytes()
+        );
         // A refused position is dropped, for this run and the next.
         let third = Consistency::resume_from(Some(file.clone()));
         third.forget();
