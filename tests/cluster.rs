@@ -169,26 +169,29 @@ fn strike(
     finished
 }
 
-/// A cluster and a fleet on it with 30 devices; the time that took.
-fn cluster_fleet() -> Option<(Cluster, Fleet, Duration)> {
+/// A cluster (standby reads on, OpenBao's default, or off) and a fleet on
+/// it with 30 devices; the time that took.
+fn cluster_fleet(standby_reads: bool) -> Option<(Cluster, Fleet, Duration)> {
     require("sops")?;
-    let cluster = Cluster::start()?;
+    let cluster = Cluster::start_with(standby_reads)?;
     let fleet = Fleet::init(cluster.env());
     let start = Instant::now();
     fleet.run(&args("new", &ids("base", 30)));
     Some((cluster, fleet, start.elapsed()))
 }
 
-/// The active node SIGKILLed at ten points of a 30-device run: each run
-/// finishes on the new leader or stops with exit 4; a re-run converges,
-/// `rumor check` passes, and no secret has two values across store and
-/// git. A wrong CA first: one line naming the server, no retry storm.
+/// The active node SIGKILLed at ten points of a 30-device run, on a
+/// cluster with OpenBao's default configuration (standbys serve reads) and
+/// rumor's default retries: each run finishes on the new leader or stops
+/// with exit 4; a re-run converges, `rumor check` passes, and no secret
+/// has two values across store and git. A wrong CA first: one line naming
+/// the server, no retry storm.
 #[test]
 fn leader_killed_at_ten_points() {
     if skip_slow("leader_killed_at_ten_points") {
         return;
     }
-    let Some((mut cluster, mut fleet, span)) = cluster_fleet() else {
+    let Some((mut cluster, mut fleet, span)) = cluster_fleet(true) else {
         return;
     };
 
@@ -250,15 +253,57 @@ fn leader_killed_at_ten_points() {
     fleet.run(&["check"]);
 }
 
+/// Standbys serve reads (OpenBao's default), rumor talks to one, and that
+/// one lags: what the active node sends it arrives 2 s late. Commands
+/// run back to back (`new`, `renew` of the same devices, `check`) each
+/// read what the one before wrote, through the consistency headers and the
+/// position the last command left, and finish the first time. Without the
+/// headers, or with them but without the position carried over, `check`
+/// read the standby's older `current` and called the files just renewed
+/// "changed outside rumor, or planted" (exit 5).
+#[test]
+fn back_to_back_runs_on_a_lagging_standby() {
+    if skip_slow("back_to_back_runs_on_a_lagging_standby") || require("sops").is_none() {
+        return;
+    }
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let standby = (cluster.leader() + 1) % 3;
+    let fleet = Fleet::init(cluster.env_from(standby));
+    cluster.nodes[standby].cluster.slow(Duration::from_secs(2));
+    let batch = ids("lag", 10);
+    for _ in 0..3 {
+        fleet.run(&args("new", &batch));
+        fleet.run(&args("renew", &batch));
+        fleet.run(&args("check", &batch));
+    }
+    // The standby did lag: a write on the active node is not there yet.
+    let leader = cluster.leader();
+    let out = cluster.bao_at(leader, &["kv", "put", "-mount=secret", "lagged", "v=1"]);
+    assert!(out.status.success());
+    assert_eq!(
+        cluster.kv_get_at(standby, "lagged"),
+        None,
+        "the standby was not behind"
+    );
+    assert!(cluster.kv_get_at(leader, "lagged").is_some());
+    for id in batch.iter().step_by(3) {
+        file_matches_store(&fleet, &cluster, id);
+    }
+}
+
 /// The active node sealed, and a node partitioned away (its listeners
 /// cut, to clients and to the other nodes), mid-run: the same outcome as
-/// a kill.
+/// a kill. This cluster has standby reads off (`disable_standby_reads =
+/// true`, every request forwarded to the active node), the other
+/// configuration operators run.
 #[test]
 fn node_sealed_or_partitioned_mid_run() {
     if skip_slow("node_sealed_or_partitioned_mid_run") {
         return;
     }
-    let Some((mut cluster, fleet, span)) = cluster_fleet() else {
+    let Some((mut cluster, fleet, span)) = cluster_fleet(false) else {
         return;
     };
     strike(

@@ -16,11 +16,17 @@
 //!   backs off) and lowers how many requests it has in flight
 //!   ([`limiter`]); the count of retries is in [`Vault::retries`].
 //!
+//! - standbys answer reads from a copy that may lag the active node's:
+//!   rumor sends back the newest storage position it was told of, so a
+//!   standby that has not reached it forwards the request to the active
+//!   node ([`consistency`]).
+//!
 //! The token is sent in a header and nowhere else: it is redacted from every
 //! message and no type here prints it in `Debug`.
 
 mod annotate;
 mod config;
+mod consistency;
 mod exec;
 mod failure;
 mod limiter;
@@ -44,6 +50,7 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use zeroize::Zeroizing;
 
 pub use config::{check_env_addr, redact_addr, AppRole, VaultConfig};
+use consistency::Consistency;
 use exec::{exec, Reply};
 use failure::{classify, Failure};
 
@@ -86,6 +93,9 @@ pub struct Vault {
     rate_limited: AtomicU64,
     /// Set once a request failed in a way every request would.
     halted: AtomicBool,
+    /// The newest storage position the servers reported, sent back with
+    /// every request.
+    consistency: Consistency,
 }
 
 /// One node's address.
@@ -257,6 +267,7 @@ impl Vault {
             retried: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             halted: AtomicBool::new(false),
+            consistency: Consistency::resume(&config.addr),
         };
         let mut vault = vault;
         if config.token.is_empty() {
@@ -305,11 +316,12 @@ impl Vault {
                 // on a login.
                 let bare = self.client_at(client.settings.address.as_str(), "");
                 let request = request();
+                let consistency = &self.consistency;
                 async move {
                     let bare = bare.map_err(|_| {
                         Reply::from(vaultrs::error::ClientError::InvalidLoginMethodError)
                     })?;
-                    exec(&bare, request)
+                    exec(&bare, consistency, request)
                         .await?
                         .and_then(|r| r.auth)
                         .ok_or_else(|| Reply::from(vaultrs::error::ClientError::ResponseEmptyError))
@@ -425,7 +437,7 @@ impl Vault {
             mount: mount.to_owned(),
             path: rest.to_owned(),
         };
-        match self.run(|client| with_data(client, request())) {
+        match self.run(|client| with_data(client, &self.consistency, request())) {
             Ok(response) => {
                 let mut keys = response.keys;
                 keys.sort();
@@ -522,13 +534,11 @@ impl Vault {
             match failure {
                 Failure::RateLimited(_) if limited < RATE_LIMITED_TRIES => {
                     limited += 1;
-                    self.retried.fetch_add(1, Ordering::Relaxed);
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     // Retry-After is whole seconds, often 0 when the
                     // window turns within the second: wait at least the
                     // backoff too, or every worker would be straight back.
-                    std::thread::sleep(reply.retry_after.unwrap_or_default().max(backoff));
-                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                    self.back_off(&mut backoff, reply.retry_after.unwrap_or_default());
                 }
                 Failure::Denied(reason) if !logged_in => match &self.approle {
                     Some(approle) => {
@@ -545,14 +555,20 @@ impl Vault {
                     if !matches!(failure, Failure::Server(_)) {
                         self.next_node(generation);
                     }
-                    self.retried.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(backoff);
-                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                    self.back_off(&mut backoff, Duration::ZERO);
                     attempt += 1;
                 }
                 failure => return Err(failure),
             }
         }
+    }
+
+    /// Counts a retry and waits before it: `backoff`, or `at_least` if
+    /// that is longer; then doubles `backoff`, up to [`MAX_BACKOFF`].
+    fn back_off(&self, backoff: &mut Duration, at_least: Duration) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(at_least.max(*backoff));
+        *backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
     }
 
     /// Whether trying again may help: a sealed node only when there is
@@ -565,9 +581,11 @@ impl Vault {
     /// says it expired (or was revoked) and what to do; otherwise it is the
     /// policy's denial.
     fn why_denied(&self, client: &Arc<VaultClient>, reason: String) -> Failure {
-        let lookup = self
-            .runtime
-            .block_on(exec(client, LookupTokenSelfRequest::default()));
+        let lookup = self.runtime.block_on(exec(
+            client,
+            &self.consistency,
+            LookupTokenSelfRequest::default(),
+        ));
         match lookup.map_err(|reply| classify(&reply.error)) {
             Err(Failure::Denied(_)) => Failure::Expired(
                 "the token has expired or was revoked; get a fresh one (vault login, or export VAULT_TOKEN; AppRole logins with VAULT_ROLE_ID/VAULT_SECRET_ID renew themselves) and run again".to_owned(),
@@ -645,9 +663,10 @@ impl Vault {
 /// Sends a request whose answer must carry `data`.
 async fn with_data<E: rustify::endpoint::Endpoint>(
     client: Arc<VaultClient>,
+    consistency: &Consistency,
     endpoint: E,
 ) -> Result<E::Response, Reply> {
-    exec(&client, endpoint)
+    exec(&client, consistency, endpoint)
         .await?
         .and_then(|r| r.data)
         .ok_or_else(|| Reply::from(vaultrs::error::ClientError::ResponseDataEmptyError))
@@ -700,7 +719,7 @@ impl Store for Vault {
             path: rest.to_owned(),
             version: None,
         };
-        let response = match self.run(|client| with_data(client, request())) {
+        let response = match self.run(|client| with_data(client, &self.consistency, request())) {
             Ok(response) => response,
             Err(Failure::NotFound(_)) => return Ok(None),
             Err(failure) => return Err(self.error(path, failure)),
@@ -758,7 +777,9 @@ impl Store for Vault {
             options: options.clone(),
         };
         let retried = Cell::new(false);
-        let result = self.run_as(true, Some(&retried), |client| with_data(client, request()));
+        let result = self.run_as(true, Some(&retried), |client| {
+            with_data(client, &self.consistency, request())
+        });
         // A write whose first try got no answer may have landed, and then
         // its retry's check-and-set fails on rumor's own version. If what
         // is there now is exactly what was sent, the write is done.

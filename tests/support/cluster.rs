@@ -1,9 +1,11 @@
 //! A real three-node OpenBao cluster on loopback: integrated storage
 //! (raft), TLS from a CA the test makes with openssl, init, unseal, join.
 //!
-//! Standby reads are off (`disable_standby_reads`): standbys forward
-//! every request to the active node, the read-after-write consistency
-//! rumor's check-and-set relies on (see the README's reliability section).
+//! By default the nodes keep OpenBao's own default: standbys serve reads
+//! from their own copy, which may lag the active node's, and rumor's
+//! consistency headers (`X-Vault-Index`) are what keep its reads after its
+//! writes. [`Cluster::start_with`] can turn standby reads off
+//! (`disable_standby_reads = true`: standbys forward every request).
 //!
 //! Each node's API and cluster ports sit behind a TCP proxy, and the nodes
 //! advertise the proxies, so a test can partition a node (cut both: rumor
@@ -15,7 +17,7 @@
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,10 +27,13 @@ use super::{free_port, require};
 const PATIENCE: Duration = Duration::from_secs(90);
 
 /// A TCP proxy that can be cut (open connections dropped, new ones
-/// closed on accept) and counts the connections it accepted.
+/// closed on accept) or slowed (what goes upstream arrives late), and
+/// counts the connections it accepted.
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    /// Milliseconds each chunk bound upstream is held back.
+    delay: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     pub accepted: Arc<AtomicUsize>,
 }
@@ -40,11 +45,13 @@ impl Proxy {
         let proxy = Proxy {
             port,
             cut: Arc::default(),
+            delay: Arc::default(),
             open: Arc::default(),
             accepted: Arc::default(),
         };
-        let (cut, open, accepted) = (
+        let (cut, delay, open, accepted) = (
             proxy.cut.clone(),
+            proxy.delay.clone(),
             proxy.open.clone(),
             proxy.accepted.clone(),
         );
@@ -66,15 +73,14 @@ impl Proxy {
                     open.push(client.try_clone().unwrap());
                     open.push(server.try_clone().unwrap());
                 }
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
+                let upstream = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let delay = delay.clone();
+                std::thread::spawn(move || late_copy(upstream.0, upstream.1, &delay));
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (server, client);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Both);
+                });
             }
         });
         proxy
@@ -91,6 +97,45 @@ impl Proxy {
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+
+    /// Holds back what goes upstream by `by` (zero: no delay), on open
+    /// connections and new ones alike.
+    pub fn slow(&self, by: Duration) {
+        self.delay.store(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, each chunk sent `delay` ms after it was read
+/// (a constant latency, not a bandwidth limit).
+fn late_copy(mut from: TcpStream, mut to: TcpStream, delay: &AtomicU64) {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (due, chunk) in rx {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let due = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
+                if tx.send((due, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.join();
 }
 
 /// One node: its process, its real ports, and the proxies in front.
@@ -160,10 +205,18 @@ pub fn make_ca(openssl: &Path, dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Cluster {
-    /// Starts, initialises, unseals and joins three nodes, and mounts KV
-    /// v2 at `secret/`; None where bao or openssl is missing outside CI.
+    /// Starts, initialises, unseals and joins three nodes with OpenBao's
+    /// default configuration (standbys serve reads), and mounts KV v2 at
+    /// `secret/`; None where bao or openssl is missing outside CI.
     #[track_caller]
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(true)
+    }
+
+    /// [`Cluster::start`], with standby reads on (OpenBao's default) or
+    /// off (`disable_standby_reads = true`).
+    #[track_caller]
+    pub fn start_with(standby_reads: bool) -> Option<Cluster> {
         let bao = require("bao")?;
         let openssl = require("openssl")?;
         let dir = tempfile::tempdir().unwrap();
@@ -243,12 +296,13 @@ impl Cluster {
             let config = format!(
                 "storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"{name}\"\n  performance_multiplier = 1\n{joins}}}\n\
                  listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_cert_file = \"{dir}/node.crt\"\n  tls_key_file = \"{dir}/node.key\"\n}}\n\
-                 api_addr = \"{addr}\"\ncluster_addr = \"https://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = false\ndisable_standby_reads = true\n",
+                 api_addr = \"{addr}\"\ncluster_addr = \"https://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = false\ndisable_standby_reads = {no_reads}\n",
                 data = data.display(),
                 name = node.name,
                 dir = d.display(),
                 addr = node.addr(),
                 cport = node.cluster.port,
+                no_reads = !standby_reads,
             );
             std::fs::write(&node.config, config).unwrap();
         }
@@ -443,22 +497,25 @@ impl Cluster {
     }
 
     /// Environment for rumor: the first node as VAULT_ADDR, the others as
-    /// RUMOR_VAULT_NODES, the test CA, the root token, and retries enough
-    /// to outlast an election.
+    /// RUMOR_VAULT_NODES, the test CA and the root token; rumor's default
+    /// retries.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.env_from(0)
+    }
+
+    /// [`Cluster::env`] with node `first` as VAULT_ADDR.
+    pub fn env_from(&self, first: usize) -> Vec<(&'static str, String)> {
         vec![
-            ("VAULT_ADDR", self.nodes[0].addr()),
+            ("VAULT_ADDR", self.nodes[first].addr()),
             (
                 "RUMOR_VAULT_NODES",
-                self.nodes[1..]
-                    .iter()
-                    .map(Node::addr)
+                (1..3)
+                    .map(|i| self.nodes[(first + i) % 3].addr())
                     .collect::<Vec<_>>()
                     .join(","),
             ),
             ("VAULT_CACERT", self.ca.display().to_string()),
             ("VAULT_TOKEN", self.token.clone()),
-            ("RUMOR_VAULT_RETRIES", "8".to_owned()),
         ]
     }
 

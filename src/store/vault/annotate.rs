@@ -60,7 +60,8 @@ impl Vault {
         };
         self.run(|client| {
             let request = request();
-            async move { super::exec(&client, request).await.map(|_| ()) }
+            let consistency = &self.consistency;
+            async move { super::exec(&client, consistency, request).await.map(|_| ()) }
         })
             .map_err(|failure| match failure {
                 Failure::Denied(reason) => Failure::Denied(format!(
@@ -75,7 +76,7 @@ impl Vault {
     /// token that may not look itself up is recorded as such rather than
     /// failing the write: the version is still written, by "a token".
     pub(super) fn lookup_operator(&self) -> String {
-        match self.run(|client| super::with_data(client, LookupSelf)) {
+        match self.run(|client| super::with_data(client, &self.consistency, LookupSelf)) {
             Ok(id) => {
                 let name = id
                     .display_name

@@ -11,7 +11,10 @@ use zeroize::Zeroizing;
 use crate::store::StoreError;
 
 /// Retries after a connection error or a 5xx answer, unless overridden.
-const DEFAULT_RETRIES: u32 = 3;
+/// The pauses before them (100 ms, doubling) add up to 6.3 s, past a
+/// leader election's 3 s or so; a lone stopped server is reported after
+/// those 6.3 s.
+const DEFAULT_RETRIES: u32 = 6;
 
 /// How long one request may take before it counts as unreachable.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,7 +110,7 @@ impl VaultConfig {
             config.retries = retries.trim().parse().map_err(|_| {
                 config.error(
                     "RUMOR_VAULT_RETRIES",
-                    format!("\"{retries}\" is not a count; set it to a whole number such as 3"),
+                    format!("\"{retries}\" is not a count; set it to a whole number such as 6"),
                 )
             })?;
         }

@@ -6,7 +6,8 @@
 //! endpoint types and middleware (token, namespace, `/v1`), sends it on the
 //! client's own reqwest client (its TLS roots and redirect policy), and
 //! reads the answer itself, into the same error values vaultrs would make,
-//! so [`super::failure::classify`] sorts them as before.
+//! so [`super::failure::classify`] sorts them as before. It is also where
+//! the consistency headers go out and come back ([`Consistency`]).
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use vaultrs::api::EndpointResult;
 use vaultrs::client::{Client, VaultClient};
 use vaultrs::error::ClientError;
 use zeroize::Zeroizing;
+
+use super::consistency::Consistency;
 
 /// A failed request: the error, and the pause the server asked for.
 pub(super) struct Reply {
@@ -47,10 +50,13 @@ struct Errors {
 /// is asking for a pause a fleet run cannot wait out.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// Sends `endpoint` with `client`'s token and settings; the whole answer
-/// (`data`, `auth`), or `None` for an empty 2xx.
+/// Sends `endpoint` with `client`'s token and settings, and the newest
+/// storage position `consistency` holds; the whole answer (`data`,
+/// `auth`), or `None` for an empty 2xx. The answer's position goes to
+/// `consistency`, whatever its status.
 pub(super) async fn exec<E: Endpoint>(
     client: &VaultClient,
+    consistency: &Consistency,
     endpoint: E,
 ) -> Result<Option<EndpointResult<E::Response>>, Reply> {
     let request = endpoint
@@ -59,24 +65,20 @@ pub(super) async fn exec<E: Endpoint>(
         .map_err(rest)?;
     let url = request.uri().to_string();
     let method = request.method().to_string();
-    let request = reqwest::Request::try_from(request)
+    let mut request = reqwest::Request::try_from(request)
         .map_err(|source| rest(RestError::ReqwestBuildError { source }))?;
-    let response = client.http().http.execute(request).await.map_err(|e| {
-        rest(RestError::RequestError {
-            source: e.into(),
-            url,
-            method,
-        })
-    })?;
-    let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers());
-    let body = Zeroizing::new(
-        response
-            .bytes()
-            .await
-            .map_err(|e| rest(RestError::ResponseError { source: e.into() }))?
-            .to_vec(),
-    );
+    let again = request.try_clone();
+    let carried = consistency.send(request.headers_mut());
+    let (mut status, mut retry_after, mut body) =
+        send(client, consistency, request, &url, &method).await?;
+    // A position the server will not take (another cluster answers at
+    // this address now): drop it and ask again without.
+    if carried && status == 400 && refuses_position(&body) {
+        consistency.forget();
+        if let Some(again) = again {
+            (status, retry_after, body) = send(client, consistency, again, &url, &method).await?;
+        }
+    }
     if !(200..300).contains(&status) {
         let error = match serde_json::from_slice::<Errors>(&body) {
             Ok(said) => ClientError::APIError {
@@ -98,6 +100,44 @@ pub(super) async fn exec<E: Endpoint>(
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|source| Reply::from(ClientError::JsonParseError { source }))
+}
+
+/// Sends `request`; its status, `Retry-After` and body. The answer's
+/// position goes to `consistency`.
+async fn send(
+    client: &VaultClient,
+    consistency: &Consistency,
+    request: reqwest::Request,
+    url: &str,
+    method: &str,
+) -> Result<(u16, Option<Duration>, Zeroizing<Vec<u8>>), Reply> {
+    let response = client.http().http.execute(request).await.map_err(|e| {
+        rest(RestError::RequestError {
+            source: e.into(),
+            url: url.to_owned(),
+            method: method.to_owned(),
+        })
+    })?;
+    consistency.note(response.headers());
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let body = Zeroizing::new(
+        response
+            .bytes()
+            .await
+            .map_err(|e| rest(RestError::ResponseError { source: e.into() }))?
+            .to_vec(),
+    );
+    Ok((status, retry_after, body))
+}
+
+/// Whether a 400's body is about the `X-Vault-Index` rumor sent.
+fn refuses_position(body: &[u8]) -> bool {
+    serde_json::from_slice::<Errors>(body).is_ok_and(|e| {
+        e.errors
+            .iter()
+            .any(|m| m.to_ascii_lowercase().contains("x-vault-index"))
+    })
 }
 
 /// `Retry-After` in seconds (the form Vault and OpenBao send), bounded.
