@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use support::fleet::Fleet;
 use support::ok;
 use support::postgres::Postgres;
 
@@ -362,38 +363,9 @@ fn garbage_on_stdin() {
     }
 }
 
-/// A fleet made with `rumor init`, in a temp dir with its own HOME.
-struct Fleet {
-    tmp: tempfile::TempDir,
-}
-
-impl Fleet {
-    fn init() -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        let fleet = Fleet { tmp };
-        ok(&mut fleet.rumor(&["init"]));
-        fleet
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.tmp.path().join("fleet")
-    }
-
-    fn identity(&self) -> PathBuf {
-        self.tmp.path().join(".home/.config/rumor/identity.txt")
-    }
-
-    fn rumor(&self, args: &[&str]) -> Command {
-        let mut cmd = support::rumor(self.tmp.path());
-        cmd.arg("-C").arg(self.dir()).args(args);
-        cmd
-    }
-}
-
 #[test]
 fn hostile_device_names() {
-    let fleet = Fleet::init();
+    let fleet = Fleet::init(vec![]);
     let long = "a".repeat(64);
     let names = [
         "../x",
@@ -419,7 +391,7 @@ fn hostile_device_names() {
             vec!["plan", "--", name],
             vec!["retire", "--", name],
         ] {
-            let out = fleet.rumor(&args).output().unwrap();
+            let out = fleet.rumor().args(&args).output().unwrap();
             let case = format!("rumor {args:?}");
             let shown: String = name
                 .chars()
@@ -582,7 +554,8 @@ fn bash_env(text: &str, keys: &[&str]) -> BTreeMap<String, String> {
 fn decrypted(fleet: &Fleet, id: &str) -> BTreeMap<String, String> {
     let file = fleet.dir().join(format!("secrets/{id}.yaml"));
     let yaml = ok(fleet
-        .rumor(&["decrypt"])
+        .rumor()
+        .args(["decrypt"])
         .arg(&file)
         .arg("-i")
         .arg(fleet.identity()));
@@ -591,7 +564,7 @@ fn decrypted(fleet: &Fleet, id: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn hostile_template_values_come_out_escaped() {
-    let fleet = Fleet::init();
+    let fleet = Fleet::init(vec![]);
     let devices = fleet.dir().join("devices");
     fs::create_dir_all(&devices).unwrap();
     // The fleet's own spec template takes the database user from a device
@@ -623,7 +596,7 @@ fn hostile_template_values_come_out_escaped() {
             ),
         )
         .unwrap();
-        ok(&mut fleet.rumor(&["spec", "plain"]))
+        fleet.run(&["spec", "plain"])
     };
     let entries = |text: &str| {
         let spec: toml::Table = toml::from_str(text).unwrap();
@@ -647,7 +620,7 @@ fn hostile_template_values_come_out_escaped() {
         )
         .unwrap();
         // The rendered spec has the same entries as a plain device's.
-        let rendered = ok(&mut fleet.rumor(&["spec", &id]));
+        let rendered = fleet.run(&["spec", &id]);
         assert_eq!(
             entries(&rendered),
             entries(&benign_spec),
@@ -657,7 +630,7 @@ fn hostile_template_values_come_out_escaped() {
     // Provision them all; nothing lands outside the fleet.
     let outside = tree(fleet.tmp.path().parent().unwrap());
     let ids: Vec<String> = (0..HOSTILE.len()).map(|n| format!("h{n}")).collect();
-    ok(fleet.rumor(&["new"]).args(&ids));
+    ok(fleet.rumor().arg("new").args(&ids));
     assert!(!Path::new("/tmp/rumor-pwned").exists());
     let mut now = tree(fleet.tmp.path().parent().unwrap());
     now.retain(|p| !p.starts_with(fleet.tmp.path().file_name().unwrap()));
@@ -777,8 +750,8 @@ fn postgres_loads(scripts: &[(String, String, &str, String)]) {
 /// print no plaintext.
 #[test]
 fn tampered_sops_files() {
-    let fleet = Fleet::init();
-    ok(&mut fleet.rumor(&["new", "t1"]));
+    let fleet = Fleet::init(vec![]);
+    fleet.run(&["new", "t1"]);
     let file = fleet.dir().join("secrets/t1.yaml");
     let original = fs::read_to_string(&file).unwrap();
     let plain = decrypted(&fleet, "t1");
@@ -858,7 +831,7 @@ fn tampered_sops_files() {
             ],
             vec!["check"],
         ] {
-            let out = fleet.rumor(&args).output().unwrap();
+            let out = fleet.rumor().args(&args).output().unwrap();
             let case = format!("{name}: rumor {}", args[0]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!stderr.contains("panicked"), "{case}: {stderr}");
@@ -884,7 +857,7 @@ fn tampered_sops_files() {
         assert_eq!(tree(fleet.tmp.path()), before, "{name}: nothing written");
     }
     fs::write(&file, &original).unwrap();
-    ok(&mut fleet.rumor(&["check"]));
+    fleet.run(&["check"]);
 }
 
 /// Files that are not SOPS files at all, given to `rumor decrypt`.

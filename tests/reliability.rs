@@ -16,153 +16,27 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use support::fleet::Fleet;
 use support::{require, Bao};
 
 /// A token no server would hand out, so any trace of it in output is ours.
 const TOKEN: &str = "RUMOR-RECOGNISABLE-token-7f3a9c";
 
-/// A fleet in a temp dir with its own HOME (and so its own admin identity).
-struct Fleet {
-    tmp: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Fleet {
-    fn new(env: Vec<(&'static str, String)>) -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        fs::create_dir_all(tmp.path().join("xdg")).unwrap();
-        Fleet { tmp, env }
-    }
-
-    fn set(&mut self, key: &'static str, value: &str) {
-        self.env.retain(|(k, _)| *k != key);
-        self.env.push((key, value.to_owned()));
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.tmp.path().join("fleet")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.tmp.path().join(".home")
-    }
-
-    fn identity(&self) -> PathBuf {
-        self.home().join(".config/rumor/identity.txt")
-    }
-
-    fn rumor(&self) -> Command {
-        let mut cmd = support::rumor(self.tmp.path());
-        cmd.envs(self.env.clone())
-            .env("XDG_RUNTIME_DIR", self.tmp.path().join("xdg"))
-            .arg("-C")
-            .arg(self.dir());
-        cmd
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> String {
-        support::ok(self.rumor().args(args))
-    }
-
-    /// Output without echoing it (for commands that print secrets).
-    fn quiet(&self, args: &[&str]) -> Output {
-        self.rumor().args(args).output().unwrap()
-    }
-
-    fn file(&self, id: &str) -> PathBuf {
-        self.dir().join(format!("secrets/{id}.yaml"))
-    }
-
-    /// The device file's plaintext via `rumor decrypt` with the admin
-    /// identity; `None` when there is no file. A file that exists must
-    /// decrypt: writes are atomic, so there is never half of one.
-    #[track_caller]
-    fn decrypt(&self, id: &str) -> Option<BTreeMap<String, String>> {
-        if !self.file(id).exists() {
-            return None;
-        }
-        let out = self.quiet(&["decrypt", self.file(id).to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{} does not decrypt: {}",
-            self.file(id).display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(serde_yaml_ng::from_slice(&out.stdout).unwrap())
-    }
-
-    /// The device file decrypted by the real sops.
-    fn sops_decrypt(&self, id: &str) -> BTreeMap<String, String> {
-        let out = Command::new(require("sops").unwrap())
-            .args(["decrypt", "--input-type", "yaml", "--output-type", "json"])
-            .arg(self.file(id))
-            .env("SOPS_AGE_KEY_FILE", self.identity())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sops: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// The files under secrets/ and their bytes.
-    fn secrets(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        if let Ok(entries) = fs::read_dir(self.dir().join("secrets")) {
-            for e in entries {
-                let e = e.unwrap();
-                out.insert(
-                    e.file_name().to_string_lossy().into_owned(),
-                    fs::read(e.path()).unwrap(),
-                );
-            }
-        }
-        out
-    }
-
-    /// Every stored value of a device, by name (names from `get`'s hint).
-    fn stored(&self, id: &str) -> BTreeMap<String, String> {
-        let out = self.quiet(&["get", id, "no-such-name"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let names = stderr
-            .split("stored names: ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no names in: {stderr}"));
-        names
-            .trim()
-            .split(", ")
-            .map(|name| {
-                let out = self.quiet(&["get", id, name]);
-                assert!(out.status.success(), "get {id} {name}");
-                let value = String::from_utf8(out.stdout).unwrap();
-                (
-                    name.to_owned(),
-                    value.strip_suffix('\n').unwrap_or(&value).to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    /// Pre-creates devices/<id>.toml, as a second operator would have it
-    /// from git, so concurrent runs do not race on creating it.
-    fn device_toml(&self, id: &str, ip: &str) {
-        fs::create_dir_all(self.dir().join("devices")).unwrap();
-        fs::write(
-            self.dir().join(format!("devices/{id}.toml")),
-            format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n"),
-        )
-        .unwrap();
-    }
+/// Pre-creates devices/<id>.toml, as a second operator would have it
+/// from git, so concurrent runs do not race on creating it.
+fn device_toml(fleet: &Fleet, id: &str, ip: &str) {
+    fs::create_dir_all(fleet.dir().join("devices")).unwrap();
+    fs::write(
+        fleet.dir().join(format!("devices/{id}.toml")),
+        format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n"),
+    )
+    .unwrap();
 }
 
 /// Temp files (fsutil's and the local store's) anywhere under `dir`.
@@ -304,7 +178,7 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
         }
     }
     assert_eq!(
-        fleet.sops_decrypt("d1"),
+        fleet.sops_decrypt("d1", &fleet.identity()),
         finals["d1"],
         "the real sops reads what rumor decrypts"
     );
@@ -363,7 +237,7 @@ fn kill_local() {
     if require("sops").is_none() {
         return;
     }
-    kill_runs(&Fleet::new(vec![]), 0x5eed_0001, 16, 10);
+    kill_runs(&Fleet::new(vec![]).with_runtime_dir(), 0x5eed_0001, 16, 10);
 }
 
 #[test]
@@ -372,14 +246,19 @@ fn kill_vault() {
     if require("sops").is_none() {
         return;
     }
-    kill_runs(&Fleet::new(bao.env()), 0x5eed_0002, 16, 10);
+    kill_runs(
+        &Fleet::new(bao.env()).with_runtime_dir(),
+        0x5eed_0002,
+        16,
+        10,
+    );
 }
 
 /// A killed run's temp files (named after a PID that no longer runs) are
 /// removed by the next fleet command, in the fleet and in the local store.
 #[test]
 fn stale_temps_are_removed() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     fleet.run(&["new", "t1"]);
     let mut child = Command::new("true").spawn().unwrap();
@@ -408,7 +287,7 @@ fn stale_temps_are_removed() {
 /// store, no temp file; `rumor run --keep` leaves no workspace behind.
 #[test]
 fn sigterm_stops_between_steps() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     let ids = ["s1", "s2", "s3", "s4", "s5"];
     let (child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
@@ -445,7 +324,7 @@ fn sigterm_stops_between_steps() {
     }
     let spec_path = fleet.tmp.path().join("slow.toml");
     fs::write(&spec_path, spec).unwrap();
-    let xdg = fleet.tmp.path().join("xdg");
+    let xdg = fleet.runtime_dir();
     let shm_before = rumor_dirs(Path::new("/dev/shm"));
     let (child, rx, all) = spawn_lines(
         support::rumor(fleet.tmp.path())
@@ -490,7 +369,7 @@ fn rumor_dirs(dir: &Path) -> BTreeSet<PathBuf> {
 /// lock makes them take turns, and both end with the store's values.
 #[test]
 fn two_operators_local() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     for round in 0..3 {
         let id = format!("c{round}");
@@ -560,12 +439,12 @@ fn same_as_store(fleet: &Fleet, id: &str) {
 #[test]
 fn two_operators_vault() {
     let Some(bao) = Bao::start() else { return };
-    let fleet = Fleet::new(bao.env());
+    let fleet = Fleet::new(bao.env()).with_runtime_dir();
     fleet.run(&["init"]);
     let mut conflicts = 0;
     for round in 0..10 {
         let id = format!("v{round}");
-        fleet.device_toml(&id, &format!("10.8.0.{}", 20 + round));
+        device_toml(&fleet, &id, &format!("10.8.0.{}", 20 + round));
         for command in ["new", "renew"] {
             let children: Vec<Child> = (0..2)
                 .map(|_| {
@@ -727,7 +606,7 @@ fn assert_store_fault(fleet: &Fleet, args: &[&str], addr: &str, expect: &str) {
 #[test]
 fn vault_faults() {
     let Some(mut bao) = Bao::start() else { return };
-    let mut fleet = Fleet::new(bao.env());
+    let mut fleet = Fleet::new(bao.env()).with_runtime_dir();
     fleet.set("RUMOR_VAULT_RETRIES", "0");
     fleet.run(&["init"]);
     fleet.run(&["new", "f1"]);
@@ -806,7 +685,8 @@ fn vault_goes_away_mid_run() {
         ("VAULT_ADDR", proxy.addr()),
         ("VAULT_TOKEN", bao.token.clone()),
         ("RUMOR_VAULT_RETRIES", "0".into()),
-    ]);
+    ])
+    .with_runtime_dir();
     fleet.run(&["init"]);
     let ids = ["m1", "m2", "m3", "m4", "m5"];
     let (mut child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
@@ -885,7 +765,8 @@ fn no_token_or_secret_in_output() {
     let fleet = Fleet::new(vec![
         ("VAULT_ADDR", bao.addr.clone()),
         ("VAULT_TOKEN", TOKEN.into()),
-    ]);
+    ])
+    .with_runtime_dir();
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut record = |args: &[&str], json: bool| {
         let out = fleet.quiet(args);
@@ -956,7 +837,7 @@ fn files(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
 /// store and SOPS files); and every fleet file has its intended mode.
 #[test]
 fn hygiene_and_modes() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     fleet.run(&["new", "h1", "h2"]);
     fleet.run(&["renew", "h1"]);
@@ -974,7 +855,7 @@ fn hygiene_and_modes() {
         PathBuf::from("/tmp"),
         PathBuf::from("/dev/shm"),
         fleet.home(),
-        fleet.tmp.path().join("xdg"),
+        fleet.runtime_dir().to_path_buf(),
     ];
     roots.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
     // Other processes' private trees are not ours to judge, only ours.
