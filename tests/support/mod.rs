@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod cluster;
 pub mod fleet;
+pub mod generate;
 pub mod postgres;
 
 /// The repository root.
