@@ -11,18 +11,19 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use support::fleet::Fleet;
+use support::proxy::Proxy;
 use support::{require, Bao};
 
 /// A token no server would hand out, so any trace of it in output is ours.
@@ -484,88 +485,6 @@ fn two_operators_vault() {
     eprintln!("{conflicts} runs lost a check-and-set race");
 }
 
-/// A TCP proxy in front of OpenBao that can be cut (every connection
-/// closed at once, new ones closed on accept) and can answer the next
-/// connections with 502, so faults are exact rather than timed.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    fail_next: Arc<AtomicUsize>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            cut: Arc::default(),
-            fail_next: Arc::default(),
-            open: Arc::default(),
-        };
-        let (cut, fail_next, open) = (
-            proxy.cut.clone(),
-            proxy.fail_next.clone(),
-            proxy.open.clone(),
-        );
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { continue };
-                if cut.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                if fail_next
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 4096];
-                        let _ = client.read(&mut buf);
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: 33\r\nConnection: close\r\n\r\n{\"errors\":[\"upstream went away\"]}");
-                    });
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                {
-                    let mut open = open.lock().unwrap();
-                    open.push(client.try_clone().unwrap());
-                    open.push(server.try_clone().unwrap());
-                }
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-            }
-        });
-        proxy
-    }
-
-    fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The server "goes away": open connections drop, new ones close.
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
 /// Makes a token with a recognisable id and the given policies.
 fn child_token(bao: &Bao, id: &str, policies: &[&str]) {
     let body = serde_json::json!({ "id": id, "policies": policies, "no_default_policy": false })
@@ -680,7 +599,7 @@ fn vault_faults() {
 #[test]
 fn vault_goes_away_mid_run() {
     let Some(bao) = Bao::start() else { return };
-    let proxy = Proxy::start(bao.port);
+    let proxy = Proxy::start_with(bao.port, Shutdown::Write);
     let mut fleet = Fleet::new(vec![
         ("VAULT_ADDR", proxy.addr()),
         ("VAULT_TOKEN", bao.token.clone()),

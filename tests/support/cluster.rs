@@ -12,86 +12,15 @@
 //! nodes talk TLS end to end through the proxies.
 #![allow(dead_code)]
 
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::proxy::Proxy;
 use super::{free_port, require};
 
 /// How long bring-up steps may take before the harness gives up.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-/// A TCP proxy that can be cut (open connections dropped, new ones
-/// closed on accept) and counts the connections it accepted.
-pub struct Proxy {
-    pub port: u16,
-    cut: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    pub accepted: Arc<AtomicUsize>,
-}
-
-impl Proxy {
-    pub fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            cut: Arc::default(),
-            open: Arc::default(),
-            accepted: Arc::default(),
-        };
-        let (cut, open, accepted) = (
-            proxy.cut.clone(),
-            proxy.open.clone(),
-            proxy.accepted.clone(),
-        );
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                if cut.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                };
-                {
-                    let mut open = open.lock().unwrap();
-                    open.retain(|s: &TcpStream| s.peer_addr().is_ok());
-                    open.push(client.try_clone().unwrap());
-                    open.push(server.try_clone().unwrap());
-                }
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        proxy
-    }
-
-    /// Open connections drop, new ones close.
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
 
 /// One node: its process, its real ports, and the proxies in front.
 pub struct Node {

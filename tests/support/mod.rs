@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod fleet;
 pub mod generate;
 pub mod postgres;
+pub mod proxy;
 
 /// The repository root.
 pub fn root() -> PathBuf {
