@@ -13,13 +13,12 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use support::fleet::Fleet;
-use support::ok;
 use support::postgres::Postgres;
+use support::{ok, with_stdin};
 
 /// Every path under `dir`, relative, directories included.
 fn tree(dir: &Path) -> BTreeSet<PathBuf> {
@@ -37,39 +36,11 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-/// A refusal: the exit code, one `rumor:` line naming `expect`, no panic.
+/// A refusal ([`support::refused`]) with no raw NUL on stderr.
 #[track_caller]
 fn refused(out: &Output, code: i32, expect: &str, case: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{case}: panic: {stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{case}: exit code; stderr: {stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{case}: one line on stderr, got {stderr:?}");
-    assert!(lines[0].starts_with("rumor: "), "{case}: {stderr}");
-    assert!(
-        lines[0].contains(expect),
-        "{case}: expected {expect:?} in {stderr:?}"
-    );
+    let stderr = support::refused(out, code, expect, case);
     assert!(!stderr.contains('\0'), "{case}: raw NUL on stderr");
-}
-
-/// Runs `cmd` with `input` on stdin.
-fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn rumor");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // rumor may stop reading early; a broken pipe is fine.
-    let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
 }
 
 /// The spec fixtures under tests/hostile/specs, with what the one error
