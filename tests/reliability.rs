@@ -329,7 +329,7 @@ fn sigterm_stops_between_steps() {
     let shm_before = rumor_dirs(Path::new("/dev/shm"));
     let (child, rx, all) = spawn_lines(
         support::rumor(fleet.tmp.path())
-            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("XDG_RUNTIME_DIR", xdg)
             .args(["run", "-v", "--keep"])
             .arg(&spec_path),
     );
@@ -340,7 +340,7 @@ fn sigterm_stops_between_steps() {
     let stderr = all.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(
-        fs::read_dir(&xdg).unwrap().count(),
+        fs::read_dir(xdg).unwrap().count(),
         0,
         "a workspace was kept in {}",
         xdg.display()
