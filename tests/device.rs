@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use support::fleet::Fleet;
 use support::postgres::Postgres;
-use support::{fails, ok, require, Bao};
+use support::{fails, ok, require, with_stdin, Bao};
 
 /// Values of a systemd EnvironmentFile of `KEY="value"` lines, unescaped
 /// the way systemd reads double-quoted values.
@@ -157,21 +157,11 @@ fn check_device_file(fleet: &Fleet, id: &str, ip: &str) {
         "the hash stays out of the device file"
     );
     // The API key verifies with the CLI, reading the key from stdin.
-    let mut verify = fleet.rumor();
-    verify
-        .args(["api-key", "verify", hash.trim()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = verify.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(key.as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let verify = with_stdin(
+        fleet.rumor().args(["api-key", "verify", hash.trim()]),
+        key.as_bytes(),
+    );
+    assert!(verify.status.success());
     let wrong = support::run(
         fleet
             .rumor()

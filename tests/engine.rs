@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{fails, ok, require, rumor, Bao};
+use support::{fails, ok, require, rumor, with_stdin, Bao};
 
 fn spec(name: &str) -> PathBuf {
     support::root().join("tests/specs").join(name)
@@ -264,20 +264,7 @@ fn stdin_and_memory_only() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = r#"{"generations": [{"generator": "key", "arguments": {"name": "k"}}],
         "exports": [{"exporter": "copy", "arguments": {"from": "k", "to": "out/k.txt"}}]}"#;
-    let mut child = rumor(tmp.path())
-        .args(["stdin", "json"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(rumor(tmp.path()).args(["stdin", "json"]), spec.as_bytes());
     assert!(
         out.status.success(),
         "{}",

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use rumor::generate::{lookup, Args, Context, GenError, Output};
+use rumor::generate::{lookup, Args, GenError, Output};
 use rumor::template::{env_value, render, shell, yaml};
 use rumor::workspace::{File, Visibility, Workspace};
 use serde_json::{json, Value};
@@ -48,7 +48,8 @@ fn generate(kind: &str, args: Value, ws: &Workspace) -> Result<Vec<Output>, GenE
     generate_with(kind, args, ws, &mut rand::rngs::OsRng)
 }
 
-/// Runs generator `kind` with `args` over `ws`, drawing from `rng`.
+/// Runs generator `kind` with `args` over `ws`, drawing from `rng`; the
+/// arguments are checked first, as the engine checks them.
 #[track_caller]
 fn generate_with(
     kind: &str,
@@ -56,17 +57,8 @@ fn generate_with(
     ws: &Workspace,
     rng: &mut dyn rumor::generate::CryptoRngCore,
 ) -> Result<Vec<Output>, GenError> {
-    let generator = lookup(kind).unwrap_or_else(|| panic!("{kind} is not registered"));
-    let map = args.as_object().unwrap().clone();
-    let args = Args::new(&map);
-    let mut cx = Context {
-        workspace: ws,
-        rng,
-        now: time::OffsetDateTime::now_utc(),
-        identities: &[],
-    };
-    generator.outputs(&args).map_err(GenError::from)?;
-    generator.generate(&args, &mut cx)
+    support::generate::declared(kind, &args)?;
+    support::generate::generate_with(kind, &args, ws, rng, time::OffsetDateTime::now_utc(), &[])
 }
 
 /// The error message of a generation that must fail.

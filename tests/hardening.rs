@@ -20,27 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{ok, rumor};
-
-/// A refusal: the exit code, one `rumor:` line naming `expect`, no panic.
-#[track_caller]
-fn refused(out: &Output, code: i32, expect: &str, case: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{case}: panic: {stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{case}: exit code; stderr: {stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{case}: one line on stderr, got {stderr:?}");
-    assert!(lines[0].starts_with("rumor: "), "{case}: {stderr}");
-    assert!(
-        lines[0].contains(expect),
-        "{case}: expected {expect:?} in {stderr:?}"
-    );
-    stderr
-}
+use support::{ok, refused, rumor, with_stdin};
 
 #[track_caller]
 fn output(cmd: &mut Command) -> Output {
@@ -149,20 +129,10 @@ fn stdin_is_bounded() {
         "api-key verify",
     );
     // A spec under the limit still runs.
-    let mut child = rumor(tmp.path())
-        .args(["stdin", "json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"generations": [{"generator": "id", "arguments": {"name": "x"}}]}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        rumor(tmp.path()).args(["stdin", "json"]),
+        br#"{"generations": [{"generator": "id", "arguments": {"name": "x"}}]}"#,
+    );
     assert!(
         out.status.success(),
         "{}",

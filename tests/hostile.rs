@@ -13,12 +13,12 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use support::ok;
+use support::fleet::Fleet;
 use support::postgres::Postgres;
+use support::{ok, with_stdin};
 
 /// Every path under `dir`, relative, directories included.
 fn tree(dir: &Path) -> BTreeSet<PathBuf> {
@@ -36,39 +36,11 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-/// A refusal: the exit code, one `rumor:` line naming `expect`, no panic.
+/// A refusal ([`support::refused`]) with no raw NUL on stderr.
 #[track_caller]
 fn refused(out: &Output, code: i32, expect: &str, case: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{case}: panic: {stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{case}: exit code; stderr: {stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{case}: one line on stderr, got {stderr:?}");
-    assert!(lines[0].starts_with("rumor: "), "{case}: {stderr}");
-    assert!(
-        lines[0].contains(expect),
-        "{case}: expected {expect:?} in {stderr:?}"
-    );
+    let stderr = support::refused(out, code, expect, case);
     assert!(!stderr.contains('\0'), "{case}: raw NUL on stderr");
-}
-
-/// Runs `cmd` with `input` on stdin.
-fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn rumor");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // rumor may stop reading early; a broken pipe is fine.
-    let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
 }
 
 /// The spec fixtures under tests/hostile/specs, with what the one error
@@ -362,38 +334,9 @@ fn garbage_on_stdin() {
     }
 }
 
-/// A fleet made with `rumor init`, in a temp dir with its own HOME.
-struct Fleet {
-    tmp: tempfile::TempDir,
-}
-
-impl Fleet {
-    fn init() -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        let fleet = Fleet { tmp };
-        ok(&mut fleet.rumor(&["init"]));
-        fleet
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.tmp.path().join("fleet")
-    }
-
-    fn identity(&self) -> PathBuf {
-        self.tmp.path().join(".home/.config/rumor/identity.txt")
-    }
-
-    fn rumor(&self, args: &[&str]) -> Command {
-        let mut cmd = support::rumor(self.tmp.path());
-        cmd.arg("-C").arg(self.dir()).args(args);
-        cmd
-    }
-}
-
 #[test]
 fn hostile_device_names() {
-    let fleet = Fleet::init();
+    let fleet = Fleet::init(vec![]);
     let long = "a".repeat(64);
     let names = [
         "../x",
@@ -419,7 +362,7 @@ fn hostile_device_names() {
             vec!["plan", "--", name],
             vec!["retire", "--", name],
         ] {
-            let out = fleet.rumor(&args).output().unwrap();
+            let out = fleet.rumor().args(&args).output().unwrap();
             let case = format!("rumor {args:?}");
             let shown: String = name
                 .chars()
@@ -582,7 +525,8 @@ fn bash_env(text: &str, keys: &[&str]) -> BTreeMap<String, String> {
 fn decrypted(fleet: &Fleet, id: &str) -> BTreeMap<String, String> {
     let file = fleet.dir().join(format!("secrets/{id}.yaml"));
     let yaml = ok(fleet
-        .rumor(&["decrypt"])
+        .rumor()
+        .args(["decrypt"])
         .arg(&file)
         .arg("-i")
         .arg(fleet.identity()));
@@ -591,7 +535,7 @@ fn decrypted(fleet: &Fleet, id: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn hostile_template_values_come_out_escaped() {
-    let fleet = Fleet::init();
+    let fleet = Fleet::init(vec![]);
     let devices = fleet.dir().join("devices");
     fs::create_dir_all(&devices).unwrap();
     // The fleet's own spec template takes the database user from a device
@@ -623,7 +567,7 @@ fn hostile_template_values_come_out_escaped() {
             ),
         )
         .unwrap();
-        ok(&mut fleet.rumor(&["spec", "plain"]))
+        fleet.run(&["spec", "plain"])
     };
     let entries = |text: &str| {
         let spec: toml::Table = toml::from_str(text).unwrap();
@@ -647,7 +591,7 @@ fn hostile_template_values_come_out_escaped() {
         )
         .unwrap();
         // The rendered spec has the same entries as a plain device's.
-        let rendered = ok(&mut fleet.rumor(&["spec", &id]));
+        let rendered = fleet.run(&["spec", &id]);
         assert_eq!(
             entries(&rendered),
             entries(&benign_spec),
@@ -657,7 +601,7 @@ fn hostile_template_values_come_out_escaped() {
     // Provision them all; nothing lands outside the fleet.
     let outside = tree(fleet.tmp.path().parent().unwrap());
     let ids: Vec<String> = (0..HOSTILE.len()).map(|n| format!("h{n}")).collect();
-    ok(fleet.rumor(&["new"]).args(&ids));
+    ok(fleet.rumor().arg("new").args(&ids));
     assert!(!Path::new("/tmp/rumor-pwned").exists());
     let mut now = tree(fleet.tmp.path().parent().unwrap());
     now.retain(|p| !p.starts_with(fleet.tmp.path().file_name().unwrap()));
@@ -777,8 +721,8 @@ fn postgres_loads(scripts: &[(String, String, &str, String)]) {
 /// print no plaintext.
 #[test]
 fn tampered_sops_files() {
-    let fleet = Fleet::init();
-    ok(&mut fleet.rumor(&["new", "t1"]));
+    let fleet = Fleet::init(vec![]);
+    fleet.run(&["new", "t1"]);
     let file = fleet.dir().join("secrets/t1.yaml");
     let original = fs::read_to_string(&file).unwrap();
     let plain = decrypted(&fleet, "t1");
@@ -858,7 +802,7 @@ fn tampered_sops_files() {
             ],
             vec!["check"],
         ] {
-            let out = fleet.rumor(&args).output().unwrap();
+            let out = fleet.rumor().args(&args).output().unwrap();
             let case = format!("{name}: rumor {}", args[0]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!stderr.contains("panicked"), "{case}: {stderr}");
@@ -884,7 +828,7 @@ fn tampered_sops_files() {
         assert_eq!(tree(fleet.tmp.path()), before, "{name}: nothing written");
     }
     fs::write(&file, &original).unwrap();
-    ok(&mut fleet.rumor(&["check"]));
+    fleet.run(&["check"]);
 }
 
 /// Files that are not SOPS files at all, given to `rumor decrypt`.

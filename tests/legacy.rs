@@ -6,12 +6,11 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{json, Map, Value};
-use support::{ok, require, rumor, Bao};
+use support::{ok, require, rumor, with_stdin, Bao};
 
 const ORG: &str = "meters";
 
@@ -91,21 +90,10 @@ fn device_spec(device: &Device) -> String {
 /// `rumor stdin json --stay` in `dir`, as the fleet's script runs it.
 fn stdin_run(bao: &Bao, dir: &Path, spec: &str) -> Output {
     fs::create_dir_all(dir).unwrap();
-    let mut child = rumor(dir)
-        .envs(bao.env())
-        .args(["stdin", "json", "--stay"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        rumor(dir).envs(bao.env()).args(["stdin", "json", "--stay"]),
+        spec.as_bytes(),
+    );
     eprintln!(
         "rumor stdin in {}: {:?}\n{}",
         dir.display(),

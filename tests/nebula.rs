@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::rngs::OsRng;
-use rumor::generate::{lookup, Args, Context, GenError};
+use rumor::generate::GenError;
 use rumor::nebula::{self, CaKey, CaSpec, Certificate, HostKey, HostSpec, NebulaError};
 use rumor::workspace::{Visibility, Workspace};
 use serde_json::{json, Value};
@@ -441,16 +441,7 @@ fn run(
     ws: &Workspace,
     now: OffsetDateTime,
 ) -> Result<Vec<rumor::generate::Output>, GenError> {
-    let generator = lookup(kind).unwrap();
-    let map = args.as_object().unwrap();
-    let mut rng = OsRng;
-    let mut cx = Context {
-        workspace: ws,
-        rng: &mut rng,
-        now,
-        identities: &[],
-    };
-    generator.generate(&Args::new(map), &mut cx)
+    support::generate::generate_with(kind, &args, ws, &mut OsRng, now, &[])
 }
 
 #[test]

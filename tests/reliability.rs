@@ -11,158 +11,33 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use support::fleet::Fleet;
+use support::proxy::Proxy;
 use support::{require, Bao};
 
 /// A token no server would hand out, so any trace of it in output is ours.
 const TOKEN: &str = "RUMOR-RECOGNISABLE-token-7f3a9c";
 
-/// A fleet in a temp dir with its own HOME (and so its own admin identity).
-struct Fleet {
-    tmp: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Fleet {
-    fn new(env: Vec<(&'static str, String)>) -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        fs::create_dir_all(tmp.path().join("xdg")).unwrap();
-        Fleet { tmp, env }
-    }
-
-    fn set(&mut self, key: &'static str, value: &str) {
-        self.env.retain(|(k, _)| *k != key);
-        self.env.push((key, value.to_owned()));
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.tmp.path().join("fleet")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.tmp.path().join(".home")
-    }
-
-    fn identity(&self) -> PathBuf {
-        self.home().join(".config/rumor/identity.txt")
-    }
-
-    fn rumor(&self) -> Command {
-        let mut cmd = support::rumor(self.tmp.path());
-        cmd.envs(self.env.clone())
-            .env("XDG_RUNTIME_DIR", self.tmp.path().join("xdg"))
-            .arg("-C")
-            .arg(self.dir());
-        cmd
-    }
-
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> String {
-        support::ok(self.rumor().args(args))
-    }
-
-    /// Output without echoing it (for commands that print secrets).
-    fn quiet(&self, args: &[&str]) -> Output {
-        self.rumor().args(args).output().unwrap()
-    }
-
-    fn file(&self, id: &str) -> PathBuf {
-        self.dir().join(format!("secrets/{id}.yaml"))
-    }
-
-    /// The device file's plaintext via `rumor decrypt` with the admin
-    /// identity; `None` when there is no file. A file that exists must
-    /// decrypt: writes are atomic, so there is never half of one.
-    #[track_caller]
-    fn decrypt(&self, id: &str) -> Option<BTreeMap<String, String>> {
-        if !self.file(id).exists() {
-            return None;
-        }
-        let out = self.quiet(&["decrypt", self.file(id).to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{} does not decrypt: {}",
-            self.file(id).display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(serde_yaml_ng::from_slice(&out.stdout).unwrap())
-    }
-
-    /// The device file decrypted by the real sops.
-    fn sops_decrypt(&self, id: &str) -> BTreeMap<String, String> {
-        let out = Command::new(require("sops").unwrap())
-            .args(["decrypt", "--input-type", "yaml", "--output-type", "json"])
-            .arg(self.file(id))
-            .env("SOPS_AGE_KEY_FILE", self.identity())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sops: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// The files under secrets/ and their bytes.
-    fn secrets(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        if let Ok(entries) = fs::read_dir(self.dir().join("secrets")) {
-            for e in entries {
-                let e = e.unwrap();
-                out.insert(
-                    e.file_name().to_string_lossy().into_owned(),
-                    fs::read(e.path()).unwrap(),
-                );
-            }
-        }
-        out
-    }
-
-    /// Every stored value of a device, by name (names from `get`'s hint).
-    fn stored(&self, id: &str) -> BTreeMap<String, String> {
-        let out = self.quiet(&["get", id, "no-such-name"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let names = stderr
-            .split("stored names: ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no names in: {stderr}"));
-        names
-            .trim()
-            .split(", ")
-            .map(|name| {
-                let out = self.quiet(&["get", id, name]);
-                assert!(out.status.success(), "get {id} {name}");
-                let value = String::from_utf8(out.stdout).unwrap();
-                (
-                    name.to_owned(),
-                    value.strip_suffix('\n').unwrap_or(&value).to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    /// Pre-creates devices/<id>.toml, as a second operator would have it
-    /// from git, so concurrent runs do not race on creating it.
-    fn device_toml(&self, id: &str, ip: &str) {
-        fs::create_dir_all(self.dir().join("devices")).unwrap();
-        fs::write(
-            self.dir().join(format!("devices/{id}.toml")),
-            format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n"),
-        )
-        .unwrap();
-    }
+/// Pre-creates devices/<id>.toml, as a second operator would have it
+/// from git, so concurrent runs do not race on creating it.
+fn device_toml(fleet: &Fleet, id: &str, ip: &str) {
+    fs::create_dir_all(fleet.dir().join("devices")).unwrap();
+    fs::write(
+        fleet.dir().join(format!("devices/{id}.toml")),
+        format!("name = \"\"\nip = \"{ip}\"\ngroups = [\"pidgeon\"]\n\n[vars]\n"),
+    )
+    .unwrap();
 }
 
 /// Temp files (fsutil's and the local store's) anywhere under `dir`.
@@ -245,7 +120,9 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
     // One measured run sets the span the kill points are drawn from.
     let start = Instant::now();
     fleet.run(&["new", "d0", "d1"]);
-    let span = start.elapsed().as_millis() as u64 * 5 / 4;
+    // A kill that lands after the run ended shortens the span: the measured
+    // run may have been slow (a loaded machine), the later ones quicker.
+    let mut span = (start.elapsed().as_millis() as u64 * 5 / 4).max(2);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // What each device file held after each killed run.
     let mut seen: Vec<(String, BTreeMap<String, String>)> = Vec::new();
@@ -269,6 +146,8 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
         let status = child.wait().unwrap();
         if status.signal() == Some(9) {
             killed += 1;
+        } else {
+            span = (span * 3 / 4).max(2);
         }
         for id in &ids {
             if let Some(plain) = fleet.decrypt(id) {
@@ -304,7 +183,7 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
         }
     }
     assert_eq!(
-        fleet.sops_decrypt("d1"),
+        fleet.sops_decrypt("d1", &fleet.identity()),
         finals["d1"],
         "the real sops reads what rumor decrypts"
     );
@@ -312,7 +191,11 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
     eprintln!("new phase done after {:?}", start.elapsed());
     // Renew rotates; after each killed renew the device file may be the
     // old one (the store is ahead), and a re-run must bring them together.
-    for _ in 0..renew_kills {
+    // Extra renew rounds (at most as many again) make up for kills that
+    // landed after a run ended.
+    let mut round = 0;
+    while round < renew_kills || (killed * 3 < new_kills + renew_kills && round < 2 * renew_kills) {
+        round += 1;
         let mut child = fleet
             .rumor()
             .args(["renew", "d0", "d1"])
@@ -324,6 +207,8 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
         let _ = child.kill();
         if child.wait().unwrap().signal() == Some(9) {
             killed += 1;
+        } else {
+            span = (span * 3 / 4).max(2);
         }
         for id in ["d0", "d1"] {
             fleet
@@ -348,8 +233,8 @@ fn kill_runs(fleet: &Fleet, seed: u64, new_kills: usize, renew_kills: usize) {
     }
     // Most kill points land mid-run; some may fall after the exit.
     eprintln!(
-        "killed {killed} of {} runs mid-way; span {span} ms; took {:?}",
-        new_kills + renew_kills,
+        "killed {killed} of {} runs mid-way; span at the end {span} ms; took {:?}",
+        new_kills + round,
         start.elapsed()
     );
     assert!(
@@ -363,7 +248,7 @@ fn kill_local() {
     if require("sops").is_none() {
         return;
     }
-    kill_runs(&Fleet::new(vec![]), 0x5eed_0001, 16, 10);
+    kill_runs(&Fleet::new(vec![]).with_runtime_dir(), 0x5eed_0001, 16, 10);
 }
 
 #[test]
@@ -372,14 +257,19 @@ fn kill_vault() {
     if require("sops").is_none() {
         return;
     }
-    kill_runs(&Fleet::new(bao.env()), 0x5eed_0002, 16, 10);
+    kill_runs(
+        &Fleet::new(bao.env()).with_runtime_dir(),
+        0x5eed_0002,
+        16,
+        10,
+    );
 }
 
 /// A killed run's temp files (named after a PID that no longer runs) are
 /// removed by the next fleet command, in the fleet and in the local store.
 #[test]
 fn stale_temps_are_removed() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     fleet.run(&["new", "t1"]);
     let mut child = Command::new("true").spawn().unwrap();
@@ -408,7 +298,7 @@ fn stale_temps_are_removed() {
 /// store, no temp file; `rumor run --keep` leaves no workspace behind.
 #[test]
 fn sigterm_stops_between_steps() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     let ids = ["s1", "s2", "s3", "s4", "s5"];
     let (child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
@@ -445,11 +335,11 @@ fn sigterm_stops_between_steps() {
     }
     let spec_path = fleet.tmp.path().join("slow.toml");
     fs::write(&spec_path, spec).unwrap();
-    let xdg = fleet.tmp.path().join("xdg");
+    let xdg = fleet.runtime_dir();
     let shm_before = rumor_dirs(Path::new("/dev/shm"));
     let (child, rx, all) = spawn_lines(
         support::rumor(fleet.tmp.path())
-            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("XDG_RUNTIME_DIR", xdg)
             .args(["run", "-v", "--keep"])
             .arg(&spec_path),
     );
@@ -460,7 +350,7 @@ fn sigterm_stops_between_steps() {
     let stderr = all.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(
-        fs::read_dir(&xdg).unwrap().count(),
+        fs::read_dir(xdg).unwrap().count(),
         0,
         "a workspace was kept in {}",
         xdg.display()
@@ -490,7 +380,7 @@ fn rumor_dirs(dir: &Path) -> BTreeSet<PathBuf> {
 /// lock makes them take turns, and both end with the store's values.
 #[test]
 fn two_operators_local() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     for round in 0..3 {
         let id = format!("c{round}");
@@ -560,12 +450,12 @@ fn same_as_store(fleet: &Fleet, id: &str) {
 #[test]
 fn two_operators_vault() {
     let Some(bao) = Bao::start() else { return };
-    let fleet = Fleet::new(bao.env());
+    let fleet = Fleet::new(bao.env()).with_runtime_dir();
     fleet.run(&["init"]);
     let mut conflicts = 0;
     for round in 0..10 {
         let id = format!("v{round}");
-        fleet.device_toml(&id, &format!("10.8.0.{}", 20 + round));
+        device_toml(&fleet, &id, &format!("10.8.0.{}", 20 + round));
         for command in ["new", "renew"] {
             let children: Vec<Child> = (0..2)
                 .map(|_| {
@@ -603,88 +493,6 @@ fn two_operators_vault() {
         assert!(plain["postgres.sql"].contains(password));
     }
     eprintln!("{conflicts} runs lost a check-and-set race");
-}
-
-/// A TCP proxy in front of OpenBao that can be cut (every connection
-/// closed at once, new ones closed on accept) and can answer the next
-/// connections with 502, so faults are exact rather than timed.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    fail_next: Arc<AtomicUsize>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            cut: Arc::default(),
-            fail_next: Arc::default(),
-            open: Arc::default(),
-        };
-        let (cut, fail_next, open) = (
-            proxy.cut.clone(),
-            proxy.fail_next.clone(),
-            proxy.open.clone(),
-        );
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { continue };
-                if cut.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                if fail_next
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 4096];
-                        let _ = client.read(&mut buf);
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: 33\r\nConnection: close\r\n\r\n{\"errors\":[\"upstream went away\"]}");
-                    });
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                {
-                    let mut open = open.lock().unwrap();
-                    open.push(client.try_clone().unwrap());
-                    open.push(server.try_clone().unwrap());
-                }
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-            }
-        });
-        proxy
-    }
-
-    fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The server "goes away": open connections drop, new ones close.
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
 }
 
 /// Makes a token with a recognisable id and the given policies.
@@ -727,7 +535,7 @@ fn assert_store_fault(fleet: &Fleet, args: &[&str], addr: &str, expect: &str) {
 #[test]
 fn vault_faults() {
     let Some(mut bao) = Bao::start() else { return };
-    let mut fleet = Fleet::new(bao.env());
+    let mut fleet = Fleet::new(bao.env()).with_runtime_dir();
     fleet.set("RUMOR_VAULT_RETRIES", "0");
     fleet.run(&["init"]);
     fleet.run(&["new", "f1"]);
@@ -801,12 +609,13 @@ fn vault_faults() {
 #[test]
 fn vault_goes_away_mid_run() {
     let Some(bao) = Bao::start() else { return };
-    let proxy = Proxy::start(bao.port);
+    let proxy = Proxy::start_with(bao.port, Shutdown::Write);
     let mut fleet = Fleet::new(vec![
         ("VAULT_ADDR", proxy.addr()),
         ("VAULT_TOKEN", bao.token.clone()),
         ("RUMOR_VAULT_RETRIES", "0".into()),
-    ]);
+    ])
+    .with_runtime_dir();
     fleet.run(&["init"]);
     let ids = ["m1", "m2", "m3", "m4", "m5"];
     let (mut child, rx, all) = spawn_lines(fleet.rumor().args(["new", "-v"]).args(ids));
@@ -885,7 +694,8 @@ fn no_token_or_secret_in_output() {
     let fleet = Fleet::new(vec![
         ("VAULT_ADDR", bao.addr.clone()),
         ("VAULT_TOKEN", TOKEN.into()),
-    ]);
+    ])
+    .with_runtime_dir();
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut record = |args: &[&str], json: bool| {
         let out = fleet.quiet(args);
@@ -956,7 +766,7 @@ fn files(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
 /// store and SOPS files); and every fleet file has its intended mode.
 #[test]
 fn hygiene_and_modes() {
-    let fleet = Fleet::new(vec![]);
+    let fleet = Fleet::new(vec![]).with_runtime_dir();
     fleet.run(&["init"]);
     fleet.run(&["new", "h1", "h2"]);
     fleet.run(&["renew", "h1"]);
@@ -974,7 +784,7 @@ fn hygiene_and_modes() {
         PathBuf::from("/tmp"),
         PathBuf::from("/dev/shm"),
         fleet.home(),
-        fleet.tmp.path().join("xdg"),
+        fleet.runtime_dir().to_path_buf(),
     ];
     roots.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
     // Other processes' private trees are not ours to judge, only ours.

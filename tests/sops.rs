@@ -420,7 +420,7 @@ fn refuses_bad_input() {
 
 mod generator {
     use super::*;
-    use rumor::generate::{lookup, Args, Context, Output};
+    use rumor::generate::{lookup, Args, Output};
     use rumor::workspace::{File, Visibility, Workspace};
     use serde_json::json;
 
@@ -430,17 +430,15 @@ mod generator {
         ids: &[Identity],
         seed: u64,
     ) -> Result<Vec<Output>, String> {
-        let generator = lookup("sops").expect("sops is registered");
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut cx = Context {
-            workspace: ws,
-            rng: &mut rng,
-            now: NOW,
-            identities: &ids.iter().cloned().map(Into::into).collect::<Vec<_>>(),
-        };
-        generator
-            .generate(&Args::new(args.as_object().unwrap()), &mut cx)
-            .map_err(|e| e.to_string())
+        support::generate::generate_with(
+            "sops",
+            args,
+            ws,
+            &mut StdRng::seed_from_u64(seed),
+            NOW,
+            &ids.iter().cloned().map(Into::into).collect::<Vec<_>>(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn apply(ws: &mut Workspace, outputs: Vec<Output>) {

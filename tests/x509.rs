@@ -6,7 +6,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rumor::generate::{lookup, Args, Context};
 use rumor::workspace::{File, Visibility, Workspace};
 use rumor::x509::{self, parse_config, read_request};
 use serde_json::{json, Value};
@@ -19,22 +18,7 @@ fn fixture(name: &str) -> String {
 /// names with visibility.
 #[track_caller]
 fn run(ws: &mut Workspace, kind: &str, args: Value) -> Result<Vec<(String, Visibility)>, String> {
-    let generator = lookup(kind).unwrap_or_else(|| panic!("{kind} is not registered"));
-    let map = args.as_object().unwrap().clone();
-    let args = Args::new(&map);
-    let mut rng = rand::rngs::OsRng;
-    let outputs = {
-        let snapshot = ws.clone();
-        let mut cx = Context {
-            workspace: &snapshot,
-            rng: &mut rng,
-            now: time::OffsetDateTime::now_utc(),
-            identities: &[],
-        };
-        generator
-            .generate(&args, &mut cx)
-            .map_err(|e| e.to_string())?
-    };
+    let outputs = support::generate::generate(kind, &args, ws).map_err(|e| e.to_string())?;
     let mut names = Vec::new();
     for out in outputs {
         names.push((out.name.clone(), out.file.visibility));

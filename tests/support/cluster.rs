@@ -14,129 +14,15 @@
 //! nodes talk TLS end to end through the proxies.
 #![allow(dead_code)]
 
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::proxy::Proxy;
 use super::{free_port, require};
 
 /// How long bring-up steps may take before the harness gives up.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-/// A TCP proxy that can be cut (open connections dropped, new ones
-/// closed on accept) or slowed (what goes upstream arrives late), and
-/// counts the connections it accepted.
-pub struct Proxy {
-    pub port: u16,
-    cut: Arc<AtomicBool>,
-    /// Milliseconds each chunk bound upstream is held back.
-    delay: Arc<AtomicU64>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    pub accepted: Arc<AtomicUsize>,
-}
-
-impl Proxy {
-    pub fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            cut: Arc::default(),
-            delay: Arc::default(),
-            open: Arc::default(),
-            accepted: Arc::default(),
-        };
-        let (cut, delay, open, accepted) = (
-            proxy.cut.clone(),
-            proxy.delay.clone(),
-            proxy.open.clone(),
-            proxy.accepted.clone(),
-        );
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                if cut.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                };
-                {
-                    let mut open = open.lock().unwrap();
-                    open.retain(|s: &TcpStream| s.peer_addr().is_ok());
-                    open.push(client.try_clone().unwrap());
-                    open.push(server.try_clone().unwrap());
-                }
-                let upstream = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let delay = delay.clone();
-                std::thread::spawn(move || late_copy(upstream.0, upstream.1, &delay));
-                std::thread::spawn(move || {
-                    let (mut from, mut to) = (server, client);
-                    let _ = std::io::copy(&mut from, &mut to);
-                    let _ = to.shutdown(Shutdown::Both);
-                });
-            }
-        });
-        proxy
-    }
-
-    /// Open connections drop, new ones close.
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-
-    /// Holds back what goes upstream by `by` (zero: no delay), on open
-    /// connections and new ones alike.
-    pub fn slow(&self, by: Duration) {
-        self.delay.store(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-/// Copies `from` to `to`, each chunk sent `delay` ms after it was read
-/// (a constant latency, not a bandwidth limit).
-fn late_copy(mut from: TcpStream, mut to: TcpStream, delay: &AtomicU64) {
-    use std::io::{Read, Write};
-    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
-    let writer = std::thread::spawn(move || {
-        for (due, chunk) in rx {
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if to.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let due = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
-                if tx.send((due, buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    drop(tx);
-    let _ = writer.join();
-}
 
 /// One node: its process, its real ports, and the proxies in front.
 pub struct Node {

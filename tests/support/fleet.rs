@@ -12,6 +12,9 @@ use super::{fails, ok, require};
 pub struct Fleet {
     pub tmp: tempfile::TempDir,
     pub env: Vec<(&'static str, String)>,
+    /// The XDG_RUNTIME_DIR every rumor it runs gets, if any (otherwise the
+    /// caller's is inherited).
+    runtime_dir: Option<PathBuf>,
 }
 
 impl Fleet {
@@ -19,7 +22,11 @@ impl Fleet {
     pub fn new(env: Vec<(&'static str, String)>) -> Fleet {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(tmp.path().join("fleet")).unwrap();
-        Fleet { tmp, env }
+        Fleet {
+            tmp,
+            env,
+            runtime_dir: None,
+        }
     }
 
     /// `rumor init` run, for the embedded store (`env` empty) or Vault.
@@ -29,8 +36,35 @@ impl Fleet {
         fleet
     }
 
+    /// This fleet with its own XDG_RUNTIME_DIR (an empty `xdg` beside the
+    /// fleet), so what rumor keeps there can be seen.
+    pub fn with_runtime_dir(mut self) -> Fleet {
+        let dir = self.tmp.path().join("xdg");
+        fs::create_dir_all(&dir).unwrap();
+        self.runtime_dir = Some(dir);
+        self
+    }
+
+    /// The XDG_RUNTIME_DIR of [`Fleet::with_runtime_dir`].
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime_dir
+            .as_deref()
+            .expect("a fleet made with_runtime_dir")
+    }
+
+    /// Sets (or replaces) a variable for every rumor it runs from now on.
+    pub fn set(&mut self, key: &'static str, value: &str) {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.to_owned()));
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.tmp.path().join("fleet")
+    }
+
+    /// The HOME every rumor it runs gets.
+    pub fn home(&self) -> PathBuf {
+        self.tmp.path().join(".home")
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -38,7 +72,7 @@ impl Fleet {
     }
 
     pub fn identity(&self) -> PathBuf {
-        self.tmp.path().join(".home/.config/rumor/identity.txt")
+        self.home().join(".config/rumor/identity.txt")
     }
 
     /// The admin's `age1…` recipient.
@@ -53,7 +87,11 @@ impl Fleet {
 
     pub fn rumor(&self) -> Command {
         let mut cmd = super::rumor(self.tmp.path());
-        cmd.envs(self.env.clone()).arg("-C").arg(self.dir());
+        cmd.envs(self.env.clone());
+        if let Some(dir) = &self.runtime_dir {
+            cmd.env("XDG_RUNTIME_DIR", dir);
+        }
+        cmd.arg("-C").arg(self.dir());
         cmd
     }
 
@@ -72,6 +110,12 @@ impl Fleet {
     /// Runs rumor, whatever the outcome.
     pub fn output(&self, args: &[&str]) -> Output {
         super::run(self.rumor().args(args))
+    }
+
+    /// Runs rumor, whatever the outcome, without echoing its output (for
+    /// commands that print secrets).
+    pub fn quiet(&self, args: &[&str]) -> Output {
+        self.rumor().args(args).output().unwrap()
     }
 
     /// The device file of `id` at the default output path.
@@ -93,6 +137,62 @@ impl Fleet {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The device file's plaintext via `rumor decrypt` with the admin
+    /// identity; `None` when there is no file. A file that exists must
+    /// decrypt: writes are atomic, so there is never half of one.
+    #[track_caller]
+    pub fn decrypt(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        if !self.file(id).exists() {
+            return None;
+        }
+        let out = self.quiet(&["decrypt", self.file(id).to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{} does not decrypt: {}",
+            self.file(id).display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_yaml_ng::from_slice(&out.stdout).unwrap())
+    }
+
+    /// The files under secrets/ and their bytes.
+    pub fn secrets(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        if let Ok(entries) = fs::read_dir(self.dir().join("secrets")) {
+            for e in entries {
+                let e = e.unwrap();
+                out.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Every stored value of a device, by name (names from `get`'s hint).
+    pub fn stored(&self, id: &str) -> BTreeMap<String, String> {
+        let out = self.quiet(&["get", id, "no-such-name"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let names = stderr
+            .split("stored names: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no names in: {stderr}"));
+        names
+            .trim()
+            .split(", ")
+            .map(|name| {
+                let out = self.quiet(&["get", id, name]);
+                assert!(out.status.success(), "get {id} {name}");
+                let value = String::from_utf8(out.stdout).unwrap();
+                (
+                    name.to_owned(),
+                    value.strip_suffix('\n').unwrap_or(&value).to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Writes a file beside the fleet (not in it); returns its path.

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 pub mod cluster;
 pub mod fleet;
+pub mod generate;
 pub mod postgres;
+pub mod proxy;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -292,4 +294,39 @@ pub fn fails(cmd: &mut Command) -> String {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     stderr
+}
+
+/// A refusal: the exit code, one `rumor:` line naming `expect`, no panic.
+#[track_caller]
+pub fn refused(out: &Output, code: i32, expect: &str, case: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{case}: panic: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{case}: exit code; stderr: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{case}: one line on stderr, got {stderr:?}");
+    assert!(lines[0].starts_with("rumor: "), "{case}: {stderr}");
+    assert!(
+        lines[0].contains(expect),
+        "{case}: expected {expect:?} in {stderr:?}"
+    );
+    stderr
+}
+
+/// Runs `cmd` with `input` on stdin.
+pub fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // rumor may stop reading early; a broken pipe is fine.
+    let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }

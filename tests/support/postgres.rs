@@ -3,9 +3,8 @@
 //! Run as the `postgres` user when the tests run as root (the server
 //! refuses root).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -144,19 +143,7 @@ impl Postgres {
             Some(pw) => cmd.env("PGPASSWORD", pw),
             None => cmd.env_remove("PGPASSWORD"),
         };
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = super::with_stdin(&mut cmd, sql.as_bytes());
         eprintln!("psql stderr: {}", String::from_utf8_lossy(&out.stderr));
         out
     }
