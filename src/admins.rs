@@ -26,7 +26,7 @@ use crate::identity::{Identity, Recipient};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::fleet::{Fleet, StoreHandle};
+use crate::fleet::{Fleet, StoreHandle, StoreKind};
 use crate::store::Data;
 
 /// A change to `admins.recipients`.
@@ -91,7 +91,7 @@ pub fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error>
 /// reads every entry back after re-encrypting it to the new set.
 pub fn apply(fleet: &mut Fleet, change: Change, identities: &[Identity]) -> Result<(), Error> {
     let list = changed(&fleet.settings.admins.recipients, change)?;
-    if fleet.settings.store.kind == "local"
+    if fleet.settings.store.kind == StoreKind::Local
         && !identities
             .iter()
             .any(|i| i.recipient().is_none_or(|r| list.contains(&r)))
@@ -376,7 +376,7 @@ pub fn device_mismatch(
 /// recorded (made before rumor recorded it) cannot be told from its files:
 /// age headers do not name recipients.
 pub fn store_mismatch(fleet: &Fleet, identities: &[Identity]) -> Option<String> {
-    if fleet.settings.store.kind != "local" {
+    if fleet.settings.store.kind != StoreKind::Local {
         return None;
     }
     let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);

@@ -56,8 +56,8 @@ pub struct Devices {
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// `local` (the embedded store) or `vault`.
-    #[serde(default = "default_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: StoreKind,
     /// Local store directory, relative to the fleet.
     #[serde(default = "default_store_path")]
     pub path: String,
@@ -83,6 +83,47 @@ pub struct StoreSettings {
     /// only entries it verifies are believed. `rumor init` sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
+}
+
+/// Which store a fleet uses: `store.kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded store under `store.path`.
+    #[default]
+    Local,
+    /// OpenBao or Vault.
+    Vault,
+}
+
+impl StoreKind {
+    /// The name `rumor.toml` spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Local => "local",
+            StoreKind::Vault => "vault",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "local" => Ok(StoreKind::Local),
+            "vault" => Ok(StoreKind::Vault),
+            _ => Err(serde::de::Error::custom(format!(
+                "store.kind is \"{}\"; use \"local\" or \"vault\"",
+                s.escape_default()
+            ))),
+        }
+    }
 }
 
 /// `[admins]`.
@@ -130,9 +171,6 @@ pub struct Image {
     pub key_path: String,
 }
 
-fn default_kind() -> String {
-    "local".into()
-}
 fn default_store_path() -> String {
     "store".into()
 }
@@ -158,7 +196,7 @@ fn default_key_path() -> String {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            kind: default_kind(),
+            kind: StoreKind::default(),
             path: default_store_path(),
             address: None,
             mount: default_mount(),
@@ -330,12 +368,6 @@ impl Fleet {
                 self.dir.join(CONFIG).display()
             ))
         };
-        if !["local", "vault"].contains(&s.store.kind.as_str()) {
-            return Err(bad(
-                "store.kind",
-                format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind),
-            ));
-        }
         let store_path = |field: &str, value: &str| {
             let ok = crate::store::split_mount(value).is_ok()
                 && value.trim_matches('/').split('/').all(|p| {
@@ -520,8 +552,8 @@ impl Fleet {
         &self,
         identities: &[crate::identity::Identity],
     ) -> Result<Arc<dyn StoreHandle>, Error> {
-        match self.settings.store.kind.as_str() {
-            "vault" => {
+        match self.settings.store.kind {
+            StoreKind::Vault => {
                 // VAULT_ADDR wins; rumor.toml's address is the fallback.
                 let fallback = self.settings.store.address.clone();
                 let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -542,7 +574,7 @@ impl Fleet {
                     self.shared_current(),
                 )))
             }
-            _ => {
+            StoreKind::Local => {
                 if self.recipients().is_empty() {
                     return Err(Error::Input(format!("{}: admins.recipients is empty; the local store needs someone to encrypt to", self.dir.join(CONFIG).display())));
                 }

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::device;
 use crate::engine::{self, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, StoreKind};
 use crate::ops::{self, setup::InitOptions, NewDevice};
 
 /// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
@@ -287,7 +287,7 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
 /// `rumor rekey`.
 pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
     let dir = arg.dir()?;
-    let local = Fleet::open(&dir)?.settings.store.kind == "local";
+    let local = Fleet::open(&dir)?.settings.store.kind == StoreKind::Local;
     let done = crate::admins::rekey(&dir, &ops::admin_identities(local)?, args.trust_unsigned)?;
     report_rekey(&done);
     Ok(())
@@ -339,7 +339,7 @@ pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
         }
     };
     // The identity must open the fleet before rumor.toml changes.
-    let identities = ops::admin_identities(fleet.settings.store.kind == "local")?;
+    let identities = ops::admin_identities(fleet.settings.store.kind == StoreKind::Local)?;
     crate::admins::apply(&mut fleet, change, &identities)?;
     eprintln!(
         "rumor: admins.recipients in {} now lists {} admins; rekeying",

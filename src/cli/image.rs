@@ -125,7 +125,8 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         }
         return Ok(());
     }
-    let identities = crate::ops::admin_identities(opened.settings.store.kind == "local")?;
+    let identities =
+        crate::ops::admin_identities(opened.settings.store.kind == crate::fleet::StoreKind::Local)?;
     let handle = opened.store(&identities)?;
     // What the check compares with is read before anything is written, so
     // a device it would refuse (a retired one) gets no key either.
@@ -187,7 +188,8 @@ pub fn verify_image(fleet: &super::fleet::FleetArg, args: VerifyImageArgs) -> Re
     let mode = parse_mode(&args.mode, "verify-image")?;
     let partition = parse_partition(&args.partition)?;
     let opened = crate::fleet::Fleet::open(&fleet.dir()?)?;
-    let identities = crate::ops::admin_identities(opened.settings.store.kind == "local")?;
+    let identities =
+        crate::ops::admin_identities(opened.settings.store.kind == crate::fleet::StoreKind::Local)?;
     let handle = opened.store(&identities)?;
     let expected = Expected::load(&opened, handle.as_ref(), &args.device, mode)?;
     let read = ReadOptions {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::device::{self, Device};
 use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, StoreHandle};
+use crate::fleet::{Fleet, StoreHandle, StoreKind};
 
 pub mod check;
 pub mod history;
@@ -61,7 +61,7 @@ pub fn open(dir: &Path) -> Result<Opened, Error> {
 
 /// [`open`] for a fleet already read.
 pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
-    let local = fleet.settings.store.kind == "local";
+    let local = fleet.settings.store.kind == StoreKind::Local;
     let identities = admin_identities(local)?;
     let handle = fleet.store(&identities)?;
     remove_stale_temps(&fleet);

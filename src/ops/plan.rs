@@ -307,7 +307,7 @@ pub fn render(plans: &[DevicePlan]) -> String {
 /// Opens a fleet for planning: as [`super::open_fleet`], but leaves even
 /// a killed run's temp files alone, so a plan changes nothing at all.
 pub fn open_read_only(fleet: crate::fleet::Fleet) -> Result<Opened, Error> {
-    let local = fleet.settings.store.kind == "local";
+    let local = fleet.settings.store.kind == crate::fleet::StoreKind::Local;
     let identities = super::admin_identities(local)?;
     let handle = fleet.store(&identities)?;
     let owners = device::owners(&fleet)?;

@@ -531,7 +531,7 @@ fn git_drift(o: &Opened, index: &git::Index, ids: &[String], out: &mut Vec<Drift
         dir.join("templates"),
         dir.join("revocations"),
     ];
-    if o.fleet.settings.store.kind == "local" {
+    if o.fleet.settings.store.kind == crate::fleet::StoreKind::Local {
         dirs.push(dir.join(&o.fleet.settings.store.path));
     }
     files.insert(dir.join(crate::fleet::CONFIG));

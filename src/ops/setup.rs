@@ -8,7 +8,7 @@ use super::admin_identities;
 use crate::device;
 use crate::engine::{self, LazyStore, Mode, Options, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, Settings, CONFIG};
+use crate::fleet::{Fleet, Settings, StoreKind, CONFIG};
 
 /// How to set up a fleet (`rumor init`).
 pub struct InitOptions {
@@ -75,7 +75,7 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
         let vault = args.vault
             || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
         if vault {
-            settings.store.kind = "vault".into();
+            settings.store.kind = StoreKind::Vault;
         }
         settings.store.mount = args.vault_mount.clone();
         settings.store.prefix = args.vault_prefix.clone();
@@ -157,7 +157,7 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
 /// entries yet; a store with entries needs `rumor rekey --trust-unsigned`.
 fn sign_new_store(dir: &Path) -> Result<(), Error> {
     let mut fleet = Fleet::open(dir)?;
-    if fleet.settings.store.kind != "local" || fleet.settings.store.signer.is_some() {
+    if fleet.settings.store.kind != StoreKind::Local || fleet.settings.store.signer.is_some() {
         return Ok(());
     }
     let identities = admin_identities(true)?;
