@@ -60,7 +60,7 @@ pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopte
     if mixed_case && !fleet.settings.devices.mixed_case {
         fleet.settings.devices.mixed_case = true;
     }
-    let network = device::parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let network = fleet.settings.network.nebula;
     let owners = device::owners(fleet)?;
     let ids: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut seen_ids = BTreeSet::new();

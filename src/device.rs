@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::error::Error;
 use crate::fleet::Fleet;
+use crate::nebula::Ipv4Net;
 use crate::spec::{self, Format, Spec};
 
 /// The template a device's spec is rendered from.
@@ -96,24 +97,6 @@ fn check(id: &str, mixed_case: bool) -> Result<(), Error> {
     }
 }
 
-/// Parses `10.8.0.0/16` into the network address and prefix length.
-pub fn parse_network(cidr: &str) -> Result<(Ipv4Addr, u8), String> {
-    let bad = || format!("\"{cidr}\" is not an IPv4 network like 10.8.0.0/16");
-    let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    if !(8..=30).contains(&prefix) {
-        return Err(format!("\"{cidr}\" needs a prefix from /8 to /30"));
-    }
-    let mask = u32::MAX << (32 - prefix);
-    Ok((Ipv4Addr::from(u32::from(addr) & mask), prefix))
-}
-
-fn contains(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
-    let mask = u32::MAX << (32 - network.1);
-    u32::from(ip) & mask == u32::from(network.0)
-}
-
 /// The device file of `id` in a fleet.
 pub fn path(fleet: &Fleet, id: &str) -> PathBuf {
     fleet.dir.join(rel(id))
@@ -143,7 +126,7 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
 /// does, for a device not written yet.
 pub fn validate(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
     let path = path(fleet, id);
-    let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let network = fleet.settings.network.nebula;
     let ip: Ipv4Addr = device.ip.parse().map_err(|_| {
         Error::Input(format!(
             "{}: ip \"{}\" is not an IPv4 address",
@@ -207,8 +190,8 @@ pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
 
 /// Whether `ip` can be a device's address in `network`: inside it, and
 /// neither its network, broadcast nor lighthouse (`.1`) address.
-pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String> {
-    if !contains(network, ip) {
+pub fn host_address(network: Ipv4Net, ip: Ipv4Addr) -> Result<(), String> {
+    if !network.contains(ip) {
         return Err("is outside the overlay network".into());
     }
     match reserved(network, ip) {
@@ -221,13 +204,11 @@ pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String>
 
 /// Why `ip` cannot be a device's address in `network`: the network
 /// address, the broadcast address, or `.1`, the lighthouse's.
-fn reserved(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Option<&'static str> {
-    let base = u32::from(network.0);
-    let broadcast = base | (u32::MAX >> network.1);
-    match u32::from(ip) {
-        a if a == base => Some("the network address"),
-        a if a == broadcast => Some("the broadcast address"),
-        a if a == base + 1 => Some("the lighthouse's address (.1)"),
+fn reserved(network: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
+    match ip {
+        a if a == network.network().addr() => Some("the network address"),
+        a if a == network.broadcast() => Some("the broadcast address"),
+        a if Some(a) == network.nth_host(1) => Some("the lighthouse's address (.1)"),
         _ => None,
     }
 }
@@ -293,10 +274,11 @@ fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
 /// a removed device's address is not given to a new one. `.1` is left for
 /// the lighthouse.
 pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
-    let (network, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let network = fleet.settings.network.nebula;
     let taken = taken(fleet)?;
-    let first = u32::from(network) + 2;
-    let last = u32::from(network) + (1u32 << (32 - prefix)) - 2;
+    // A /8 to /30 has hosts .1 and .2 at least.
+    let first = network.nth_host(2).map_or(0, u32::from);
+    let last = network.last_host().map_or(0, u32::from);
     let next = taken
         .iter()
         .chain(also_taken)
@@ -347,13 +329,12 @@ pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
 /// The variables every fleet template sees.
 fn fleet_context(fleet: &Fleet) -> serde_json::Value {
     let s = &fleet.settings;
-    let (network, prefix) =
-        parse_network(&s.network.nebula).unwrap_or((Ipv4Addr::new(10, 8, 0, 0), 16));
-    let last = Ipv4Addr::from(u32::from(network) + (1u32 << (32 - prefix)) - 2);
+    let network = s.network.nebula;
+    let host = |h: Option<Ipv4Addr>| h.map(|h| h.to_string()).unwrap_or_default();
     json!({
         "store": { "mount": s.store.mount, "prefix": s.store.prefix, "base": fleet.base(), "shared": fleet.shared_path() },
         "admins": s.admins.recipients,
-        "network": { "cidr": s.network.nebula, "prefix": prefix, "first": Ipv4Addr::from(u32::from(network) + 1).to_string(), "last": last.to_string() },
+        "network": { "cidr": network.to_string(), "prefix": network.prefix(), "first": host(network.nth_host(1)), "last": host(network.last_host()) },
         "cloud": { "domain": s.cloud.domain },
     })
 }
@@ -378,7 +359,7 @@ fn render_spec(
 /// Renders a device's spec.
 pub fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), Error> {
     let mut context = fleet_context(fleet);
-    let (_, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let prefix = fleet.settings.network.nebula.prefix();
     context["device"] = json!({
         "id": id,
         "name": if device.name.is_empty() { id } else { device.name.as_str() },
@@ -465,23 +446,5 @@ mod tests {
             let e = check_id(bad).unwrap_err().to_string();
             assert!(e.contains("is not a device name"), "{e}");
         }
-    }
-
-    #[test]
-    fn networks() {
-        assert_eq!(
-            parse_network("10.8.1.7/16").unwrap(),
-            (Ipv4Addr::new(10, 8, 0, 0), 16)
-        );
-        assert!(parse_network("10.8.0.0").is_err());
-        assert!(parse_network("10.8.0.0/31").is_err());
-        assert!(contains(
-            (Ipv4Addr::new(10, 8, 0, 0), 16),
-            Ipv4Addr::new(10, 8, 200, 1)
-        ));
-        assert!(!contains(
-            (Ipv4Addr::new(10, 8, 0, 0), 16),
-            Ipv4Addr::new(10, 9, 0, 1)
-        ));
     }
 }

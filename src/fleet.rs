@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::nebula::Ipv4Net;
 use crate::store::local::LocalStore;
 use crate::store::vault::{Vault, VaultConfig};
 use crate::store::{Data, Provenance, Store, StoreError, Versioned};
@@ -139,9 +140,35 @@ pub struct Admins {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
-    /// The Nebula overlay network in CIDR form.
-    #[serde(default = "default_overlay")]
-    pub nebula: String,
+    /// The Nebula overlay network in CIDR form, /8 to /30.
+    #[serde(default = "default_overlay", with = "overlay")]
+    pub nebula: Ipv4Net,
+}
+
+/// `network.nebula` as `rumor.toml` writes it: CIDR text, checked when read.
+mod overlay {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::nebula::Ipv4Net;
+
+    pub(super) fn serialize<S: Serializer>(net: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        let text = String::deserialize(d)?;
+        let net: Ipv4Net = text.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "network.nebula \"{text}\" is not an IPv4 network like 10.8.0.0/16"
+            ))
+        })?;
+        if !(8..=30).contains(&net.prefix()) {
+            return Err(D::Error::custom(format!(
+                "network.nebula \"{text}\" needs a prefix from /8 to /30"
+            )));
+        }
+        Ok(net)
+    }
 }
 
 /// `[cloud]`.
@@ -180,8 +207,9 @@ fn default_mount() -> String {
 fn default_prefix() -> String {
     "rumor".into()
 }
-fn default_overlay() -> String {
-    "10.8.0.0/16".into()
+fn default_overlay() -> Ipv4Net {
+    const OVERLAY: Ipv4Net = Ipv4Net::constant(std::net::Ipv4Addr::new(10, 8, 0, 0), 16);
+    OVERLAY
 }
 fn default_domain() -> String {
     "cloud.example.com".into()
@@ -418,8 +446,6 @@ impl Fleet {
                 ));
             }
         }
-        crate::device::parse_network(&s.network.nebula)
-            .map_err(|why| bad("network.nebula", why))?;
         if let Some(pin) = &s.store.signer {
             crate::store::local::parse_pin(pin).ok_or_else(|| {
                 bad(
@@ -723,6 +749,34 @@ impl<S: Store> Store for Memo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_parse_kind_and_overlay() {
+        let parse = |text: &str| parse_toml::<Settings>(Path::new("rumor.toml"), text);
+        let s = parse("[network]\nnebula = \"10.8.1.7/16\"\n").unwrap();
+        assert_eq!(s.store.kind, StoreKind::Local);
+        assert_eq!(s.network.nebula.to_string(), "10.8.1.7/16");
+        assert_eq!(
+            s.network.nebula.network().addr(),
+            std::net::Ipv4Addr::new(10, 8, 0, 0)
+        );
+        assert!(toml::to_string(&s)
+            .unwrap()
+            .contains("nebula = \"10.8.1.7/16\""));
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err("[store]\nkind = \"foo\"\n"),
+            "rumor.toml:2: store.kind is \"foo\"; use \"local\" or \"vault\""
+        );
+        assert_eq!(
+            err("[network]\nnebula = \"10.8.0.0\"\n"),
+            "rumor.toml:2: network.nebula \"10.8.0.0\" is not an IPv4 network like 10.8.0.0/16"
+        );
+        assert_eq!(
+            err("[network]\nnebula = \"10.8.0.0/31\"\n"),
+            "rumor.toml:2: network.nebula \"10.8.0.0/31\" needs a prefix from /8 to /30"
+        );
+    }
 
     #[test]
     fn set_in_toml_replaces_lists_over_lines() {

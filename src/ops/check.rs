@@ -94,7 +94,7 @@ fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Optio
         return None;
     }
     let ip: std::net::Ipv4Addr = device.ip.parse().ok()?;
-    let (_, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
+    let prefix = fleet.settings.network.nebula.prefix();
     let ips: Vec<String> = cert
         .details
         .ips

@@ -447,11 +447,9 @@ pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec
 
 /// The address after `prev`, if it is still a host address of the overlay.
 fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
-    let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let last =
-        u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
+    let last = fleet.settings.network.nebula.last_host()?;
     let next = u32::from(prev).checked_add(1)?;
-    (next <= last).then(|| std::net::Ipv4Addr::from(next))
+    (next <= u32::from(last)).then(|| std::net::Ipv4Addr::from(next))
 }
 
 /// Certificates of a device that expire within `days`.
