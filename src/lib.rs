@@ -48,3 +48,4 @@ pub mod template;
 pub mod transfer;
 pub mod workspace;
 pub mod x509;
+pub(crate) mod yaml;

@@ -216,10 +216,10 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
         Format::Json => serde_json::from_str(text)
             .map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
         Format::Yaml => {
-            check_flow_depth(text).map_err(|line| {
+            crate::yaml::check_flow_depth(text).map_err(|line| {
                 syntax(
                     Some(line),
-                    format!("nested deeper than {MAX_FLOW_DEPTH} levels"),
+                    format!("nested deeper than {} levels", crate::yaml::MAX_FLOW_DEPTH),
                 )
             })?;
             serde_yaml_ng::from_str(text).map_err(|e| {
@@ -243,28 +243,6 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
         })?,
     };
     from_value(&value, origin)
-}
-
-/// Deeper YAML flow nesting is refused before parsing: libyaml's scanner
-/// takes quadratic time on long runs of `[` or `{` (a 10 MB spec would
-/// hang), and serde stops at 128 levels anyway.
-pub(crate) const MAX_FLOW_DEPTH: usize = 256;
-
-/// Counts `[`/`{` against `]`/`}` (quoting ignored, so it over-counts only
-/// for brackets inside strings); on too deep a nesting, the line.
-pub(crate) fn check_flow_depth(text: &str) -> Result<(), usize> {
-    let mut depth = 0usize;
-    for (at, byte) in text.bytes().enumerate() {
-        match byte {
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if depth > MAX_FLOW_DEPTH {
-            return Err(line_of(text, at));
-        }
-    }
-    Ok(())
 }
 
 /// A parsed document that refuses duplicate map keys. serde_json's `Value`

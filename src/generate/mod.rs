@@ -3,7 +3,6 @@
 //! the module declares its arguments ([`Generator::args`]), and the spec
 //! checks, the schema and the engine's outputs and inputs follow from them.
 
-use rand_core::{CryptoRng, RngCore};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -114,8 +113,7 @@ pub struct Context<'a> {
 }
 
 /// An object-safe cryptographic RNG.
-pub trait CryptoRngCore: RngCore + CryptoRng {}
-impl<T: RngCore + CryptoRng> CryptoRngCore for T {}
+pub use rand_core::CryptoRngCore;
 
 /// A file a generator made.
 pub struct Output {

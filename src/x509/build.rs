@@ -4,6 +4,7 @@
 //! rcgen frames and signs the certificate; every extension is encoded by
 //! `x509::ext` so its criticality follows the caller, not rcgen's defaults.
 
+use rand_core::CryptoRngCore;
 use rcgen::{CertificateParams, IsCa, KeyIdMethod, SerialNumber};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -13,7 +14,6 @@ use super::ext::{Ext, Issuer, San};
 use super::key::PrivateKey;
 use super::name::Subject;
 use super::X509Error;
-use crate::generate::CryptoRngCore;
 
 /// What to put in a certificate.
 #[derive(Debug, Clone)]

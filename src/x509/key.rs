@@ -1,6 +1,7 @@
 //! Private keys for certificates: made here (P-256, Ed25519, RSA) or read
 //! from PEM, and always held so the secret bytes are wiped on drop.
 
+use rand_core::CryptoRngCore;
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::EncodePrivateKey;
@@ -8,7 +9,6 @@ use zeroize::Zeroizing;
 
 use super::der;
 use super::X509Error;
-use crate::generate::CryptoRngCore;
 
 /// Which kind of key to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
