@@ -13,7 +13,7 @@ use crate::store::vault::{Vault, VaultConfig};
 use crate::store::{Data, Provenance, Store, StoreError, Versioned};
 
 /// The settings file's name.
-pub const CONFIG: &str = "rumor.toml";
+pub(crate) const CONFIG: &str = "rumor.toml";
 
 /// `rumor.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -265,7 +265,10 @@ impl Default for Image {
 }
 
 /// Parses a TOML settings file; errors name the file and line.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, Error> {
     toml::from_str(text).map_err(|e| {
         let line = e
             .span()
@@ -665,7 +668,7 @@ impl StoreHandle for Memo<LocalStore> {
 /// this store to that path (`rumor init`) drops the memo, so a run still
 /// reads its own writes; another process's change made during the run is
 /// seen by the next run, as with any read made at the start of a run.
-pub struct Memo<S> {
+pub(crate) struct Memo<S> {
     inner: S,
     path: String,
     /// `None`: not read yet; `Some(None)`: read, and absent.
