@@ -18,7 +18,7 @@ pub(crate) const CONFIG: &str = "rumor.toml";
 /// `rumor.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Where secrets are kept.
     #[serde(default)]
     pub store: StoreSettings,
@@ -45,7 +45,7 @@ pub struct Settings {
 /// `[devices]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Devices {
+pub(crate) struct Devices {
     /// Accept upper-case letters in device ids, as fleets adopted from the
     /// original tool have them (`rumor adopt` sets it when they do).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -55,7 +55,7 @@ pub struct Devices {
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreSettings {
+pub(crate) struct StoreSettings {
     /// `local` (the embedded store) or `vault`.
     #[serde(default)]
     pub kind: StoreKind,
@@ -89,7 +89,7 @@ pub struct StoreSettings {
 /// Which store a fleet uses: `store.kind`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// The embedded store under `store.path`.
     #[default]
     Local,
@@ -99,7 +99,7 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// The name `rumor.toml` spells it with.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StoreKind::Local => "local",
             StoreKind::Vault => "vault",
@@ -130,7 +130,7 @@ impl<'de> Deserialize<'de> for StoreKind {
 /// `[admins]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Admins {
+pub(crate) struct Admins {
     /// age recipients that can open every device file and the local store.
     #[serde(default)]
     pub recipients: Vec<String>,
@@ -139,7 +139,7 @@ pub struct Admins {
 /// `[network]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Network {
+pub(crate) struct Network {
     /// The Nebula overlay network in CIDR form, /8 to /30.
     #[serde(default = "default_overlay", with = "overlay")]
     pub nebula: Ipv4Net,
@@ -174,7 +174,7 @@ mod overlay {
 /// `[cloud]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cloud {
+pub(crate) struct Cloud {
     /// The cloud service's domain.
     #[serde(default = "default_domain")]
     pub domain: String,
@@ -183,7 +183,7 @@ pub struct Cloud {
 /// `[output]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Output {
+pub(crate) struct Output {
     /// The device file path; `{device}` is replaced by the device id.
     #[serde(default = "default_devices")]
     pub devices: String,
@@ -192,7 +192,7 @@ pub struct Output {
 /// `[image]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Image {
+pub(crate) struct Image {
     /// Where `rumor inject` writes the device's age key in the image.
     #[serde(default = "default_key_path")]
     pub key_path: String,
@@ -359,7 +359,7 @@ fn set_in_toml(text: &str, section: &str, key: &str, value: &str) -> String {
 }
 
 /// An opened fleet directory.
-pub struct Fleet {
+pub(crate) struct Fleet {
     /// The fleet directory.
     pub dir: PathBuf,
     /// Its settings.
@@ -368,7 +368,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// Opens the fleet in `dir` (which must hold `rumor.toml`).
-    pub fn open(dir: &Path) -> Result<Fleet, Error> {
+    pub(crate) fn open(dir: &Path) -> Result<Fleet, Error> {
         let path = dir.join(CONFIG);
         let bytes = match crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20) {
             Ok(b) => b,
@@ -493,7 +493,7 @@ impl Fleet {
     /// Reads the fleet file `rel` (a regular file inside the fleet, never
     /// through a symlink out of it, at most [`crate::fsutil::MAX_READ`]
     /// bytes); `None` when it does not exist.
-    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub(crate) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Error> {
         match crate::fsutil::read_beneath(&self.dir, Path::new(rel), crate::fsutil::MAX_READ) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(crate::fsutil::ReadError::Missing) => Ok(None),
@@ -502,7 +502,7 @@ impl Fleet {
     }
 
     /// [`Fleet::read`] as UTF-8 text.
-    pub fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
         match self.read(rel)? {
             Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
                 Error::Input(format!(
@@ -516,14 +516,19 @@ impl Fleet {
 
     /// Writes the fleet file `rel` atomically with `mode`, never leaving
     /// the fleet directory; false when it already held these bytes.
-    pub fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
+    pub(crate) fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
         crate::fsutil::write_beneath(&self.dir, Path::new(rel), content, mode)
             .map_err(|e| Error::read(&self.dir.join(rel), e))
     }
 
     /// Sets `key = value` (a TOML value) in `[section]` of rumor.toml,
     /// editing the file in place so comments survive.
-    pub fn set_setting(&mut self, section: &str, key: &str, value: &str) -> Result<(), Error> {
+    pub(crate) fn set_setting(
+        &mut self,
+        section: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error> {
         let text = self.read_text(CONFIG)?.unwrap_or_default();
         let edited = set_in_toml(&text, section, key, value);
         let _: Settings = parse_toml(&self.dir.join(CONFIG), &edited)?;
@@ -533,7 +538,7 @@ impl Fleet {
     }
 
     /// The admin recipients.
-    pub fn recipients(&self) -> Vec<crate::identity::Recipient> {
+    pub(crate) fn recipients(&self) -> Vec<crate::identity::Recipient> {
         self.settings
             .admins
             .recipients
@@ -543,7 +548,7 @@ impl Fleet {
     }
 
     /// `<mount>/<prefix>`, the root of the fleet's store paths.
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!(
             "{}/{}",
             self.settings.store.mount, self.settings.store.prefix
@@ -551,7 +556,7 @@ impl Fleet {
     }
 
     /// The store path of a device.
-    pub fn device_path(&self, id: &str) -> String {
+    pub(crate) fn device_path(&self, id: &str) -> String {
         match &self.settings.store.devices {
             Some(pattern) => pattern.trim_matches('/').replace("{device}", id),
             None => format!("{}/devices/{id}", self.base()),
@@ -559,7 +564,7 @@ impl Fleet {
     }
 
     /// The store path of the fleet-shared material.
-    pub fn shared_path(&self) -> String {
+    pub(crate) fn shared_path(&self) -> String {
         match &self.settings.store.shared {
             Some(path) => path.trim_matches('/').to_owned(),
             None => format!("{}/shared", self.base()),
@@ -572,12 +577,12 @@ impl Fleet {
     }
 
     /// The device file of a device, relative to the fleet.
-    pub fn output(&self, id: &str) -> String {
+    pub(crate) fn output(&self, id: &str) -> String {
         self.settings.output.devices.replace("{device}", id)
     }
 
     /// Opens the configured store.
-    pub fn store(
+    pub(crate) fn store(
         &self,
         identities: &[crate::identity::Identity],
     ) -> Result<Arc<dyn StoreHandle>, Error> {
@@ -623,7 +628,7 @@ impl Fleet {
 
 /// A store with the extras fleet commands need. It is a [`Store`] itself,
 /// so the engine takes it as one.
-pub trait StoreHandle: Store {
+pub(crate) trait StoreHandle: Store {
     /// Holds the store's lock for a whole run, where it has one.
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError>;
     /// The embedded store, when that is what this is.

@@ -327,29 +327,8 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Loads a spec file, its format chosen by extension.
-pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let origin = path.display().to_string();
-    let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat {
-        origin: origin.clone(),
-    })?;
-    let text = crate::fsutil::read_regular(path, crate::fsutil::MAX_READ).map_err(|e| {
-        SpecError::Syntax {
-            origin: origin.clone(),
-            line: None,
-            message: format!("cannot read: {}", e.reason()),
-        }
-    })?;
-    let text = String::from_utf8(text).map_err(|_| SpecError::Syntax {
-        origin: origin.clone(),
-        line: None,
-        message: "is not UTF-8 text".into(),
-    })?;
-    parse(&text, format, &origin)
-}
-
 /// Checks a parsed document and turns it into a spec.
-pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
+pub(crate) fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
     let schema_error = |location: String, message: String| SpecError::Schema {
         origin: origin.to_owned(),
         location,

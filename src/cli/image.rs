@@ -18,7 +18,7 @@ use crate::ops::verify::{Expected, Problem};
     rumor inject pidgeon-1 result/sd-image/pidgeon-1.img            write the key\n  \
     rumor inject pidgeon-1 pidgeon-1.img.zst --verify               write it, then check the image\n  \
     rumor inject pidgeon-1 pidgeon-1.img --dry-run                  print the plan")]
-pub struct InjectArgs {
+pub(crate) struct InjectArgs {
     /// The device whose age key is written.
     pub device: String,
     /// The disk image: .img, or .img.zst (decompressed and recompressed).
@@ -50,7 +50,7 @@ pub struct InjectArgs {
     rumor verify-image pidgeon-1 pidgeon-1.img.zst --partition 2\n\n\
     Exits 0 when the image is ready to flash; 5 with one line per problem\n\
     on stdout when it is not; 3 for an unknown, retired or unprovisioned device.")]
-pub struct VerifyImageArgs {
+pub(crate) struct VerifyImageArgs {
     /// The device the image is for.
     pub device: String,
     /// The disk image: .img, or .img.zst (decompressed beside it, then removed).
@@ -70,7 +70,7 @@ pub struct VerifyImageArgs {
 
 /// `rumor api-key …`.
 #[derive(Subcommand, Debug)]
-pub enum ApiKeyCommand {
+pub(crate) enum ApiKeyCommand {
     /// Check a key against a `pbkdf2-sha256$…` hash (constant time). The
     /// key is read from standard input when omitted or `-`, so it need not
     /// appear in the process list. Exits 0 on a match, 1 otherwise.
@@ -87,7 +87,7 @@ fn image_error(e: ImageError) -> Error {
 }
 
 /// `rumor inject`.
-pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
+pub(crate) fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
     // Checked before the fleet is opened: a mode that would expose the key
     // is refused whatever else is wrong.
     let mode = parse_mode(&args.mode, "inject")?;
@@ -184,7 +184,10 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
 }
 
 /// `rumor verify-image`.
-pub fn verify_image(fleet: &super::fleet::FleetArg, args: VerifyImageArgs) -> Result<(), Error> {
+pub(crate) fn verify_image(
+    fleet: &super::fleet::FleetArg,
+    args: VerifyImageArgs,
+) -> Result<(), Error> {
     let mode = parse_mode(&args.mode, "verify-image")?;
     let partition = parse_partition(&args.partition)?;
     let opened = crate::fleet::Fleet::open(&fleet.dir()?)?;
@@ -253,7 +256,7 @@ fn parse_partition(text: &str) -> Result<Partition, Error> {
 }
 
 /// `rumor api-key verify`.
-pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
+pub(crate) fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
     match command {
         ApiKeyCommand::Verify { hash, key } => {
             let key = match key.as_deref() {

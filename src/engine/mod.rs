@@ -128,7 +128,7 @@ pub(crate) struct Outcome {
 /// What a generation did to its outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Its outputs existed and were kept.
     Keep,
     /// Made for the first time.
@@ -142,7 +142,7 @@ pub enum Action {
 /// Why a generation ran.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// An output was absent.
     Missing,
     /// The spec marks it `renew` and the run is `rumor renew`.
@@ -190,14 +190,14 @@ pub(crate) struct Decision {
 
 /// A store opened on first use, so specs without Vault entries never need
 /// a Vault address.
-pub struct LazyStore {
+pub(crate) struct LazyStore {
     cell: OnceLock<Result<Arc<dyn Store>, String>>,
     make: Box<dyn Fn() -> Result<Arc<dyn Store>, String> + Send + Sync>,
 }
 
 impl LazyStore {
     /// A store made by `make` when first needed.
-    pub fn new(
+    pub(crate) fn new(
         make: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static,
     ) -> LazyStore {
         LazyStore {
@@ -207,7 +207,7 @@ impl LazyStore {
     }
 
     /// A store that is already open.
-    pub fn ready(store: Arc<dyn Store>) -> LazyStore {
+    pub(crate) fn ready(store: Arc<dyn Store>) -> LazyStore {
         let cell = OnceLock::new();
         let _ = cell.set(Ok(store));
         LazyStore {
@@ -217,7 +217,7 @@ impl LazyStore {
     }
 
     /// The store, opening it if needed.
-    pub fn get(&self) -> Result<&dyn Store, String> {
+    pub(crate) fn get(&self) -> Result<&dyn Store, String> {
         match self.cell.get_or_init(|| (self.make)()) {
             Ok(store) => Ok(store.as_ref()),
             Err(e) => Err(e.clone()),

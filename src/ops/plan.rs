@@ -36,7 +36,7 @@ pub(crate) enum Command {
 
 /// One change to one device.
 #[derive(Debug, Clone, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// `generate`, `rotate` or `rerender`.
     pub action: Action,
     /// The workspace names that change.
@@ -49,7 +49,7 @@ pub struct Change {
 
 /// A secret a retired device knew, still in use here.
 #[derive(Debug, Clone, Serialize)]
-pub struct Due {
+pub(crate) struct Due {
     /// The workspace name.
     pub secret: String,
     /// Why: the retired device that knew it.
@@ -58,7 +58,7 @@ pub struct Due {
 
 /// What the command would do to one device.
 #[derive(Debug, Clone, Serialize)]
-pub struct DevicePlan {
+pub(crate) struct DevicePlan {
     /// The device.
     pub device: String,
     /// Set when the command creates the device: its new address.
@@ -79,7 +79,7 @@ pub struct DevicePlan {
 
 impl DevicePlan {
     /// Whether anything would change (or is due).
-    pub fn changes_anything(&self) -> bool {
+    pub(crate) fn changes_anything(&self) -> bool {
         !self.changes.is_empty()
             || !self.files.is_empty()
             || !self.store_writes.is_empty()
