@@ -16,7 +16,7 @@ use crate::transfer::{Exporter, Importer};
 
 /// The three sections of a spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Section {
+pub(crate) enum Section {
     /// `imports`
     Imports,
     /// `generations`
@@ -27,7 +27,7 @@ pub enum Section {
 
 impl Section {
     /// The section's key in a spec.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Section::Imports => "imports",
             Section::Generations => "generations",
@@ -36,7 +36,7 @@ impl Section {
     }
 
     /// The key naming an entry's kind in this section.
-    pub fn kind_key(self) -> &'static str {
+    pub(crate) fn kind_key(self) -> &'static str {
         match self {
             Section::Imports => "importer",
             Section::Generations => "generator",
@@ -47,7 +47,7 @@ impl Section {
 
 /// What an entry does: its kind, resolved when the spec is parsed.
 #[derive(Clone, Copy, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// An import.
     Importer(Importer),
     /// A generation.
@@ -58,7 +58,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name a spec uses.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Importer(i) => i.name(),
             Kind::Generator(g) => g.name,
@@ -67,7 +67,7 @@ impl Kind {
     }
 
     /// The kind's declared arguments.
-    pub fn args(self) -> &'static [Arg] {
+    pub(crate) fn args(self) -> &'static [Arg] {
         match self {
             Kind::Importer(i) => i.args(),
             Kind::Generator(g) => g.generator.args(),
@@ -102,16 +102,16 @@ impl PartialEq<&str> for Kind {
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// Which section it is in.
-    pub section: Section,
+    pub(crate) section: Section,
     /// Its position there.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The importer, generator or exporter kind.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Its arguments, in written order.
-    pub arguments: Map<String, Value>,
+    pub(crate) arguments: Map<String, Value>,
     /// The original accepted a `renew` key beside `arguments` and ignored
     /// it; so do we, but we say so.
-    pub stray_renew: bool,
+    pub(crate) stray_renew: bool,
 }
 
 impl Entry {
