@@ -203,31 +203,30 @@ pub(crate) fn check_mode(mode: u32) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Refuses an image that is missing or not a regular file.
+fn check_image_file(image: &std::path::Path) -> Result<(), ImageError> {
+    match std::fs::metadata(image) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(ImageError::ImageIo {
+            image: image.to_path_buf(),
+            reason: "is not a regular file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ImageError::ImageNotFound {
+            image: image.to_path_buf(),
+        }),
+        Err(e) => Err(ImageError::ImageIo {
+            image: image.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The checks made before anything runs; returns the key's directory.
 fn check(opts: &InjectOptions) -> Result<String, ImageError> {
     let parent = validate_path(&opts.path)?;
     check_mode(opts.mode)?;
     let image = &opts.image;
-    match std::fs::metadata(image) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: "is not a regular file".into(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImageError::ImageNotFound {
-                image: image.clone(),
-            })
-        }
-        Err(e) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: e.to_string(),
-            })
-        }
-    }
+    check_image_file(image)?;
     // Opening for writing changes neither content nor timestamps.
     OpenOptions::new()
         .write(true)

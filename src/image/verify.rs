@@ -99,28 +99,7 @@ pub(crate) fn read_key(opts: &ReadOptions) -> Result<Found, ImageError> {
 /// absolute path, and the image is a regular file.
 pub(crate) fn check(opts: &ReadOptions) -> Result<(), ImageError> {
     validate_path(&opts.path)?;
-    let image = &opts.image;
-    match std::fs::metadata(image) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: "is not a regular file".into(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImageError::ImageNotFound {
-                image: image.clone(),
-            })
-        }
-        Err(e) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: e.to_string(),
-            })
-        }
-    }
-    Ok(())
+    super::check_image_file(&opts.image)
 }
 
 fn read_in(
