@@ -8,9 +8,33 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::fleet::Fleet;
 use crate::image::verify::ReadOptions;
 use crate::image::{ImageError, InjectOptions, Partition};
 use crate::ops::verify::{Expected, Problem};
+
+/// Where the key is in the image: the options `inject` and `verify-image`
+/// share.
+#[derive(Args, Debug)]
+pub(crate) struct KeyInImage {
+    /// The key's path inside the image (default: [image] key_path of
+    /// rumor.toml, /root/host.scrt.key).
+    #[arg(long, value_name = "P")]
+    pub path: Option<String>,
+    /// `auto` (the ext4 NIXOS_SD partition, else the only Linux
+    /// filesystem) or a partition number.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub partition: String,
+}
+
+impl KeyInImage {
+    /// `--path`, else the fleet's `[image] key_path`.
+    fn path(&self, fleet: &Fleet) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| fleet.settings.image.key_path.clone())
+    }
+}
 
 /// `rumor inject`.
 #[derive(Args, Debug)]
@@ -23,14 +47,8 @@ pub(crate) struct InjectArgs {
     pub device: String,
     /// The disk image: .img, or .img.zst (decompressed and recompressed).
     pub image: PathBuf,
-    /// The key's path inside the image (default: [image] key_path of
-    /// rumor.toml, /root/host.scrt.key).
-    #[arg(long, value_name = "P")]
-    pub path: Option<String>,
-    /// `auto` (the ext4 NIXOS_SD partition, else the only Linux
-    /// filesystem) or a partition number.
-    #[arg(long, value_name = "N|auto", default_value = "auto")]
-    pub partition: String,
+    #[command(flatten)]
+    pub key: KeyInImage,
     /// The key file's mode, in octal.
     #[arg(long, value_name = "MODE", default_value = "0400")]
     pub mode: String,
@@ -55,14 +73,8 @@ pub(crate) struct VerifyImageArgs {
     pub device: String,
     /// The disk image: .img, or .img.zst (decompressed beside it, then removed).
     pub image: PathBuf,
-    /// The key's path inside the image (default: [image] key_path of
-    /// rumor.toml, /root/host.scrt.key).
-    #[arg(long, value_name = "P")]
-    pub path: Option<String>,
-    /// `auto` (the ext4 NIXOS_SD partition, else the only Linux
-    /// filesystem) or a partition number.
-    #[arg(long, value_name = "N|auto", default_value = "auto")]
-    pub partition: String,
+    #[command(flatten)]
+    pub key: KeyInImage,
     /// The key file's expected mode, in octal.
     #[arg(long, value_name = "MODE", default_value = "0400")]
     pub mode: String,
@@ -95,7 +107,7 @@ pub(crate) fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result
         Some(d) => d.clone(),
         None => super::current_dir()?,
     };
-    let opened = crate::fleet::Fleet::open(&dir)?;
+    let opened = Fleet::open(&dir)?;
     // A retired device's image must not be flashed: no key for it, with or
     // without --verify (which also asks the store).
     if let Some(retired) = crate::device::load(&opened, &args.device)?.retired {
@@ -105,13 +117,10 @@ pub(crate) fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result
             retired.at.escape_default()
         )));
     }
-    let partition = parse_partition(&args.partition)?;
+    let partition = parse_partition(&args.key.partition)?;
     let options = InjectOptions {
         image: args.image.clone(),
-        path: args
-            .path
-            .clone()
-            .unwrap_or_else(|| opened.settings.image.key_path.clone()),
+        path: args.key.path(&opened),
         partition,
         mode,
         dry_run: args.dry_run,
@@ -189,18 +198,15 @@ pub(crate) fn verify_image(
     args: VerifyImageArgs,
 ) -> Result<(), Error> {
     let mode = parse_mode(&args.mode, "verify-image")?;
-    let partition = parse_partition(&args.partition)?;
-    let opened = crate::fleet::Fleet::open(&fleet.dir()?)?;
+    let partition = parse_partition(&args.key.partition)?;
+    let opened = Fleet::open(&fleet.dir()?)?;
     let identities =
         crate::ops::admin_identities(opened.settings.store.kind == crate::fleet::StoreKind::Local)?;
     let handle = opened.store(&identities)?;
     let expected = Expected::load(&opened, handle.as_ref(), &args.device, mode)?;
     let read = ReadOptions {
         image: args.image.clone(),
-        path: args
-            .path
-            .clone()
-            .unwrap_or_else(|| opened.settings.image.key_path.clone()),
+        path: args.key.path(&opened),
         partition,
     };
     crate::image::verify::check(&read).map_err(|e| e.into_error("verify-image"))?;
