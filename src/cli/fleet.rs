@@ -136,6 +136,20 @@ pub(crate) struct NewArgs {
     pub verbose: bool,
 }
 
+/// The devices a command acts on: every active one with `--all`, else
+/// those named, each id checked.
+pub(crate) fn targets(fleet: &Fleet, all: bool, devices: &[String]) -> Result<Vec<String>, Error> {
+    let ids = if all {
+        ops::active_ids(fleet)?
+    } else {
+        devices.to_vec()
+    };
+    for id in &ids {
+        device::check_id_in(fleet, id)?;
+    }
+    Ok(ids)
+}
+
 /// `rumor renew`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -429,14 +443,7 @@ pub(crate) fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
 /// `rumor renew`.
 pub(crate) fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
-    let ids = if args.all {
-        ops::active_ids(&fleet)?
-    } else {
-        args.devices.clone()
-    };
-    for id in &ids {
-        device::check_id_in(&fleet, id)?;
-    }
+    let ids = targets(&fleet, args.all, &args.devices)?;
     if args.dry_run {
         let o = ops::plan::open_read_only(fleet)?;
         let command = ops::plan::Command::Renew {

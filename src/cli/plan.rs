@@ -90,14 +90,7 @@ pub(crate) fn print(plans: &[DevicePlan], json: bool) -> Result<(), Error> {
 /// `rumor plan`.
 pub(crate) fn plan(arg: &FleetArg, args: PlanArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
-    let ids = if args.all {
-        ops::active_ids(&fleet)?
-    } else {
-        args.devices.clone()
-    };
-    for id in &ids {
-        crate::device::check_id_in(&fleet, id)?;
-    }
+    let ids = super::fleet::targets(&fleet, args.all, &args.devices)?;
     let command = if args.renew || !args.secrets.is_empty() || args.expiring.is_some() {
         ops::plan::Command::Renew {
             secrets: args.secrets.clone(),
