@@ -26,12 +26,12 @@ use crate::identity::{Identity, Recipient};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::fleet::{Fleet, StoreHandle};
+use crate::fleet::{Fleet, StoreHandle, StoreKind};
 use crate::store::Data;
 
 /// A change to `admins.recipients`.
 #[derive(Debug, Clone, Copy)]
-pub enum Change<'a> {
+pub(crate) enum Change<'a> {
     /// Add this recipient.
     Add(&'a str),
     /// Remove this recipient.
@@ -42,7 +42,7 @@ pub enum Change<'a> {
 /// to, beside them: age headers do not say whom a file is for. It is a
 /// hint for `rumor check`, plaintext that reviewers see in git, not a
 /// security boundary.
-pub const STORE_RECORD: &str = ".admins.age";
+pub(crate) const STORE_RECORD: &str = ".admins.age";
 
 /// Parses a recipient given on the command line; one line on error.
 fn parse(text: &str) -> Result<Recipient, Error> {
@@ -56,7 +56,7 @@ fn parse(text: &str) -> Result<Recipient, Error> {
 
 /// The admin set after `change`, checked: a malformed recipient, one
 /// already there, one not there, or removing the last admin is refused.
-pub fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error> {
+pub(crate) fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error> {
     let mut list: Vec<String> = current.to_vec();
     match change {
         Change::Add(text) => {
@@ -89,9 +89,13 @@ pub fn changed(current: &[String], change: Change) -> Result<Vec<String>, Error>
 /// Applies `change` to rumor.toml, editing it in place. On the local
 /// store, one of `identities` must stay an admin: the rekey that follows
 /// reads every entry back after re-encrypting it to the new set.
-pub fn apply(fleet: &mut Fleet, change: Change, identities: &[Identity]) -> Result<(), Error> {
+pub(crate) fn apply(
+    fleet: &mut Fleet,
+    change: Change,
+    identities: &[Identity],
+) -> Result<(), Error> {
     let list = changed(&fleet.settings.admins.recipients, change)?;
-    if fleet.settings.store.kind == "local"
+    if fleet.settings.store.kind == StoreKind::Local
         && !identities
             .iter()
             .any(|i| i.recipient().is_none_or(|r| list.contains(&r)))
@@ -109,7 +113,7 @@ pub fn apply(fleet: &mut Fleet, change: Change, identities: &[Identity]) -> Resu
 }
 
 /// What [`rekey`] did.
-pub struct Rekeyed {
+pub(crate) struct Rekeyed {
     /// Local-store entries re-encrypted (`None` on Vault).
     pub store_entries: Option<usize>,
     /// Devices whose file got the new recipients.
@@ -120,7 +124,7 @@ pub struct Rekeyed {
 
 /// Re-encrypts the fleet in `dir` to the admins rumor.toml lists: the local
 /// store (with a new store key) and every device file. Rotates nothing.
-pub fn rekey(
+pub(crate) fn rekey(
     dir: &std::path::Path,
     identities: &[Identity],
     trust_unsigned: bool,
@@ -161,7 +165,7 @@ pub fn rekey(
 }
 
 /// Writes the admin set the local store is now encrypted to.
-pub fn record_store_recipients(fleet: &Fleet) -> Result<(), Error> {
+pub(crate) fn record_store_recipients(fleet: &Fleet) -> Result<(), Error> {
     let mut set: Vec<String> = fleet.recipients().iter().map(ToString::to_string).collect();
     set.sort();
     let text = format!(
@@ -342,7 +346,7 @@ fn stamp(now: time::OffsetDateTime) -> String {
 /// For `rumor check`: how a device file's recipients differ from what its
 /// store entry and rumor.toml say; `None` when they agree or when the
 /// device is not provisioned.
-pub fn device_mismatch(
+pub(crate) fn device_mismatch(
     fleet: &Fleet,
     handle: &dyn StoreHandle,
     identities: &[Identity],
@@ -375,8 +379,8 @@ pub fn device_mismatch(
 /// another admin set than rumor.toml lists. A store whose set was never
 /// recorded (made before rumor recorded it) cannot be told from its files:
 /// age headers do not name recipients.
-pub fn store_mismatch(fleet: &Fleet, identities: &[Identity]) -> Option<String> {
-    if fleet.settings.store.kind != "local" {
+pub(crate) fn store_mismatch(fleet: &Fleet, identities: &[Identity]) -> Option<String> {
+    if fleet.settings.store.kind != StoreKind::Local {
         return None;
     }
     let rel = format!("{}/{STORE_RECORD}", fleet.settings.store.path);
@@ -398,7 +402,7 @@ pub fn store_mismatch(fleet: &Fleet, identities: &[Identity]) -> Option<String> 
 }
 
 /// The admins, for `rumor admins list`.
-pub fn list(fleet: &Fleet) -> Vec<String> {
+pub(crate) fn list(fleet: &Fleet) -> Vec<String> {
     fleet.settings.admins.recipients.clone()
 }
 

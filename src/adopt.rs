@@ -29,7 +29,7 @@ struct Listed {
 }
 
 /// What [`adopt`] did.
-pub struct Adopted {
+pub(crate) struct Adopted {
     /// Device files written.
     pub created: Vec<String>,
     /// Devices already there with the same address.
@@ -41,7 +41,7 @@ pub struct Adopted {
 
 /// Reads a device list and writes its devices into `fleet`. Every entry is
 /// checked before anything is written, so a bad list changes nothing.
-pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopted, Error> {
+pub(crate) fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopted, Error> {
     let shown = list.display().to_string();
     let bytes = crate::fsutil::read_regular(list, crate::fsutil::MAX_READ)
         .map_err(|e| Error::read(list, e))?;
@@ -60,7 +60,7 @@ pub fn adopt(fleet: &mut Fleet, list: &Path, groups: &[String]) -> Result<Adopte
     if mixed_case && !fleet.settings.devices.mixed_case {
         fleet.settings.devices.mixed_case = true;
     }
-    let network = device::parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let network = fleet.settings.network.nebula;
     let owners = device::owners(fleet)?;
     let ids: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut seen_ids = BTreeSet::new();

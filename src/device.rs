@@ -10,25 +10,26 @@ use serde_json::json;
 
 use crate::error::Error;
 use crate::fleet::Fleet;
+use crate::nebula::Ipv4Net;
 use crate::spec::{self, Format, Spec};
 
 /// The template a device's spec is rendered from.
-pub const SPEC_TEMPLATE: &str = "templates/device.spec.toml.j2";
+pub(crate) const SPEC_TEMPLATE: &str = "templates/device.spec.toml.j2";
 /// The template of the fleet-shared material's spec.
-pub const SHARED_TEMPLATE: &str = "templates/shared.spec.toml.j2";
+pub(crate) const SHARED_TEMPLATE: &str = "templates/shared.spec.toml.j2";
 /// Addresses handed out, one per line, so none is handed out twice.
-pub const ALLOCATIONS: &str = "devices/.allocations";
+pub(crate) const ALLOCATIONS: &str = "devices/.allocations";
 /// The Nebula certificate fingerprints of retired devices, as a Nebula
 /// config fragment (`pki.blocklist`) a lighthouse can include.
-pub const NEBULA_BLOCKLIST: &str = "revocations/nebula-blocklist.yaml";
+pub(crate) const NEBULA_BLOCKLIST: &str = "revocations/nebula-blocklist.yaml";
 /// The certificate revocation list of retired devices' X.509 certificates,
 /// signed by the fleet PostgreSQL CA (PEM).
-pub const POSTGRES_CRL: &str = "revocations/postgres.crl";
+pub(crate) const POSTGRES_CRL: &str = "revocations/postgres.crl";
 
 /// `devices/<id>.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Device {
+pub(crate) struct Device {
     /// Display name.
     #[serde(default)]
     pub name: String,
@@ -51,7 +52,7 @@ pub struct Device {
 /// When and why a device was retired (`[retired]` in its device file).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Retired {
+pub(crate) struct Retired {
     /// When, as RFC 3339 (UTC).
     pub at: String,
     /// Why, as the operator said it (`rumor retire --reason`).
@@ -61,15 +62,10 @@ pub struct Retired {
 
 /// Checks a device id: `[a-z0-9][a-z0-9-]*`, at most 63 characters. Ids
 /// become file names, store paths and certificate names, so nothing else
-/// (no path, no quote) may get through.
-pub fn check_id(id: &str) -> Result<(), Error> {
-    check(id, false)
-}
-
-/// [`check_id`] for a fleet: one adopted from the original tool
+/// (no path, no quote) may get through. A fleet adopted from the original tool
 /// (`devices.mixed_case = true`) also takes upper-case letters, as its
 /// existing device ids have them.
-pub fn check_id_in(fleet: &Fleet, id: &str) -> Result<(), Error> {
+pub(crate) fn check_id_in(fleet: &Fleet, id: &str) -> Result<(), Error> {
     check(id, fleet.settings.devices.mixed_case)
 }
 
@@ -96,26 +92,8 @@ fn check(id: &str, mixed_case: bool) -> Result<(), Error> {
     }
 }
 
-/// Parses `10.8.0.0/16` into the network address and prefix length.
-pub fn parse_network(cidr: &str) -> Result<(Ipv4Addr, u8), String> {
-    let bad = || format!("\"{cidr}\" is not an IPv4 network like 10.8.0.0/16");
-    let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    if !(8..=30).contains(&prefix) {
-        return Err(format!("\"{cidr}\" needs a prefix from /8 to /30"));
-    }
-    let mask = u32::MAX << (32 - prefix);
-    Ok((Ipv4Addr::from(u32::from(addr) & mask), prefix))
-}
-
-fn contains(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
-    let mask = u32::MAX << (32 - network.1);
-    u32::from(ip) & mask == u32::from(network.0)
-}
-
 /// The device file of `id` in a fleet.
-pub fn path(fleet: &Fleet, id: &str) -> PathBuf {
+pub(crate) fn path(fleet: &Fleet, id: &str) -> PathBuf {
     fleet.dir.join(rel(id))
 }
 
@@ -125,7 +103,7 @@ fn rel(id: &str) -> String {
 }
 
 /// Reads a device.
-pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
+pub(crate) fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
     check_id_in(fleet, id)?;
     let path = path(fleet, id);
     let Some(text) = fleet.read_text(&rel(id))? else {
@@ -141,9 +119,9 @@ pub fn load(fleet: &Fleet, id: &str) -> Result<Device, Error> {
 
 /// Checks a device's fields (address, Wi-Fi peer, groups) as [`load`]
 /// does, for a device not written yet.
-pub fn validate(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
+pub(crate) fn validate(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
     let path = path(fleet, id);
-    let network = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let network = fleet.settings.network.nebula;
     let ip: Ipv4Addr = device.ip.parse().map_err(|_| {
         Error::Input(format!(
             "{}: ip \"{}\" is not an IPv4 address",
@@ -185,7 +163,7 @@ pub fn validate(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
 }
 
 /// All device ids, sorted.
-pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
+pub(crate) fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
     let dir = fleet.dir.join("devices");
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(&dir) {
@@ -207,8 +185,8 @@ pub fn ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
 
 /// Whether `ip` can be a device's address in `network`: inside it, and
 /// neither its network, broadcast nor lighthouse (`.1`) address.
-pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String> {
-    if !contains(network, ip) {
+pub(crate) fn host_address(network: Ipv4Net, ip: Ipv4Addr) -> Result<(), String> {
+    if !network.contains(ip) {
         return Err("is outside the overlay network".into());
     }
     match reserved(network, ip) {
@@ -221,13 +199,11 @@ pub fn host_address(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Result<(), String>
 
 /// Why `ip` cannot be a device's address in `network`: the network
 /// address, the broadcast address, or `.1`, the lighthouse's.
-fn reserved(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Option<&'static str> {
-    let base = u32::from(network.0);
-    let broadcast = base | (u32::MAX >> network.1);
-    match u32::from(ip) {
-        a if a == base => Some("the network address"),
-        a if a == broadcast => Some("the broadcast address"),
-        a if a == base + 1 => Some("the lighthouse's address (.1)"),
+fn reserved(network: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
+    match ip {
+        a if a == network.network().addr() => Some("the network address"),
+        a if a == network.broadcast() => Some("the broadcast address"),
+        a if Some(a) == network.nth_host(1) => Some("the lighthouse's address (.1)"),
         _ => None,
     }
 }
@@ -236,7 +212,7 @@ fn reserved(network: (Ipv4Addr, u8), ip: Ipv4Addr) -> Option<&'static str> {
 /// address the ledger (`devices/.allocations`) ever handed out, with the
 /// device it went to. An address stays its device's after the device is
 /// removed, so it is never given to another.
-pub fn owners(
+pub(crate) fn owners(
     fleet: &Fleet,
 ) -> Result<std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>, Error> {
     let mut owners: std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>> = Default::default();
@@ -261,7 +237,7 @@ pub fn owners(
 }
 
 /// Refuses an address another device holds (see [`owners`]).
-pub fn check_unique(
+pub(crate) fn check_unique(
     fleet: &Fleet,
     id: &str,
     ip: Ipv4Addr,
@@ -292,11 +268,12 @@ fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
 /// The next free overlay address: above every address ever handed out, so
 /// a removed device's address is not given to a new one. `.1` is left for
 /// the lighthouse.
-pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
-    let (network, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+pub(crate) fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
+    let network = fleet.settings.network.nebula;
     let taken = taken(fleet)?;
-    let first = u32::from(network) + 2;
-    let last = u32::from(network) + (1u32 << (32 - prefix)) - 2;
+    // A /8 to /30 has hosts .1 and .2 at least.
+    let first = network.nth_host(2).map_or(0, u32::from);
+    let last = network.last_host().map_or(0, u32::from);
     let next = taken
         .iter()
         .chain(also_taken)
@@ -317,7 +294,7 @@ pub fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Ad
 /// created, so two operators never create the same device twice or hand
 /// out one address twice (Vault has no fleet-wide lock; the local store's
 /// lock covers the store, not the directory). Released on drop.
-pub fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
+pub(crate) fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
     use fs4::fs_std::FileExt;
     let dir = fleet.dir.join("devices");
     let handle = std::fs::File::from(
@@ -329,7 +306,7 @@ pub fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
 }
 
 /// Records an allocation in `devices/.allocations`.
-pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
+pub(crate) fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
     let mut text = fleet.read_text(ALLOCATIONS)?.unwrap_or_default();
     text.push_str(&format!("{ip} {id}\n"));
     fleet.write(ALLOCATIONS, text.as_bytes(), 0o644)?;
@@ -337,7 +314,7 @@ pub fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Er
 }
 
 /// Writes a device file (0644: it holds no secret).
-pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
+pub(crate) fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
     let text = toml::to_string(device)
         .map_err(|e| Error::Input(format!("{}: {e}", path(fleet, id).display())))?;
     fleet.write(&rel(id), text.as_bytes(), 0o644)?;
@@ -347,13 +324,12 @@ pub fn save(fleet: &Fleet, id: &str, device: &Device) -> Result<(), Error> {
 /// The variables every fleet template sees.
 fn fleet_context(fleet: &Fleet) -> serde_json::Value {
     let s = &fleet.settings;
-    let (network, prefix) =
-        parse_network(&s.network.nebula).unwrap_or((Ipv4Addr::new(10, 8, 0, 0), 16));
-    let last = Ipv4Addr::from(u32::from(network) + (1u32 << (32 - prefix)) - 2);
+    let network = s.network.nebula;
+    let host = |h: Option<Ipv4Addr>| h.map(|h| h.to_string()).unwrap_or_default();
     json!({
         "store": { "mount": s.store.mount, "prefix": s.store.prefix, "base": fleet.base(), "shared": fleet.shared_path() },
         "admins": s.admins.recipients,
-        "network": { "cidr": s.network.nebula, "prefix": prefix, "first": Ipv4Addr::from(u32::from(network) + 1).to_string(), "last": last.to_string() },
+        "network": { "cidr": network.to_string(), "prefix": network.prefix(), "first": host(network.nth_host(1)), "last": host(network.last_host()) },
         "cloud": { "domain": s.cloud.domain },
     })
 }
@@ -376,9 +352,9 @@ fn render_spec(
 }
 
 /// Renders a device's spec.
-pub fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), Error> {
+pub(crate) fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), Error> {
     let mut context = fleet_context(fleet);
-    let (_, prefix) = parse_network(&fleet.settings.network.nebula).map_err(Error::Input)?;
+    let prefix = fleet.settings.network.nebula.prefix();
     context["device"] = json!({
         "id": id,
         "name": if device.name.is_empty() { id } else { device.name.as_str() },
@@ -395,7 +371,7 @@ pub fn spec(fleet: &Fleet, id: &str, device: &Device) -> Result<(Spec, String), 
 }
 
 /// Renders the shared material's spec.
-pub fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
+pub(crate) fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
     render_spec(fleet, SHARED_TEMPLATE, &fleet_context(fleet)).map(|(spec, _)| spec)
 }
 
@@ -436,11 +412,6 @@ fn template_error(name: &str, e: &minijinja::Error) -> Error {
     Error::Input(format!("{name}{line}: {}{detail}", e.kind()))
 }
 
-/// Whether `dir` looks like a fleet.
-pub fn is_fleet(dir: &Path) -> bool {
-    dir.join(crate::fleet::CONFIG).is_file()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +419,7 @@ mod tests {
     #[test]
     fn ids() {
         for good in ["pidgeon-1", "a", "0abc", &"a".repeat(63)] {
-            assert!(check_id(good).is_ok(), "{good}");
+            assert!(check(good, false).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -462,26 +433,8 @@ mod tests {
             &"a".repeat(64),
             "é",
         ] {
-            let e = check_id(bad).unwrap_err().to_string();
+            let e = check(bad, false).unwrap_err().to_string();
             assert!(e.contains("is not a device name"), "{e}");
         }
-    }
-
-    #[test]
-    fn networks() {
-        assert_eq!(
-            parse_network("10.8.1.7/16").unwrap(),
-            (Ipv4Addr::new(10, 8, 0, 0), 16)
-        );
-        assert!(parse_network("10.8.0.0").is_err());
-        assert!(parse_network("10.8.0.0/31").is_err());
-        assert!(contains(
-            (Ipv4Addr::new(10, 8, 0, 0), 16),
-            Ipv4Addr::new(10, 8, 200, 1)
-        ));
-        assert!(!contains(
-            (Ipv4Addr::new(10, 8, 0, 0), 16),
-            Ipv4Addr::new(10, 9, 0, 1)
-        ));
     }
 }

@@ -23,7 +23,7 @@ fn marker(id: &str) -> String {
 /// After a renew: when the run rotated the device's key, records that its
 /// image needs the new one; true when it did. The run's own outcome says
 /// so, with no store read of its own.
-pub fn note_renewal(fleet: &Fleet, id: &str, outcome: &Outcome) -> Result<bool, Error> {
+pub(crate) fn note_renewal(fleet: &Fleet, id: &str, outcome: &Outcome) -> Result<bool, Error> {
     if !outcome.changed.contains(PUBLIC) {
         return Ok(false);
     }
@@ -40,7 +40,7 @@ pub fn note_renewal(fleet: &Fleet, id: &str, outcome: &Outcome) -> Result<bool, 
 
 /// For `rumor check`: the device's key was renewed since its image was
 /// last injected.
-pub fn pending(fleet: &Fleet, id: &str) -> Option<String> {
+pub(crate) fn pending(fleet: &Fleet, id: &str) -> Option<String> {
     fleet.read(&marker(id)).ok()??;
     Some(format!(
         "the device key (age.key) was renewed; the device's image still holds the old one, which cannot open {}: run `rumor inject {id} <image>`",
@@ -49,7 +49,7 @@ pub fn pending(fleet: &Fleet, id: &str) -> Option<String> {
 }
 
 /// After a successful inject of the device's current key.
-pub fn injected(fleet: &Fleet, id: &str) -> Result<(), Error> {
+pub(crate) fn injected(fleet: &Fleet, id: &str) -> Result<(), Error> {
     let path = fleet.dir.join(marker(id));
     // remove_file does not follow a symlink: a planted link is removed, not its target.
     match std::fs::remove_file(&path) {

@@ -153,7 +153,7 @@ impl Error {
 }
 
 /// An I/O error's reason in lowercase words, without the "(os error N)".
-pub fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
     let text = match text.find(" (os error") {
         Some(at) => text[..at].to_owned(),

@@ -7,17 +7,18 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::nebula::Ipv4Net;
 use crate::store::local::LocalStore;
 use crate::store::vault::{Vault, VaultConfig};
 use crate::store::{Data, Provenance, Store, StoreError, Versioned};
 
 /// The settings file's name.
-pub const CONFIG: &str = "rumor.toml";
+pub(crate) const CONFIG: &str = "rumor.toml";
 
 /// `rumor.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Where secrets are kept.
     #[serde(default)]
     pub store: StoreSettings,
@@ -44,7 +45,7 @@ pub struct Settings {
 /// `[devices]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Devices {
+pub(crate) struct Devices {
     /// Accept upper-case letters in device ids, as fleets adopted from the
     /// original tool have them (`rumor adopt` sets it when they do).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -54,10 +55,10 @@ pub struct Devices {
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreSettings {
+pub(crate) struct StoreSettings {
     /// `local` (the embedded store) or `vault`.
-    #[serde(default = "default_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: StoreKind,
     /// Local store directory, relative to the fleet.
     #[serde(default = "default_store_path")]
     pub path: String,
@@ -85,10 +86,51 @@ pub struct StoreSettings {
     pub signer: Option<String>,
 }
 
+/// Which store a fleet uses: `store.kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoreKind {
+    /// The embedded store under `store.path`.
+    #[default]
+    Local,
+    /// OpenBao or Vault.
+    Vault,
+}
+
+impl StoreKind {
+    /// The name `rumor.toml` spells it with.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Local => "local",
+            StoreKind::Vault => "vault",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "local" => Ok(StoreKind::Local),
+            "vault" => Ok(StoreKind::Vault),
+            _ => Err(serde::de::Error::custom(format!(
+                "store.kind is \"{}\"; use \"local\" or \"vault\"",
+                s.escape_default()
+            ))),
+        }
+    }
+}
+
 /// `[admins]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Admins {
+pub(crate) struct Admins {
     /// age recipients that can open every device file and the local store.
     #[serde(default)]
     pub recipients: Vec<String>,
@@ -97,16 +139,42 @@ pub struct Admins {
 /// `[network]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Network {
-    /// The Nebula overlay network in CIDR form.
-    #[serde(default = "default_overlay")]
-    pub nebula: String,
+pub(crate) struct Network {
+    /// The Nebula overlay network in CIDR form, /8 to /30.
+    #[serde(default = "default_overlay", with = "overlay")]
+    pub nebula: Ipv4Net,
+}
+
+/// `network.nebula` as `rumor.toml` writes it: CIDR text, checked when read.
+mod overlay {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::nebula::Ipv4Net;
+
+    pub(super) fn serialize<S: Serializer>(net: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        let text = String::deserialize(d)?;
+        let net: Ipv4Net = text.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "network.nebula \"{text}\" is not an IPv4 network like 10.8.0.0/16"
+            ))
+        })?;
+        if !(8..=30).contains(&net.prefix()) {
+            return Err(D::Error::custom(format!(
+                "network.nebula \"{text}\" needs a prefix from /8 to /30"
+            )));
+        }
+        Ok(net)
+    }
 }
 
 /// `[cloud]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cloud {
+pub(crate) struct Cloud {
     /// The cloud service's domain.
     #[serde(default = "default_domain")]
     pub domain: String,
@@ -115,7 +183,7 @@ pub struct Cloud {
 /// `[output]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Output {
+pub(crate) struct Output {
     /// The device file path; `{device}` is replaced by the device id.
     #[serde(default = "default_devices")]
     pub devices: String,
@@ -124,15 +192,12 @@ pub struct Output {
 /// `[image]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Image {
+pub(crate) struct Image {
     /// Where `rumor inject` writes the device's age key in the image.
     #[serde(default = "default_key_path")]
     pub key_path: String,
 }
 
-fn default_kind() -> String {
-    "local".into()
-}
 fn default_store_path() -> String {
     "store".into()
 }
@@ -142,8 +207,9 @@ fn default_mount() -> String {
 fn default_prefix() -> String {
     "rumor".into()
 }
-fn default_overlay() -> String {
-    "10.8.0.0/16".into()
+fn default_overlay() -> Ipv4Net {
+    const OVERLAY: Ipv4Net = Ipv4Net::constant(std::net::Ipv4Addr::new(10, 8, 0, 0), 16);
+    OVERLAY
 }
 fn default_domain() -> String {
     "cloud.example.com".into()
@@ -158,7 +224,7 @@ fn default_key_path() -> String {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            kind: default_kind(),
+            kind: StoreKind::default(),
             path: default_store_path(),
             address: None,
             mount: default_mount(),
@@ -199,7 +265,10 @@ impl Default for Image {
 }
 
 /// Parses a TOML settings file; errors name the file and line.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, Error> {
     toml::from_str(text).map_err(|e| {
         let line = e
             .span()
@@ -290,7 +359,7 @@ fn set_in_toml(text: &str, section: &str, key: &str, value: &str) -> String {
 }
 
 /// An opened fleet directory.
-pub struct Fleet {
+pub(crate) struct Fleet {
     /// The fleet directory.
     pub dir: PathBuf,
     /// Its settings.
@@ -299,7 +368,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// Opens the fleet in `dir` (which must hold `rumor.toml`).
-    pub fn open(dir: &Path) -> Result<Fleet, Error> {
+    pub(crate) fn open(dir: &Path) -> Result<Fleet, Error> {
         let path = dir.join(CONFIG);
         let bytes = match crate::fsutil::read_beneath(dir, Path::new(CONFIG), 1 << 20) {
             Ok(b) => b,
@@ -330,12 +399,6 @@ impl Fleet {
                 self.dir.join(CONFIG).display()
             ))
         };
-        if !["local", "vault"].contains(&s.store.kind.as_str()) {
-            return Err(bad(
-                "store.kind",
-                format!("is \"{}\"; use \"local\" or \"vault\"", s.store.kind),
-            ));
-        }
         let store_path = |field: &str, value: &str| {
             let ok = crate::store::split_mount(value).is_ok()
                 && value.trim_matches('/').split('/').all(|p| {
@@ -386,8 +449,6 @@ impl Fleet {
                 ));
             }
         }
-        crate::device::parse_network(&s.network.nebula)
-            .map_err(|why| bad("network.nebula", why))?;
         if let Some(pin) = &s.store.signer {
             crate::store::local::parse_pin(pin).ok_or_else(|| {
                 bad(
@@ -432,7 +493,7 @@ impl Fleet {
     /// Reads the fleet file `rel` (a regular file inside the fleet, never
     /// through a symlink out of it, at most [`crate::fsutil::MAX_READ`]
     /// bytes); `None` when it does not exist.
-    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub(crate) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Error> {
         match crate::fsutil::read_beneath(&self.dir, Path::new(rel), crate::fsutil::MAX_READ) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(crate::fsutil::ReadError::Missing) => Ok(None),
@@ -441,7 +502,7 @@ impl Fleet {
     }
 
     /// [`Fleet::read`] as UTF-8 text.
-    pub fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn read_text(&self, rel: &str) -> Result<Option<String>, Error> {
         match self.read(rel)? {
             Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
                 Error::Input(format!(
@@ -455,14 +516,19 @@ impl Fleet {
 
     /// Writes the fleet file `rel` atomically with `mode`, never leaving
     /// the fleet directory; false when it already held these bytes.
-    pub fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
+    pub(crate) fn write(&self, rel: &str, content: &[u8], mode: u32) -> Result<bool, Error> {
         crate::fsutil::write_beneath(&self.dir, Path::new(rel), content, mode)
             .map_err(|e| Error::read(&self.dir.join(rel), e))
     }
 
     /// Sets `key = value` (a TOML value) in `[section]` of rumor.toml,
     /// editing the file in place so comments survive.
-    pub fn set_setting(&mut self, section: &str, key: &str, value: &str) -> Result<(), Error> {
+    pub(crate) fn set_setting(
+        &mut self,
+        section: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error> {
         let text = self.read_text(CONFIG)?.unwrap_or_default();
         let edited = set_in_toml(&text, section, key, value);
         let _: Settings = parse_toml(&self.dir.join(CONFIG), &edited)?;
@@ -472,7 +538,7 @@ impl Fleet {
     }
 
     /// The admin recipients.
-    pub fn recipients(&self) -> Vec<crate::identity::Recipient> {
+    pub(crate) fn recipients(&self) -> Vec<crate::identity::Recipient> {
         self.settings
             .admins
             .recipients
@@ -482,7 +548,7 @@ impl Fleet {
     }
 
     /// `<mount>/<prefix>`, the root of the fleet's store paths.
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!(
             "{}/{}",
             self.settings.store.mount, self.settings.store.prefix
@@ -490,7 +556,7 @@ impl Fleet {
     }
 
     /// The store path of a device.
-    pub fn device_path(&self, id: &str) -> String {
+    pub(crate) fn device_path(&self, id: &str) -> String {
         match &self.settings.store.devices {
             Some(pattern) => pattern.trim_matches('/').replace("{device}", id),
             None => format!("{}/devices/{id}", self.base()),
@@ -498,7 +564,7 @@ impl Fleet {
     }
 
     /// The store path of the fleet-shared material.
-    pub fn shared_path(&self) -> String {
+    pub(crate) fn shared_path(&self) -> String {
         match &self.settings.store.shared {
             Some(path) => path.trim_matches('/').to_owned(),
             None => format!("{}/shared", self.base()),
@@ -511,17 +577,17 @@ impl Fleet {
     }
 
     /// The device file of a device, relative to the fleet.
-    pub fn output(&self, id: &str) -> String {
+    pub(crate) fn output(&self, id: &str) -> String {
         self.settings.output.devices.replace("{device}", id)
     }
 
     /// Opens the configured store.
-    pub fn store(
+    pub(crate) fn store(
         &self,
         identities: &[crate::identity::Identity],
     ) -> Result<Arc<dyn StoreHandle>, Error> {
-        match self.settings.store.kind.as_str() {
-            "vault" => {
+        match self.settings.store.kind {
+            StoreKind::Vault => {
                 // VAULT_ADDR wins; rumor.toml's address is the fallback.
                 let fallback = self.settings.store.address.clone();
                 let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -542,7 +608,7 @@ impl Fleet {
                     self.shared_current(),
                 )))
             }
-            _ => {
+            StoreKind::Local => {
                 if self.recipients().is_empty() {
                     return Err(Error::Input(format!("{}: admins.recipients is empty; the local store needs someone to encrypt to", self.dir.join(CONFIG).display())));
                 }
@@ -562,7 +628,7 @@ impl Fleet {
 
 /// A store with the extras fleet commands need. It is a [`Store`] itself,
 /// so the engine takes it as one.
-pub trait StoreHandle: Store {
+pub(crate) trait StoreHandle: Store {
     /// Holds the store's lock for a whole run, where it has one.
     fn lock(&self) -> Result<Option<crate::store::local::LockGuard>, StoreError>;
     /// The embedded store, when that is what this is.
@@ -607,7 +673,7 @@ impl StoreHandle for Memo<LocalStore> {
 /// this store to that path (`rumor init`) drops the memo, so a run still
 /// reads its own writes; another process's change made during the run is
 /// seen by the next run, as with any read made at the start of a run.
-pub struct Memo<S> {
+pub(crate) struct Memo<S> {
     inner: S,
     path: String,
     /// `None`: not read yet; `Some(None)`: read, and absent.
@@ -691,6 +757,34 @@ impl<S: Store> Store for Memo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_parse_kind_and_overlay() {
+        let parse = |text: &str| parse_toml::<Settings>(Path::new("rumor.toml"), text);
+        let s = parse("[network]\nnebula = \"10.8.1.7/16\"\n").unwrap();
+        assert_eq!(s.store.kind, StoreKind::Local);
+        assert_eq!(s.network.nebula.to_string(), "10.8.1.7/16");
+        assert_eq!(
+            s.network.nebula.network().addr(),
+            std::net::Ipv4Addr::new(10, 8, 0, 0)
+        );
+        assert!(toml::to_string(&s)
+            .unwrap()
+            .contains("nebula = \"10.8.1.7/16\""));
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err("[store]\nkind = \"foo\"\n"),
+            "rumor.toml:2: store.kind is \"foo\"; use \"local\" or \"vault\""
+        );
+        assert_eq!(
+            err("[network]\nnebula = \"10.8.0.0\"\n"),
+            "rumor.toml:2: network.nebula \"10.8.0.0\" is not an IPv4 network like 10.8.0.0/16"
+        );
+        assert_eq!(
+            err("[network]\nnebula = \"10.8.0.0/31\"\n"),
+            "rumor.toml:2: network.nebula \"10.8.0.0/31\" needs a prefix from /8 to /30"
+        );
+    }
 
     #[test]
     fn set_in_toml_replaces_lists_over_lines() {

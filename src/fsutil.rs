@@ -15,17 +15,17 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags};
 
 mod confined;
-pub use confined::{
+pub(crate) use confined::{
     dir_beneath, is_plain_relative, read_beneath, read_regular, ReadError, MAX_READ,
 };
 
 /// The suffix of rumor's temp files, so a scan can tell them apart.
-pub const TEMP_SUFFIX: &str = ".rumor-tmp";
+pub(crate) const TEMP_SUFFIX: &str = ".rumor-tmp";
 
 /// Writes `content` to `path` atomically with `mode`. Returns false, and
 /// writes nothing, when the file already holds exactly these bytes with
 /// this mode: idempotent runs change no byte and no timestamp.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
+pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -44,7 +44,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> 
 /// [`write_atomic`] for the path `rel` beneath `root`: the parent
 /// directory is opened (and made, 0755) without leaving `root`, so a
 /// symlinked directory cannot redirect the write.
-pub fn write_beneath(
+pub(crate) fn write_beneath(
     root: &Path,
     rel: &Path,
     content: &[u8],
@@ -102,7 +102,7 @@ fn holds(dir: &OwnedFd, name: &str, content: &[u8], mode: u32) -> bool {
 /// The atomic write itself, inside an open directory: a temp file created
 /// with its final mode, fsynced, renamed over `name`, then the directory
 /// fsynced so the rename is durable.
-pub fn write_at(
+pub(crate) fn write_at(
     dir: &OwnedFd,
     dir_path: &Path,
     name: &str,
@@ -149,7 +149,7 @@ pub fn write_at(
 /// the PID in the name, is no longer a running rumor. A live writer's temp
 /// file is kept, so this is safe while another run is writing. Returns how
 /// many were removed; a directory that does not exist has none.
-pub fn remove_stale_temps(dir: &Path, recursive: bool) -> io::Result<usize> {
+pub(crate) fn remove_stale_temps(dir: &Path, recursive: bool) -> io::Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -187,7 +187,7 @@ fn temp_writer(name: &str) -> Option<u32> {
 /// The start of a temp file's name for `name` written by this process;
 /// append `-X` and [`TEMP_SUFFIX`] to finish it. Dot-first so listings skip
 /// it, and with the PID so [`remove_stale_temps`] can tell a dead writer's.
-pub fn temp_prefix(name: &str) -> String {
+pub(crate) fn temp_prefix(name: &str) -> String {
     format!(".{name}.pid{}", std::process::id())
 }
 
@@ -219,7 +219,7 @@ fn is_rumor(pid: u32) -> bool {
 }
 
 /// Creates a directory (and parents) with mode 0700 for new ones.
-pub fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)

@@ -259,7 +259,7 @@ fn ask_passphrase(prompt: &str) -> std::io::Result<SecretString> {
 
 /// The age X25519 identities among the lines of `text` (a generated
 /// `age.key`); other lines are skipped.
-pub fn x25519_in(text: &str) -> impl Iterator<Item = Identity> + '_ {
+pub(crate) fn x25519_in(text: &str) -> impl Iterator<Item = Identity> + '_ {
     text.lines()
         .filter_map(|l| l.trim().parse::<age::x25519::Identity>().ok())
         .map(Identity::X25519)
@@ -343,7 +343,7 @@ fn parse_ssh(text: &str, origin: &str) -> Result<Identity, Error> {
 }
 
 /// Reads an identity file.
-pub fn read(path: &Path) -> Result<Vec<Identity>, Error> {
+pub(crate) fn read(path: &Path) -> Result<Vec<Identity>, Error> {
     let text = crate::fsutil::read_regular(path, 1 << 20).map_err(|e| Error::read(path, e))?;
     let text = Zeroizing::new(
         String::from_utf8(text)
@@ -356,7 +356,7 @@ pub fn read(path: &Path) -> Result<Vec<Identity>, Error> {
 /// `--identity`, then `SOPS_AGE_KEY_FILE`, then `SOPS_AGE_KEY`, then
 /// `~/.config/sops/age/keys.txt`, then `SOPS_AGE_SSH_PRIVATE_KEY_FILE`,
 /// then rumor's admin identity.
-pub fn for_sops(explicit: Option<&Path>) -> Result<Vec<Identity>, Error> {
+pub(crate) fn for_sops(explicit: Option<&Path>) -> Result<Vec<Identity>, Error> {
     if let Some(path) = explicit {
         return read(path);
     }
@@ -386,14 +386,14 @@ pub fn for_sops(explicit: Option<&Path>) -> Result<Vec<Identity>, Error> {
 
 /// Identities that are available without asking, for re-encrypting SOPS
 /// files without churn: the same places as [`for_sops`], none required.
-pub fn available() -> Vec<Identity> {
+pub(crate) fn available() -> Vec<Identity> {
     for_sops(None).unwrap_or_default()
 }
 
 /// Where the fleet admin identity lives: `$RUMOR_IDENTITY`, else
 /// `~/.config/rumor/identity.txt`, else (when that does not exist)
 /// `~/.ssh/id_ed25519` if that does.
-pub fn admin_path() -> Option<PathBuf> {
+pub(crate) fn admin_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("RUMOR_IDENTITY") {
         return Some(PathBuf::from(path));
     }

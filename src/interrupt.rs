@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use crate::engine::interrupted;
 
 /// How long a blocked run has to stop by itself after the first signal.
-pub const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// The exit code after a signal: 128 + SIGINT, as shells report it.
-pub const EXIT_CODE: i32 = 130;
+pub(crate) const EXIT_CODE: i32 = 130;
 
 struct Entry {
     id: u64,
@@ -51,7 +51,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// A path removed if the process is stopped by a signal; dropping this
 /// forgets it (the owner removed it, renamed it or handed it over).
 #[must_use = "the path is forgotten when this is dropped"]
-pub struct Leftover {
+pub(crate) struct Leftover {
     id: u64,
 }
 
@@ -75,13 +75,13 @@ fn register(path: &Path, dir: bool) -> Leftover {
 
 /// Removes the file at `path` if a signal stops the process before the
 /// returned guard is dropped.
-pub fn remove_on_exit(path: &Path) -> Leftover {
+pub(crate) fn remove_on_exit(path: &Path) -> Leftover {
     register(path, false)
 }
 
 /// Removes the directory at `path` and everything in it if a signal stops
 /// the process before the returned guard is dropped.
-pub fn remove_dir_on_exit(path: &Path) -> Leftover {
+pub(crate) fn remove_dir_on_exit(path: &Path) -> Leftover {
     register(path, true)
 }
 
@@ -103,7 +103,7 @@ fn sweep_and_exit(why: &str) -> ! {
 
 /// Starts the watcher for SIGINT and SIGTERM. Without it (it could not be
 /// installed) the flag alone still stops the run between steps.
-pub fn watch() -> std::io::Result<()> {
+pub(crate) fn watch() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()

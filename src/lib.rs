@@ -18,33 +18,35 @@
 // is the one module allowed `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 // Bad input gets an error, never a panic: outside tests these are denied.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod admins;
-pub mod adopt;
+pub(crate) mod admins;
+pub(crate) mod adopt;
 pub mod cli;
 pub mod device;
-pub mod device_key;
-pub mod engine;
-pub mod error;
-pub mod fleet;
-pub mod fsutil;
+pub(crate) mod device_key;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod fleet;
+pub(crate) mod fsutil;
 pub mod generate;
 pub mod identity;
 pub mod image;
-pub mod interrupt;
-pub mod names;
+pub(crate) mod interrupt;
+pub(crate) mod names;
 pub mod nebula;
-pub mod ops;
-pub mod schema;
+pub(crate) mod ops;
+pub(crate) mod schema;
 pub mod sops;
 pub mod spec;
 pub mod store;
 pub mod template;
-pub mod transfer;
+pub(crate) mod transfer;
 pub mod workspace;
 pub mod x509;
+pub(crate) mod yaml;

@@ -9,7 +9,7 @@
 //! a name is accepted.
 
 /// Why a name is refused, or `Ok` when it is fine.
-pub fn check(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check(name: &str) -> Result<(), &'static str> {
     if name.chars().any(char::is_control) {
         return Err("contains a control character");
     }
@@ -22,7 +22,7 @@ pub fn check(name: &str) -> Result<(), &'static str> {
 /// The bidirectional formatting characters of Unicode's UAX #9: the
 /// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069, and
 /// the marks U+200E, U+200F and U+061C.
-pub fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 

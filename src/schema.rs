@@ -12,7 +12,7 @@ use crate::transfer::{Exporter, Importer};
 type KindDecl = (&'static str, &'static str, &'static [Arg]);
 
 /// The schema, pretty-printed, with a final newline.
-pub fn schema() -> String {
+pub(crate) fn schema() -> String {
     let imports: Vec<KindDecl> = Importer::ALL
         .iter()
         .map(|i| (i.name(), "", i.args()))

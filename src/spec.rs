@@ -16,7 +16,7 @@ use crate::transfer::{Exporter, Importer};
 
 /// The three sections of a spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Section {
+pub(crate) enum Section {
     /// `imports`
     Imports,
     /// `generations`
@@ -27,7 +27,7 @@ pub enum Section {
 
 impl Section {
     /// The section's key in a spec.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Section::Imports => "imports",
             Section::Generations => "generations",
@@ -36,7 +36,7 @@ impl Section {
     }
 
     /// The key naming an entry's kind in this section.
-    pub fn kind_key(self) -> &'static str {
+    pub(crate) fn kind_key(self) -> &'static str {
         match self {
             Section::Imports => "importer",
             Section::Generations => "generator",
@@ -47,7 +47,7 @@ impl Section {
 
 /// What an entry does: its kind, resolved when the spec is parsed.
 #[derive(Clone, Copy, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// An import.
     Importer(Importer),
     /// A generation.
@@ -58,7 +58,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name a spec uses.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Importer(i) => i.name(),
             Kind::Generator(g) => g.name,
@@ -67,7 +67,7 @@ impl Kind {
     }
 
     /// The kind's declared arguments.
-    pub fn args(self) -> &'static [Arg] {
+    pub(crate) fn args(self) -> &'static [Arg] {
         match self {
             Kind::Importer(i) => i.args(),
             Kind::Generator(g) => g.generator.args(),
@@ -102,16 +102,16 @@ impl PartialEq<&str> for Kind {
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// Which section it is in.
-    pub section: Section,
+    pub(crate) section: Section,
     /// Its position there.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The importer, generator or exporter kind.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Its arguments, in written order.
-    pub arguments: Map<String, Value>,
+    pub(crate) arguments: Map<String, Value>,
     /// The original accepted a `renew` key beside `arguments` and ignored
     /// it; so do we, but we say so.
-    pub stray_renew: bool,
+    pub(crate) stray_renew: bool,
 }
 
 impl Entry {
@@ -216,10 +216,10 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
         Format::Json => serde_json::from_str(text)
             .map_err(|e| syntax(Some(e.line()), strip_position(&e.to_string())))?,
         Format::Yaml => {
-            check_flow_depth(text).map_err(|line| {
+            crate::yaml::check_flow_depth(text).map_err(|line| {
                 syntax(
                     Some(line),
-                    format!("nested deeper than {MAX_FLOW_DEPTH} levels"),
+                    format!("nested deeper than {} levels", crate::yaml::MAX_FLOW_DEPTH),
                 )
             })?;
             serde_yaml_ng::from_str(text).map_err(|e| {
@@ -243,28 +243,6 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
         })?,
     };
     from_value(&value, origin)
-}
-
-/// Deeper YAML flow nesting is refused before parsing: libyaml's scanner
-/// takes quadratic time on long runs of `[` or `{` (a 10 MB spec would
-/// hang), and serde stops at 128 levels anyway.
-pub(crate) const MAX_FLOW_DEPTH: usize = 256;
-
-/// Counts `[`/`{` against `]`/`}` (quoting ignored, so it over-counts only
-/// for brackets inside strings); on too deep a nesting, the line.
-pub(crate) fn check_flow_depth(text: &str) -> Result<(), usize> {
-    let mut depth = 0usize;
-    for (at, byte) in text.bytes().enumerate() {
-        match byte {
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if depth > MAX_FLOW_DEPTH {
-            return Err(line_of(text, at));
-        }
-    }
-    Ok(())
 }
 
 /// A parsed document that refuses duplicate map keys. serde_json's `Value`
@@ -349,29 +327,8 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Loads a spec file, its format chosen by extension.
-pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let origin = path.display().to_string();
-    let format = Format::from_path(path).ok_or_else(|| SpecError::UnknownFormat {
-        origin: origin.clone(),
-    })?;
-    let text = crate::fsutil::read_regular(path, crate::fsutil::MAX_READ).map_err(|e| {
-        SpecError::Syntax {
-            origin: origin.clone(),
-            line: None,
-            message: format!("cannot read: {}", e.reason()),
-        }
-    })?;
-    let text = String::from_utf8(text).map_err(|_| SpecError::Syntax {
-        origin: origin.clone(),
-        line: None,
-        message: "is not UTF-8 text".into(),
-    })?;
-    parse(&text, format, &origin)
-}
-
 /// Checks a parsed document and turns it into a spec.
-pub fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
+pub(crate) fn from_value(value: &Value, origin: &str) -> Result<Spec, SpecError> {
     let schema_error = |location: String, message: String| SpecError::Schema {
         origin: origin.to_owned(),
         location,

@@ -98,12 +98,12 @@ fn line_note(line: &Option<usize>) -> String {
 /// thousand (a test checks they fit in a hundredth); a template from a repository anyone can push to must not be
 /// able to spin for minutes (two nested `range(100000)` loops are 10^10
 /// steps). Ten million steps take well under a second.
-pub const FUEL: u64 = 10_000_000;
+pub(crate) const FUEL: u64 = 10_000_000;
 
 /// The template environment: strict undefined variables, no auto-escape,
 /// trailing newlines kept (rendered files end like their templates), a
 /// [`FUEL`] limit, and the escaping filters.
-pub fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -220,7 +220,7 @@ fn no_nul(value: &str, filter: &'static str, target: &'static str) -> Result<(),
 /// present the literal is written `E'…'` with backslashes doubled, as libpq's
 /// `PQescapeLiteral` does, so it means the same whether or not the server
 /// runs with `standard_conforming_strings`.
-pub fn sql_literal(value: &str) -> Result<String, FilterError> {
+pub(crate) fn sql_literal(value: &str) -> Result<String, FilterError> {
     no_nul(value, "sql_literal", "a PostgreSQL string")?;
     let quoted = value.replace('\'', "''");
     Ok(if value.contains('\\') {
@@ -231,7 +231,7 @@ pub fn sql_literal(value: &str) -> Result<String, FilterError> {
 }
 
 /// A PostgreSQL quoted identifier: `"…"` with `"` doubled.
-pub fn sql_ident(value: &str) -> Result<String, FilterError> {
+pub(crate) fn sql_ident(value: &str) -> Result<String, FilterError> {
     no_nul(value, "sql_ident", "a PostgreSQL identifier")?;
     if value.is_empty() {
         return Err(FilterError::EmptyIdentifier);

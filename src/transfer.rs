@@ -52,7 +52,7 @@ const EXPORT_VAULT_FILE: &[Arg] = &[
 
 /// An import's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Importer {
+pub(crate) enum Importer {
     /// `copy`: a file from disk into the workspace.
     Copy,
     /// `vault`: every key of a store entry.
@@ -63,7 +63,7 @@ pub enum Importer {
 
 /// An export's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exporter {
+pub(crate) enum Exporter {
     /// `copy`: a workspace file onto disk.
     Copy,
     /// `vault`: workspace files into a store entry.
@@ -74,10 +74,10 @@ pub enum Exporter {
 
 impl Importer {
     /// Every importer, in the order `rumor schema` lists them.
-    pub const ALL: [Importer; 3] = [Importer::Copy, Importer::Vault, Importer::VaultFile];
+    pub(crate) const ALL: [Importer; 3] = [Importer::Copy, Importer::Vault, Importer::VaultFile];
 
     /// The name a spec uses.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Importer::Copy => "copy",
             Importer::Vault => "vault",
@@ -86,12 +86,12 @@ impl Importer {
     }
 
     /// The importer a spec names.
-    pub fn from_name(name: &str) -> Option<Importer> {
+    pub(crate) fn from_name(name: &str) -> Option<Importer> {
         Importer::ALL.into_iter().find(|i| i.name() == name)
     }
 
     /// Its arguments.
-    pub fn args(self) -> &'static [Arg] {
+    pub(crate) fn args(self) -> &'static [Arg] {
         match self {
             Importer::Copy => IMPORT_COPY,
             Importer::Vault => IMPORT_VAULT,
@@ -102,10 +102,10 @@ impl Importer {
 
 impl Exporter {
     /// Every exporter, in the order `rumor schema` lists them.
-    pub const ALL: [Exporter; 3] = [Exporter::Copy, Exporter::Vault, Exporter::VaultFile];
+    pub(crate) const ALL: [Exporter; 3] = [Exporter::Copy, Exporter::Vault, Exporter::VaultFile];
 
     /// The name a spec uses.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Exporter::Copy => "copy",
             Exporter::Vault => "vault",
@@ -114,12 +114,12 @@ impl Exporter {
     }
 
     /// The exporter a spec names.
-    pub fn from_name(name: &str) -> Option<Exporter> {
+    pub(crate) fn from_name(name: &str) -> Option<Exporter> {
         Exporter::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// Its arguments.
-    pub fn args(self) -> &'static [Arg] {
+    pub(crate) fn args(self) -> &'static [Arg] {
         match self {
             Exporter::Copy => EXPORT_COPY,
             Exporter::Vault => EXPORT_VAULT,
@@ -129,7 +129,7 @@ impl Exporter {
 
     /// Whether it writes the store (run before the file exports, so no file
     /// on disk holds a secret the store lacks).
-    pub fn to_store(self) -> bool {
+    pub(crate) fn to_store(self) -> bool {
         self != Exporter::Copy
     }
 }

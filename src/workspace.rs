@@ -137,7 +137,7 @@ impl Workspace {
 /// bidirectional characters ([`crate::names`]). Workspace names become
 /// Vault keys and file names, so a separator would let a spec write outside
 /// its place.
-pub fn check_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");
     }

@@ -12,7 +12,7 @@ use crate::error::Error;
 
 /// The shells `rumor completions` writes for.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// bash (with bash-completion or `source`).
     Bash,
     /// zsh (a `_rumor` file on `$fpath`).
@@ -22,7 +22,7 @@ pub enum Shell {
 }
 
 /// Prints the completion script for `shell`.
-pub fn completions(shell: Shell) -> Result<(), Error> {
+pub(crate) fn completions(shell: Shell) -> Result<(), Error> {
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -36,7 +36,7 @@ pub fn completions(shell: Shell) -> Result<(), Error> {
 }
 
 /// Prints the man page (roff).
-pub fn man() -> Result<(), Error> {
+pub(crate) fn man() -> Result<(), Error> {
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)

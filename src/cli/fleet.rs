@@ -9,13 +9,13 @@ use clap::Args;
 use crate::device;
 use crate::engine::{self, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, StoreKind};
 use crate::ops::{self, setup::InitOptions, NewDevice};
 
 /// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
 /// current directory.
 #[derive(Args, Debug, Clone)]
-pub struct FleetArg {
+pub(crate) struct FleetArg {
     /// The fleet directory (holding rumor.toml).
     #[arg(
         short = 'C',
@@ -38,7 +38,7 @@ impl FleetArg {
 
 /// `rumor init`.
 #[derive(Args, Debug)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The fleet directory to create (default: the current directory).
     pub dir: Option<PathBuf>,
     /// Use Vault (the default when VAULT_ADDR is set).
@@ -82,7 +82,7 @@ pub struct InitArgs {
     rumor new --all                   # rotates nothing; git and Vault unchanged\n  \
     rumor check"
 )]
-pub struct AdoptArgs {
+pub(crate) struct AdoptArgs {
     /// A JSON list of devices: [{"id": …, "ip": …, "name": …, "wifi": …}];
     /// `wifi` names the device whose Wi-Fi credentials are shared.
     #[arg(value_name = "LIST.json")]
@@ -99,7 +99,7 @@ pub struct AdoptArgs {
     rumor new pidgeon-1 pidgeon-2          create and provision (next free addresses)\n  \
     rumor new --all --dry-run              what would change, writing nothing (exit 2 if anything)\n  \
     rumor new pidgeon-3 --reuse-retired    a retired id again: every secret anew, a new address")]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     /// Device ids: lowercase letters, digits and '-'.
     #[arg(required_unless_present = "all", value_name = "DEVICE")]
     pub devices: Vec<String>,
@@ -136,13 +136,27 @@ pub struct NewArgs {
     pub verbose: bool,
 }
 
+/// The devices a command acts on: every active one with `--all`, else
+/// those named, each id checked.
+pub(crate) fn targets(fleet: &Fleet, all: bool, devices: &[String]) -> Result<Vec<String>, Error> {
+    let ids = if all {
+        ops::active_ids(fleet)?
+    } else {
+        devices.to_vec()
+    };
+    for id in &ids {
+        device::check_id_in(fleet, id)?;
+    }
+    Ok(ids)
+}
+
 /// `rumor renew`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     rumor renew --all                            what the profile marks renew\n  \
     rumor renew pidgeon-1 --secret wifi.pass     one secret and what depends on it\n  \
     rumor renew --all --expiring 30 --dry-run    what would rotate, writing nothing (exit 2 if anything)")]
-pub struct RenewArgs {
+pub(crate) struct RenewArgs {
     /// Device ids.
     #[arg(value_name = "DEVICE", required_unless_present = "all")]
     pub devices: Vec<String>,
@@ -173,7 +187,7 @@ pub struct RenewArgs {
 #[command(after_help = "Examples:\n  \
     rumor rekey                     after editing admins.recipients in rumor.toml\n  \
     rumor rekey --trust-unsigned    once, for a store made by a rumor before 0.2 (review `git log store/` first)")]
-pub struct RekeyArgs {
+pub(crate) struct RekeyArgs {
     /// Accept entries that carry no signature (a store made before entries
     /// were signed). You vouch for them: review the store's git history
     /// first, since anyone who can push could have planted one.
@@ -266,7 +280,7 @@ fn summarize(
 }
 
 /// `rumor init`.
-pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
+pub(crate) fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => arg.dir()?,
@@ -285,9 +299,9 @@ pub fn init(arg: &FleetArg, args: InitArgs) -> Result<(), Error> {
 }
 
 /// `rumor rekey`.
-pub fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
+pub(crate) fn rekey(arg: &FleetArg, args: RekeyArgs) -> Result<(), Error> {
     let dir = arg.dir()?;
-    let local = Fleet::open(&dir)?.settings.store.kind == "local";
+    let local = Fleet::open(&dir)?.settings.store.kind == StoreKind::Local;
     let done = crate::admins::rekey(&dir, &ops::admin_identities(local)?, args.trust_unsigned)?;
     report_rekey(&done);
     Ok(())
@@ -308,7 +322,7 @@ fn report_rekey(done: &crate::admins::Rekeyed) {
     rumor admins add age1yubikey1…             a hardware key (age-plugin-yubikey on PATH)\n  \
     rumor admins remove age1…                  then rotate what they saw: rumor renew --all\n\n\
     A removed admin may have copied secrets before: follow a removal with `rumor renew --all`.")]
-pub enum AdminsCommand {
+pub(crate) enum AdminsCommand {
     /// Add a recipient to admins.recipients and rekey the fleet.
     Add {
         /// An age (age1…), OpenSSH (ssh-ed25519 …, ssh-rsa …) or plugin
@@ -325,7 +339,7 @@ pub enum AdminsCommand {
 }
 
 /// `rumor admins`.
-pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
+pub(crate) fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
     let dir = arg.dir()?;
     let mut fleet = Fleet::open(&dir)?;
     let change = match &command {
@@ -339,7 +353,7 @@ pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
         }
     };
     // The identity must open the fleet before rumor.toml changes.
-    let identities = ops::admin_identities(fleet.settings.store.kind == "local")?;
+    let identities = ops::admin_identities(fleet.settings.store.kind == StoreKind::Local)?;
     crate::admins::apply(&mut fleet, change, &identities)?;
     eprintln!(
         "rumor: admins.recipients in {} now lists {} admins; rekeying",
@@ -355,7 +369,7 @@ pub fn admins(arg: &FleetArg, command: AdminsCommand) -> Result<(), Error> {
 }
 
 /// `rumor adopt`.
-pub fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
+pub(crate) fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
     let mut fleet = Fleet::open(&arg.dir()?)?;
     let _devices = device::lock_devices(&fleet)?;
     let done = crate::adopt::adopt(&mut fleet, &args.list, &args.groups)?;
@@ -371,7 +385,7 @@ pub fn adopt(arg: &FleetArg, args: AdoptArgs) -> Result<(), Error> {
 }
 
 /// `rumor new`.
-pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
+pub(crate) fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
     if args.devices.len() > 1 && args.ip.is_some() {
         return Err(Error::Usage(
             "--ip sets one device's address; name one device with it".into(),
@@ -427,16 +441,9 @@ pub fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
 }
 
 /// `rumor renew`.
-pub fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
+pub(crate) fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
-    let ids = if args.all {
-        ops::active_ids(&fleet)?
-    } else {
-        args.devices.clone()
-    };
-    for id in &ids {
-        device::check_id_in(&fleet, id)?;
-    }
+    let ids = targets(&fleet, args.all, &args.devices)?;
     if args.dry_run {
         let o = ops::plan::open_read_only(fleet)?;
         let command = ops::plan::Command::Renew {

@@ -19,7 +19,7 @@ use crate::ops;
     rumor log pidgeon-1 wifi.pass       one secret; equal fingerprints mean equal values\n  \
     rumor log pidgeon-1 --json          the same for scripts\n\n\
     Values are never shown, only the first 12 hex digits of their SHA-256.")]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// The device.
     pub device: String,
     /// Only this secret (a workspace name like wifi.pass).
@@ -30,7 +30,7 @@ pub struct LogArgs {
 }
 
 /// `rumor log`.
-pub fn log(arg: &FleetArg, args: LogArgs) -> Result<(), Error> {
+pub(crate) fn log(arg: &FleetArg, args: LogArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     device::check_id_in(&fleet, &args.device)?;
     let o = ops::open_fleet(fleet)?;
@@ -77,7 +77,7 @@ pub fn log(arg: &FleetArg, args: LogArgs) -> Result<(), Error> {
     rumor report --json | jq .drift     the same data for scripts\n\n\
     The page is one self-contained file (inline CSS and SVG, no script, nothing fetched)\n\
     and holds no secret value.")]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Where to write the page.
     #[arg(short, long, value_name = "PATH", default_value = "report.html")]
     pub output: PathBuf,
@@ -104,7 +104,7 @@ pub struct ReportArgs {
 }
 
 /// `rumor report`.
-pub fn report(arg: &FleetArg, args: ReportArgs) -> Result<(), Error> {
+pub(crate) fn report(arg: &FleetArg, args: ReportArgs) -> Result<(), Error> {
     let now = match &args.at {
         Some(date) => {
             let format = time::macros::format_description!("[year]-[month]-[day]");

@@ -8,21 +8,15 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::fleet::Fleet;
 use crate::image::verify::ReadOptions;
 use crate::image::{ImageError, InjectOptions, Partition};
 use crate::ops::verify::{Expected, Problem};
 
-/// `rumor inject`.
+/// Where the key is in the image: the options `inject` and `verify-image`
+/// share.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  \
-    rumor inject pidgeon-1 result/sd-image/pidgeon-1.img            write the key\n  \
-    rumor inject pidgeon-1 pidgeon-1.img.zst --verify               write it, then check the image\n  \
-    rumor inject pidgeon-1 pidgeon-1.img --dry-run                  print the plan")]
-pub struct InjectArgs {
-    /// The device whose age key is written.
-    pub device: String,
-    /// The disk image: .img, or .img.zst (decompressed and recompressed).
-    pub image: PathBuf,
+pub(crate) struct KeyInImage {
     /// The key's path inside the image (default: [image] key_path of
     /// rumor.toml, /root/host.scrt.key).
     #[arg(long, value_name = "P")]
@@ -31,6 +25,30 @@ pub struct InjectArgs {
     /// filesystem) or a partition number.
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub partition: String,
+}
+
+impl KeyInImage {
+    /// `--path`, else the fleet's `[image] key_path`.
+    fn path(&self, fleet: &Fleet) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| fleet.settings.image.key_path.clone())
+    }
+}
+
+/// `rumor inject`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rumor inject pidgeon-1 result/sd-image/pidgeon-1.img            write the key\n  \
+    rumor inject pidgeon-1 pidgeon-1.img.zst --verify               write it, then check the image\n  \
+    rumor inject pidgeon-1 pidgeon-1.img --dry-run                  print the plan")]
+pub(crate) struct InjectArgs {
+    /// The device whose age key is written.
+    pub device: String,
+    /// The disk image: .img, or .img.zst (decompressed and recompressed).
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub key: KeyInImage,
     /// The key file's mode, in octal.
     #[arg(long, value_name = "MODE", default_value = "0400")]
     pub mode: String,
@@ -50,19 +68,13 @@ pub struct InjectArgs {
     rumor verify-image pidgeon-1 pidgeon-1.img.zst --partition 2\n\n\
     Exits 0 when the image is ready to flash; 5 with one line per problem\n\
     on stdout when it is not; 3 for an unknown, retired or unprovisioned device.")]
-pub struct VerifyImageArgs {
+pub(crate) struct VerifyImageArgs {
     /// The device the image is for.
     pub device: String,
     /// The disk image: .img, or .img.zst (decompressed beside it, then removed).
     pub image: PathBuf,
-    /// The key's path inside the image (default: [image] key_path of
-    /// rumor.toml, /root/host.scrt.key).
-    #[arg(long, value_name = "P")]
-    pub path: Option<String>,
-    /// `auto` (the ext4 NIXOS_SD partition, else the only Linux
-    /// filesystem) or a partition number.
-    #[arg(long, value_name = "N|auto", default_value = "auto")]
-    pub partition: String,
+    #[command(flatten)]
+    pub key: KeyInImage,
     /// The key file's expected mode, in octal.
     #[arg(long, value_name = "MODE", default_value = "0400")]
     pub mode: String,
@@ -70,7 +82,7 @@ pub struct VerifyImageArgs {
 
 /// `rumor api-key …`.
 #[derive(Subcommand, Debug)]
-pub enum ApiKeyCommand {
+pub(crate) enum ApiKeyCommand {
     /// Check a key against a `pbkdf2-sha256$…` hash (constant time). The
     /// key is read from standard input when omitted or `-`, so it need not
     /// appear in the process list. Exits 0 on a match, 1 otherwise.
@@ -87,7 +99,7 @@ fn image_error(e: ImageError) -> Error {
 }
 
 /// `rumor inject`.
-pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
+pub(crate) fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Error> {
     // Checked before the fleet is opened: a mode that would expose the key
     // is refused whatever else is wrong.
     let mode = parse_mode(&args.mode, "inject")?;
@@ -95,7 +107,7 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         Some(d) => d.clone(),
         None => super::current_dir()?,
     };
-    let opened = crate::fleet::Fleet::open(&dir)?;
+    let opened = Fleet::open(&dir)?;
     // A retired device's image must not be flashed: no key for it, with or
     // without --verify (which also asks the store).
     if let Some(retired) = crate::device::load(&opened, &args.device)?.retired {
@@ -105,13 +117,10 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
             retired.at.escape_default()
         )));
     }
-    let partition = parse_partition(&args.partition)?;
+    let partition = parse_partition(&args.key.partition)?;
     let options = InjectOptions {
         image: args.image.clone(),
-        path: args
-            .path
-            .clone()
-            .unwrap_or_else(|| opened.settings.image.key_path.clone()),
+        path: args.key.path(&opened),
         partition,
         mode,
         dry_run: args.dry_run,
@@ -125,7 +134,8 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
         }
         return Ok(());
     }
-    let identities = crate::ops::admin_identities(opened.settings.store.kind == "local")?;
+    let identities =
+        crate::ops::admin_identities(opened.settings.store.kind == crate::fleet::StoreKind::Local)?;
     let handle = opened.store(&identities)?;
     // What the check compares with is read before anything is written, so
     // a device it would refuse (a retired one) gets no key either.
@@ -183,19 +193,20 @@ pub fn inject(fleet: &super::fleet::FleetArg, args: InjectArgs) -> Result<(), Er
 }
 
 /// `rumor verify-image`.
-pub fn verify_image(fleet: &super::fleet::FleetArg, args: VerifyImageArgs) -> Result<(), Error> {
+pub(crate) fn verify_image(
+    fleet: &super::fleet::FleetArg,
+    args: VerifyImageArgs,
+) -> Result<(), Error> {
     let mode = parse_mode(&args.mode, "verify-image")?;
-    let partition = parse_partition(&args.partition)?;
-    let opened = crate::fleet::Fleet::open(&fleet.dir()?)?;
-    let identities = crate::ops::admin_identities(opened.settings.store.kind == "local")?;
+    let partition = parse_partition(&args.key.partition)?;
+    let opened = Fleet::open(&fleet.dir()?)?;
+    let identities =
+        crate::ops::admin_identities(opened.settings.store.kind == crate::fleet::StoreKind::Local)?;
     let handle = opened.store(&identities)?;
     let expected = Expected::load(&opened, handle.as_ref(), &args.device, mode)?;
     let read = ReadOptions {
         image: args.image.clone(),
-        path: args
-            .path
-            .clone()
-            .unwrap_or_else(|| opened.settings.image.key_path.clone()),
+        path: args.key.path(&opened),
         partition,
     };
     crate::image::verify::check(&read).map_err(|e| e.into_error("verify-image"))?;
@@ -251,7 +262,7 @@ fn parse_partition(text: &str) -> Result<Partition, Error> {
 }
 
 /// `rumor api-key verify`.
-pub fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
+pub(crate) fn api_key(command: ApiKeyCommand) -> Result<(), Error> {
     match command {
         ApiKeyCommand::Verify { hash, key } => {
             let key = match key.as_deref() {

@@ -13,7 +13,7 @@ use crate::ops::{self, Opened};
 
 /// `rumor get`.
 #[derive(Args, Debug)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// The device.
     pub device: String,
     /// The stored name, e.g. age.key or cloud.api-key.hash.
@@ -22,7 +22,7 @@ pub struct GetArgs {
 
 /// `rumor list`.
 #[derive(Args, Debug)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -30,14 +30,14 @@ pub struct ListArgs {
 
 /// `rumor spec`.
 #[derive(Args, Debug)]
-pub struct SpecArgs {
+pub(crate) struct SpecArgs {
     /// The device.
     pub device: String,
 }
 
 /// `rumor check`.
 #[derive(Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Devices to check (default: all).
     #[arg(value_name = "DEVICE")]
     pub devices: Vec<String>,
@@ -50,7 +50,7 @@ pub struct CheckArgs {
 }
 
 /// `rumor get`.
-pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
+pub(crate) fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     device::check_id_in(&fleet, &args.device)?;
     let o = ops::open_fleet(fleet)?;
@@ -81,7 +81,7 @@ pub fn get(arg: &FleetArg, args: GetArgs) -> Result<(), Error> {
 }
 
 /// `rumor spec`.
-pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
+pub(crate) fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     device::check_id_in(&fleet, &args.device)?;
     let device = device::load(&fleet, &args.device)?;
@@ -91,7 +91,7 @@ pub fn spec(arg: &FleetArg, args: SpecArgs) -> Result<(), Error> {
 }
 
 /// `rumor list`.
-pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
+pub(crate) fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
     let o = ops::open(&arg.dir()?)?;
     let now = time::OffsetDateTime::now_utc();
     let mut rows = Vec::new();
@@ -145,7 +145,7 @@ pub fn list(arg: &FleetArg, args: ListArgs) -> Result<(), Error> {
 }
 
 /// `rumor check`.
-pub fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
+pub(crate) fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     let identities = ops::admin_identities(true)?;
     let handle = fleet.store(&identities)?;

@@ -15,15 +15,15 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 
-pub mod docs;
-pub mod fleet;
-pub mod history;
-pub mod image;
-pub mod inspect;
-pub mod plan;
-pub mod process;
-pub mod progress;
-pub mod run;
+pub(crate) mod docs;
+pub(crate) mod fleet;
+pub(crate) mod history;
+pub(crate) mod image;
+pub(crate) mod inspect;
+pub(crate) mod plan;
+pub(crate) mod process;
+pub(crate) mod progress;
+pub(crate) mod run;
 
 /// rumor: provision the secrets of a fleet of edge devices.
 #[derive(Parser, Debug)]
@@ -45,7 +45,7 @@ pub mod run;
         nix eval --json .#spec | rumor stdin json --stay\n  \
         rumor decrypt secrets/pidgeon-1.yaml --identity key.txt"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The fleet directory, for fleet commands.
     #[command(flatten)]
     pub fleet: fleet::FleetArg,
@@ -56,7 +56,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a spec file (JSON, YAML or TOML, by extension).
     Run(run::RunArgs),
     /// Run a spec read from standard input.
@@ -222,15 +222,15 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
 
 /// The most `rumor stdin` reads: a generated spec for hundreds of devices
 /// is well under a megabyte.
-pub const MAX_STDIN_SPEC: u64 = 4 << 20;
+pub(crate) const MAX_STDIN_SPEC: u64 = 4 << 20;
 
 /// The most `rumor api-key verify` reads: a key is a line.
-pub const MAX_STDIN_KEY: u64 = 1 << 20;
+pub(crate) const MAX_STDIN_KEY: u64 = 1 << 20;
 
 /// Reads standard input, refusing more than `limit` bytes (`what` names the
 /// input in the message), so `rumor stdin < /dev/zero` ends with one line
 /// instead of eating memory. The buffer is wiped on drop: it may be a key.
-pub fn read_stdin(limit: u64, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn read_stdin(limit: u64, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
     use std::io::Read;
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
     // One byte past the limit tells "exactly at the limit" from "over it".
@@ -249,7 +249,7 @@ pub fn read_stdin(limit: u64, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// The current directory, or an error saying so.
-pub fn current_dir() -> Result<PathBuf, Error> {
+pub(crate) fn current_dir() -> Result<PathBuf, Error> {
     std::env::current_dir().map_err(|e| Error::Io {
         path: ".".into(),
         reason: crate::error::io_reason(&e),

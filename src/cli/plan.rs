@@ -18,7 +18,7 @@ use crate::ops::{self, plan::DevicePlan, NewDevice};
     rumor plan --all --expiring 30; [ $? -eq 2 ] && echo changes pending\n\n\
     Exit status: 0 nothing would change, 2 something would (as terraform plan -detailed-exitcode), \
     3 to 6 an error as for any command.")]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Device ids.
     #[arg(value_name = "DEVICE", required_unless_present = "all")]
     pub devices: Vec<String>,
@@ -51,7 +51,7 @@ pub struct PlanArgs {
     The lighthouse includes revocations/nebula-blocklist.yaml (pki.blocklist); PostgreSQL \
     clients use revocations/postgres.crl. Secrets the device shared with others are listed: \
     rotate them (rumor plan shows them as due).")]
-pub struct RetireArgs {
+pub(crate) struct RetireArgs {
     /// Device ids.
     #[arg(value_name = "DEVICE", required = true)]
     pub devices: Vec<String>,
@@ -67,7 +67,7 @@ pub struct RetireArgs {
 }
 
 /// Prints plans (stdout) and turns "something would change" into exit 2.
-pub fn print(plans: &[DevicePlan], json: bool) -> Result<(), Error> {
+pub(crate) fn print(plans: &[DevicePlan], json: bool) -> Result<(), Error> {
     if json {
         println!(
             "{}",
@@ -88,16 +88,9 @@ pub fn print(plans: &[DevicePlan], json: bool) -> Result<(), Error> {
 }
 
 /// `rumor plan`.
-pub fn plan(arg: &FleetArg, args: PlanArgs) -> Result<(), Error> {
+pub(crate) fn plan(arg: &FleetArg, args: PlanArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
-    let ids = if args.all {
-        ops::active_ids(&fleet)?
-    } else {
-        args.devices.clone()
-    };
-    for id in &ids {
-        crate::device::check_id_in(&fleet, id)?;
-    }
+    let ids = super::fleet::targets(&fleet, args.all, &args.devices)?;
     let command = if args.renew || !args.secrets.is_empty() || args.expiring.is_some() {
         ops::plan::Command::Renew {
             secrets: args.secrets.clone(),
@@ -116,7 +109,7 @@ pub fn plan(arg: &FleetArg, args: PlanArgs) -> Result<(), Error> {
 }
 
 /// `rumor retire`.
-pub fn retire(arg: &FleetArg, args: RetireArgs) -> Result<(), Error> {
+pub(crate) fn retire(arg: &FleetArg, args: RetireArgs) -> Result<(), Error> {
     let fleet = Fleet::open(&arg.dir()?)?;
     for id in &args.devices {
         crate::device::check_id_in(&fleet, id)?;

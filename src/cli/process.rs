@@ -7,7 +7,7 @@
 /// exits 130 half a second later if it has not; a second one exits at
 /// once. Either way the temp files are removed and every write is atomic,
 /// so nothing half-written survives.
-pub fn harden() {
+pub(crate) fn harden() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let _ = rustix::process::setrlimit(
         rustix::process::Resource::Core,

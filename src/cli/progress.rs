@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const REDRAW: Duration = Duration::from_millis(100);
 
 /// A progress line for `total` devices, shared by the worker threads.
-pub struct Progress {
+pub(crate) struct Progress {
     total: usize,
     started: Instant,
     state: Option<Mutex<State>>,
@@ -28,7 +28,7 @@ struct State {
 impl Progress {
     /// A progress line, shown only when stderr is a terminal and there is
     /// more than one device.
-    pub fn new(total: usize) -> Progress {
+    pub(crate) fn new(total: usize) -> Progress {
         let shown = total > 1 && std::io::stderr().is_terminal();
         Progress::with(total, shown)
     }
@@ -49,7 +49,7 @@ impl Progress {
     }
 
     /// Records one finished device and redraws the line if it is time to.
-    pub fn tick(&self, id: &str, ok: bool) {
+    pub(crate) fn tick(&self, id: &str, ok: bool) {
         let Some(state) = &self.state else { return };
         let Ok(mut s) = state.lock() else { return };
         s.done += 1;
@@ -67,7 +67,7 @@ impl Progress {
     }
 
     /// Ends the line, so the summary starts on a fresh one.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.state.is_some() {
             eprintln!();
         }

@@ -15,7 +15,7 @@ use crate::workspace::{check_name, File, Visibility, Workspace};
 
 /// Flags shared by `run` and `stdin`.
 #[derive(Args, Debug, Clone)]
-pub struct WorkspaceFlags {
+pub(crate) struct WorkspaceFlags {
     /// Work in the current directory: its files seed the workspace, and with
     /// --keep the results are written there (as the original's --stay).
     #[arg(long)]
@@ -32,7 +32,7 @@ pub struct WorkspaceFlags {
 
 /// `rumor run <spec>`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The spec file: .json, .yaml/.yml or .toml.
     pub spec: PathBuf,
     /// --stay, --keep, --verbose.
@@ -42,7 +42,7 @@ pub struct RunArgs {
 
 /// `rumor stdin <format>`.
 #[derive(Args, Debug)]
-pub struct StdinArgs {
+pub(crate) struct StdinArgs {
     /// The spec's format: json, yaml or toml.
     #[arg(value_parser = ["json", "yaml", "yml", "toml"])]
     pub format: String,
@@ -53,7 +53,7 @@ pub struct StdinArgs {
 
 /// `rumor decrypt <file>`.
 #[derive(Args, Debug)]
-pub struct DecryptArgs {
+pub(crate) struct DecryptArgs {
     /// The SOPS file.
     pub file: PathBuf,
     /// An age identity file (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY,
@@ -63,7 +63,7 @@ pub struct DecryptArgs {
 }
 
 /// Runs a spec file.
-pub fn run(args: RunArgs) -> Result<(), Error> {
+pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     let origin = args.spec.display().to_string();
     let format = Format::from_path(&args.spec).ok_or_else(|| spec::SpecError::UnknownFormat {
         origin: origin.clone(),
@@ -88,7 +88,7 @@ fn parse_and_execute(
 }
 
 /// Runs a spec from standard input.
-pub fn stdin(args: StdinArgs) -> Result<(), Error> {
+pub(crate) fn stdin(args: StdinArgs) -> Result<(), Error> {
     let format = Format::from_name(&args.format).ok_or_else(|| {
         Error::Usage(format!(
             "unknown format \"{}\"; use json, yaml or toml",
@@ -103,7 +103,7 @@ pub fn stdin(args: StdinArgs) -> Result<(), Error> {
 }
 
 /// The Vault store from the environment, opened on first use.
-pub fn vault_from_env() -> LazyStore {
+pub(crate) fn vault_from_env() -> LazyStore {
     LazyStore::new(|| {
         let config = VaultConfig::from_env().map_err(|e| e.to_string())?;
         let vault = Vault::connect(&config).map_err(|e| e.to_string())?;
@@ -206,7 +206,7 @@ fn private_dir() -> Result<PathBuf, Error> {
 }
 
 /// Prints a SOPS file's plaintext.
-pub fn decrypt(args: DecryptArgs) -> Result<(), Error> {
+pub(crate) fn decrypt(args: DecryptArgs) -> Result<(), Error> {
     let identities = crate::identity::for_sops(args.identity.as_deref())?;
     let bytes = crate::fsutil::read_regular(&args.file, crate::fsutil::MAX_READ)
         .map_err(|e| Error::read(&args.file, e))?;

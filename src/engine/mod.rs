@@ -25,7 +25,7 @@ mod io;
 use io::{export, import, resolve, Seen};
 
 /// Set by the signal handler; checked between entries.
-pub fn interrupted() -> Arc<AtomicBool> {
+pub(crate) fn interrupted() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
         .clone()
@@ -33,7 +33,7 @@ pub fn interrupted() -> Arc<AtomicBool> {
 
 /// What `renew` means for this run.
 #[derive(Clone, Debug)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `rumor run` / `rumor stdin`: `renew = true` regenerates every run,
     /// as in the original.
     Run,
@@ -44,7 +44,7 @@ pub enum Mode {
 
 /// Which secrets a device run rotates.
 #[derive(Clone, Debug)]
-pub enum Rotation {
+pub(crate) enum Rotation {
     /// `rumor new`: none.
     Nothing,
     /// `rumor renew`: those the spec marks `renew`.
@@ -57,7 +57,7 @@ pub enum Rotation {
 }
 
 /// How to run.
-pub struct Options {
+pub(crate) struct Options {
     /// The meaning of renew.
     pub mode: Mode,
     /// Identities that can open earlier SOPS files (no-churn re-encryption).
@@ -89,7 +89,7 @@ pub struct Options {
 
 impl Options {
     /// Options for `rumor run` in `base_dir`.
-    pub fn run(base_dir: PathBuf) -> Options {
+    pub(crate) fn run(base_dir: PathBuf) -> Options {
         Options {
             mode: Mode::Run,
             identities: Vec::new(),
@@ -107,7 +107,7 @@ impl Options {
 
 /// What a run did.
 #[derive(Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The final workspace.
     pub workspace: Workspace,
     /// Workspace files whose content is new or changed in this run.
@@ -128,7 +128,7 @@ pub struct Outcome {
 /// What a generation did to its outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Its outputs existed and were kept.
     Keep,
     /// Made for the first time.
@@ -142,7 +142,7 @@ pub enum Action {
 /// Why a generation ran.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// An output was absent.
     Missing,
     /// The spec marks it `renew` and the run is `rumor renew`.
@@ -174,7 +174,7 @@ pub enum Reason {
 
 /// One generation's decision, for `rumor plan`.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The entry, `generations[3] (nebula)`.
     pub entry: String,
     /// Its outputs.
@@ -190,14 +190,14 @@ pub struct Decision {
 
 /// A store opened on first use, so specs without Vault entries never need
 /// a Vault address.
-pub struct LazyStore {
+pub(crate) struct LazyStore {
     cell: OnceLock<Result<Arc<dyn Store>, String>>,
     make: Box<dyn Fn() -> Result<Arc<dyn Store>, String> + Send + Sync>,
 }
 
 impl LazyStore {
     /// A store made by `make` when first needed.
-    pub fn new(
+    pub(crate) fn new(
         make: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static,
     ) -> LazyStore {
         LazyStore {
@@ -207,7 +207,7 @@ impl LazyStore {
     }
 
     /// A store that is already open.
-    pub fn ready(store: Arc<dyn Store>) -> LazyStore {
+    pub(crate) fn ready(store: Arc<dyn Store>) -> LazyStore {
         let cell = OnceLock::new();
         let _ = cell.set(Ok(store));
         LazyStore {
@@ -217,7 +217,7 @@ impl LazyStore {
     }
 
     /// The store, opening it if needed.
-    pub fn get(&self) -> Result<&dyn Store, String> {
+    pub(crate) fn get(&self) -> Result<&dyn Store, String> {
         match self.cell.get_or_init(|| (self.make)()) {
             Ok(store) => Ok(store.as_ref()),
             Err(e) => Err(e.clone()),
@@ -265,7 +265,7 @@ fn check_interrupted() -> Result<(), Error> {
 /// Checks every entry's arguments before anything runs: the declared
 /// ones again (a spec may be built or changed after parsing), then what
 /// only the engine knows (store paths, the names in `files`).
-pub fn check(spec: &Spec) -> Result<(), Error> {
+pub(crate) fn check(spec: &Spec) -> Result<(), Error> {
     for entry in spec.entries() {
         let args = Args::new(&entry.arguments);
         let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
@@ -310,7 +310,7 @@ pub fn check(spec: &Spec) -> Result<(), Error> {
 
 /// The generations written in an older release's argument form, each with
 /// the warning naming the current form.
-pub fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
+pub(crate) fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
     spec.generations
         .iter()
         .filter_map(|entry| {
@@ -325,7 +325,7 @@ pub fn legacy_forms(spec: &Spec) -> Vec<(&Entry, String)> {
 
 /// Runs a spec over `workspace` (empty, or the current directory's files
 /// with `--stay`).
-pub fn run(
+pub(crate) fn run(
     spec: &Spec,
     mut workspace: Workspace,
     store: &LazyStore,
@@ -597,7 +597,7 @@ fn sops_recipients_differ(old: &[u8], new: &[u8]) -> bool {
 
 /// Loads the `file` argument of `template` generations into `template`,
 /// reading it relative to `base`, so the run itself reads no files.
-pub fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
+pub(crate) fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
     for entry in spec.generations.iter_mut().filter(|e| e.kind == "template") {
         if entry.arguments.contains_key("template") {
             continue;
@@ -646,7 +646,7 @@ pub fn load_templates(spec: &mut Spec, base: &Path) -> Result<(), Error> {
 
 /// Writes the workspace into `dir` (for `--keep`), each file atomically
 /// with its mode.
-pub fn materialize(ws: &Workspace, dir: &Path) -> Result<(), Error> {
+pub(crate) fn materialize(ws: &Workspace, dir: &Path) -> Result<(), Error> {
     for (name, file) in ws.iter() {
         let path = dir.join(name);
         fsutil::write_atomic(&path, &file.content, file.visibility.mode())

@@ -21,7 +21,7 @@ use rustix::io::Errno;
 /// The most rumor reads from one file it did not make in this run. The
 /// largest real inputs (a device file, a store entry, the allocation
 /// ledger of a large fleet) are far below it.
-pub const MAX_READ: u64 = 16 << 20;
+pub(crate) const MAX_READ: u64 = 16 << 20;
 
 /// Why a file could not be read.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ fn refused(errno: Errno, root: &Path) -> ReadError {
 }
 
 /// Whether `rel` is a plain relative path: no root, no `..`.
-pub fn is_plain_relative(rel: &Path) -> bool {
+pub(crate) fn is_plain_relative(rel: &Path) -> bool {
     !rel.as_os_str().is_empty()
         && rel
             .components()
@@ -160,7 +160,7 @@ fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
 
 /// Reads the regular file `rel` beneath `root` (a fleet or a working
 /// directory), following no symlink out of it, within `limit` bytes.
-pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let fd = open_beneath(
         root,
         rel,
@@ -173,7 +173,7 @@ pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, Read
 /// Reads a file the user named (a spec on the command line, an identity
 /// file): wherever it is, but only a regular file within `limit` bytes, and
 /// never blocking on a FIFO.
-pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
@@ -185,7 +185,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 
 /// Opens the directory `rel` beneath `root`, creating what is missing with
 /// `mode` (an empty `rel` is `root` itself).
-pub fn dir_beneath(root: &Path, rel: &Path, mode: u32) -> Result<OwnedFd, ReadError> {
+pub(crate) fn dir_beneath(root: &Path, rel: &Path, mode: u32) -> Result<OwnedFd, ReadError> {
     let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY;
     if rel.as_os_str().is_empty() || rel == Path::new(".") {
         return rustix::fs::open(root, dir_flags | OFlags::CLOEXEC, Mode::empty())

@@ -6,7 +6,7 @@ use age::secrecy::ExposeSecret;
 use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// The `age` generator.
-pub struct Age;
+pub(crate) struct Age;
 
 const ARGS: &[Arg] = &[
     Arg::private("private", "the identity, AGE-SECRET-KEY-1…"),

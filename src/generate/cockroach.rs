@@ -10,13 +10,13 @@ use super::{decl, Arg, ArgError, Args, Context, GenError, Generator, Output, Typ
 use crate::x509::{self, Ext, Extension, KeyType, PrivateKey, San, Subject, Template};
 
 /// A CockroachDB CA: O=Cockroach, CN=Cockroach CA.
-pub struct CockroachCa;
+pub(crate) struct CockroachCa;
 
 /// A CockroachDB node certificate: CN=node, a SAN for each host.
-pub struct CockroachNode;
+pub(crate) struct CockroachNode;
 
 /// A CockroachDB client certificate: CN=<user>.
-pub struct CockroachClient;
+pub(crate) struct CockroachClient;
 
 /// The user 1.2.x made the client certificate for: it took no `user`
 /// argument and ran `cockroach cert create-client client`.

@@ -3,7 +3,7 @@
 use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// The `copy` generator.
-pub struct Copy;
+pub(crate) struct Copy;
 
 const ARGS: &[Arg] = &[
     Arg::input("from", "the workspace file to copy"),

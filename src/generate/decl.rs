@@ -256,7 +256,7 @@ fn or_list(options: &[&str]) -> String {
 
 /// Every argument that is not an output, in declared order, then the
 /// alternatives: what a generator checks after the names of its outputs.
-pub fn check_values(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
+pub(crate) fn check_values(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
     for arg in decl.iter().filter(|a| !a.is_output()) {
         arg.check(args)?;
     }
@@ -271,7 +271,7 @@ pub fn check_values(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
 }
 
 /// `missing argument "config" (2.x form) or "name" (1.x form)`.
-pub fn missing_form(decl: &[Arg]) -> ArgError {
+pub(crate) fn missing_form(decl: &[Arg]) -> ArgError {
     let named: Vec<String> = decl
         .iter()
         .filter_map(|a| match a.need {
@@ -283,7 +283,7 @@ pub fn missing_form(decl: &[Arg]) -> ArgError {
 }
 
 /// The output names, checked, in declared order.
-pub fn outputs(decl: &[Arg], args: &Args) -> Result<Vec<String>, ArgError> {
+pub(crate) fn outputs(decl: &[Arg], args: &Args) -> Result<Vec<String>, ArgError> {
     decl.iter()
         .filter(|a| a.is_output())
         .map(|a| args.name(a.name).map(str::to_owned))
@@ -291,13 +291,13 @@ pub fn outputs(decl: &[Arg], args: &Args) -> Result<Vec<String>, ArgError> {
 }
 
 /// Every argument checked: outputs first, then the values.
-pub fn check(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
+pub(crate) fn check(decl: &[Arg], args: &Args) -> Result<(), ArgError> {
     outputs(decl, args)?;
     check_values(decl, args)
 }
 
 /// The names given for arguments of `role` that are valid file names.
-pub fn named(decl: &[Arg], args: &Args, role: Role) -> Vec<String> {
+pub(crate) fn named(decl: &[Arg], args: &Args, role: Role) -> Vec<String> {
     decl.iter()
         .filter(|a| a.role == role)
         .filter_map(|a| args.name(a.name).ok())
@@ -306,7 +306,7 @@ pub fn named(decl: &[Arg], args: &Args, role: Role) -> Vec<String> {
 }
 
 /// A declared whole number: its value, or its default when absent.
-pub fn int(decl: &[Arg], args: &Args, name: &str) -> Result<u64, ArgError> {
+pub(crate) fn int(decl: &[Arg], args: &Args, name: &str) -> Result<u64, ArgError> {
     match decl.iter().find(|a| a.name == name).map(|a| a.ty) {
         Some(Type::Int { default, min, max }) => args.int_or(name, default, min, max),
         _ => Err(ArgError::Invalid {
@@ -319,7 +319,12 @@ pub fn int(decl: &[Arg], args: &Args, name: &str) -> Result<u64, ArgError> {
 /// The JSON Schema of an `arguments` map: `required` sorted, properties
 /// in declared order with the required ones first, and an `anyOf` of the
 /// alternative forms.
-pub fn schema(title: &str, doc: &str, decl: &[Arg], extra: &[(&str, Value)]) -> Map<String, Value> {
+pub(crate) fn schema(
+    title: &str,
+    doc: &str,
+    decl: &[Arg],
+    extra: &[(&str, Value)],
+) -> Map<String, Value> {
     let mut required: Vec<&str> = decl
         .iter()
         .filter(|a| a.need == Need::Required)

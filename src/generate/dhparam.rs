@@ -9,7 +9,7 @@
 use super::{Arg, Args, Context, GenError, Generator, Output};
 
 /// Writes the ffdhe2048 group as `BEGIN DH PARAMETERS` PEM.
-pub struct Dhparam;
+pub(crate) struct Dhparam;
 
 /// The ffdhe2048 prime p, from RFC 7919 Appendix A.1; its generator is 2.
 const FFDHE2048_P: &str = concat!(
@@ -26,7 +26,7 @@ const FFDHE2048_P: &str = concat!(
 /// The PEM text: DER `DHParameter ::= SEQUENCE { INTEGER p, INTEGER g }`
 /// (PKCS #3), without the optional privateValueLength, as OpenSSL 3 writes
 /// named groups.
-pub fn ffdhe2048_pem() -> Result<String, GenError> {
+pub(crate) fn ffdhe2048_pem() -> Result<String, GenError> {
     let p = hex::decode(FFDHE2048_P)
         .map_err(|_| GenError::Failed("the built-in ffdhe2048 prime is not hex".into()))?;
     let mut p_int = vec![0x02, 0x82, 0x01, 0x01, 0x00];

@@ -7,10 +7,10 @@ use zeroize::Zeroizing;
 use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 
 /// The `env` generator.
-pub struct Env;
+pub(crate) struct Env;
 
 /// Escapes a value for a double-quoted env line.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .trim()
         .replace('\\', "\\\\")

@@ -9,15 +9,18 @@ use super::random::alphanumeric;
 use super::{decl, Arg, Args, Context, CryptoRngCore, GenError, Generator, Output};
 
 /// The `mkpasswd` generator.
-pub struct Mkpasswd;
+pub(crate) struct Mkpasswd;
 
 /// The longest password: libxcrypt, here and in the device's login, hashes
 /// no passphrase longer than this.
-pub const MAX_LENGTH: u64 = crypt::MAX_PASSPHRASE as u64;
+pub(crate) const MAX_LENGTH: u64 = crypt::MAX_PASSPHRASE as u64;
 
 /// The `$y$…` hash of `password` with a fresh 16-byte salt and libxcrypt's
 /// default cost (N=4096, r=32), which `mkpasswd` also uses.
-pub fn yescrypt_hash(password: &[u8], rng: &mut dyn CryptoRngCore) -> Result<String, GenError> {
+pub(crate) fn yescrypt_hash(
+    password: &[u8],
+    rng: &mut dyn CryptoRngCore,
+) -> Result<String, GenError> {
     let failed = |e: crypt::CryptError| GenError::Failed(format!("yescrypt: {e}"));
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);

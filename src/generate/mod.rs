@@ -3,39 +3,38 @@
 //! the module declares its arguments ([`Generator::args`]), and the spec
 //! checks, the schema and the engine's outputs and inputs follow from them.
 
-use rand_core::{CryptoRng, RngCore};
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
-pub mod age;
-pub mod args;
-pub mod cockroach;
-pub mod copy;
-pub mod decl;
-pub mod dhparam;
-pub mod env;
-pub mod mkpasswd;
-pub mod moustache;
-pub mod nebula;
-pub mod openssl;
+pub(crate) mod age;
+pub(crate) mod args;
+pub(crate) mod cockroach;
+pub(crate) mod copy;
+pub(crate) mod decl;
+pub(crate) mod dhparam;
+pub(crate) mod env;
+pub(crate) mod mkpasswd;
+pub(crate) mod moustache;
+pub(crate) mod nebula;
+pub(crate) mod openssl;
 pub mod pbkdf2;
-pub mod random;
-pub mod sops;
-pub mod ssh;
-pub mod structured;
-pub mod template;
-pub mod text;
+pub(crate) mod random;
+pub(crate) mod sops;
+pub(crate) mod ssh;
+pub(crate) mod structured;
+pub(crate) mod template;
+pub(crate) mod text;
 pub mod wifi;
-pub mod x509;
+pub(crate) mod x509;
 
-pub use args::{ArgError, Args};
-pub use decl::{Arg, Need, Role, Type};
+pub(crate) use args::ArgError;
+pub use args::Args;
+pub(crate) use decl::{Arg, Role, Type};
 
 /// Every generator kind, by the name a spec uses.
-pub static REGISTRY: &[(&str, &dyn Generator)] = &[
+pub(crate) static REGISTRY: &[(&str, &dyn Generator)] = &[
     ("copy", &copy::Copy),
     ("text", &text::Text),
     ("json", &structured::Json),
@@ -73,7 +72,7 @@ pub fn lookup(kind: &str) -> Option<&'static dyn Generator> {
 
 /// A generator kind resolved from the registry: its name and its value.
 #[derive(Clone, Copy)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// The name a spec uses.
     pub name: &'static str,
     /// The generator.
@@ -87,7 +86,7 @@ impl std::fmt::Debug for Registered {
 }
 
 /// The registry entry called `kind`.
-pub fn resolve(kind: &str) -> Option<Registered> {
+pub(crate) fn resolve(kind: &str) -> Option<Registered> {
     REGISTRY
         .iter()
         .find(|(name, _)| *name == kind)
@@ -95,7 +94,7 @@ pub fn resolve(kind: &str) -> Option<Registered> {
 }
 
 /// The names of all generator kinds, for error messages and the schema.
-pub fn kinds() -> impl Iterator<Item = &'static str> {
+pub(crate) fn kinds() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|(name, _)| *name)
 }
 
@@ -114,8 +113,7 @@ pub struct Context<'a> {
 }
 
 /// An object-safe cryptographic RNG.
-pub trait CryptoRngCore: RngCore + CryptoRng {}
-impl<T: RngCore + CryptoRng> CryptoRngCore for T {}
+pub use rand_core::CryptoRngCore;
 
 /// A file a generator made.
 pub struct Output {
@@ -275,11 +273,6 @@ impl<'a> Context<'a> {
         }
         value
     }
-}
-
-/// Reads an argument map from a JSON value, for tests and callers.
-pub fn args_of(value: &Value) -> Option<&Map<String, Value>> {
-    value.as_object()
 }
 
 #[cfg(test)]

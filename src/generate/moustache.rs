@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 
 /// The `moustache` generator.
-pub struct Moustache;
+pub(crate) struct Moustache;
 
 /// Renders `template` with `lookup`.
-pub fn render<'v>(
+pub(crate) fn render<'v>(
     template: &str,
     lookup: impl Fn(&str) -> Option<&'v str>,
 ) -> Result<String, String> {

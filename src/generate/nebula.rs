@@ -10,11 +10,11 @@ use crate::nebula::{
 };
 
 /// A Nebula CA: certificate (public) and Ed25519 key (private).
-pub struct NebulaCa;
+pub(crate) struct NebulaCa;
 
 /// A Nebula host: certificate (public) and X25519 key (private), signed by
 /// a CA already in the workspace.
-pub struct Nebula;
+pub(crate) struct Nebula;
 
 /// The original tool's default: ten years.
 const DEFAULT_DAYS: u64 = 3650;

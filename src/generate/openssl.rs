@@ -18,11 +18,11 @@ use crate::x509::{
 };
 
 /// A self-signed ECDSA P-256 CA from an OpenSSL config's `[ v3_ca ]`.
-pub struct OpensslCa;
+pub(crate) struct OpensslCa;
 
 /// A P-256 leaf signed by a CA, from an OpenSSL config's `[ ext ]`, with an
 /// OpenSSL serial file.
-pub struct Openssl;
+pub(crate) struct Openssl;
 
 /// The most days a certificate may be valid: until year 9999 is plenty.
 pub(crate) const MAX_DAYS: u64 = 2_900_000;

@@ -12,17 +12,17 @@ const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 const DIGITS: &[u8] = b"0123456789";
 
 /// The longest random string a spec may ask for.
-pub const MAX_LENGTH: u64 = 4096;
+pub(crate) const MAX_LENGTH: u64 = 4096;
 
 /// A random-string generator.
-pub struct Random {
+pub(crate) struct Random {
     doc: &'static str,
     args: &'static [Arg],
     alphabet: &'static [u8],
 }
 
 /// `id`: 16 alphanumeric characters, public.
-pub static ID: Random = Random {
+pub(crate) static ID: Random = Random {
     doc: "a random alphanumeric id, public",
     args: &[
         Arg::public("name", "the id"),
@@ -31,7 +31,7 @@ pub static ID: Random = Random {
     alphabet: ALPHANUMERIC,
 };
 /// `key`: 32 alphanumeric characters, private.
-pub static KEY: Random = Random {
+pub(crate) static KEY: Random = Random {
     doc: "a random alphanumeric key, private",
     args: &[
         Arg::private("name", "the key"),
@@ -40,7 +40,7 @@ pub static KEY: Random = Random {
     alphabet: ALPHANUMERIC,
 };
 /// `pin`: 8 digits, private.
-pub static PIN: Random = Random {
+pub(crate) static PIN: Random = Random {
     doc: "a random decimal pin, private",
     args: &[
         Arg::private("name", "the pin"),
@@ -50,7 +50,11 @@ pub static PIN: Random = Random {
 };
 
 /// `length` characters drawn uniformly from `alphabet`.
-pub fn string(rng: &mut dyn CryptoRngCore, alphabet: &[u8], length: usize) -> Zeroizing<Vec<u8>> {
+pub(crate) fn string(
+    rng: &mut dyn CryptoRngCore,
+    alphabet: &[u8],
+    length: usize,
+) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(length));
     for _ in 0..length {
         out.push(alphabet[rng.gen_range(0..alphabet.len())]);
@@ -59,7 +63,7 @@ pub fn string(rng: &mut dyn CryptoRngCore, alphabet: &[u8], length: usize) -> Ze
 }
 
 /// An alphanumeric password of `length` characters.
-pub fn alphanumeric(rng: &mut dyn CryptoRngCore, length: usize) -> Zeroizing<Vec<u8>> {
+pub(crate) fn alphanumeric(rng: &mut dyn CryptoRngCore, length: usize) -> Zeroizing<Vec<u8>> {
     string(rng, ALPHANUMERIC, length)
 }
 

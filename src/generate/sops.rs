@@ -16,7 +16,7 @@ use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::sops;
 
 /// The `sops` generator.
-pub struct Sops;
+pub(crate) struct Sops;
 
 /// Parses the `age1…` lines of a recipients file; `None` if one is bad.
 fn recipients_in(text: &str) -> Option<Vec<Recipient>> {

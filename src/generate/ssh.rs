@@ -6,7 +6,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `ssh-keygen` generator.
-pub struct SshKeygen;
+pub(crate) struct SshKeygen;
 
 const ARGS: &[Arg] = &[
     Arg::value("name", Type::Str, "the key's comment"),

@@ -6,11 +6,11 @@ use serde_json::Value;
 use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `json` generator.
-pub struct Json;
+pub(crate) struct Json;
 /// The `yaml` generator.
-pub struct Yaml;
+pub(crate) struct Yaml;
 /// The `toml` generator.
-pub struct Toml;
+pub(crate) struct Toml;
 
 const ARGS: &[Arg] = &[
     Arg::private("name", "the file"),

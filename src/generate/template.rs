@@ -14,7 +14,7 @@ use super::{Arg, ArgError, Args, Context, GenError, Generator, Output, Type};
 use crate::workspace::check_name;
 
 /// The `template` generator.
-pub struct Template;
+pub(crate) struct Template;
 
 const ARGS: &[Arg] = &[
     Arg::private("name", "the rendered file"),

@@ -3,7 +3,7 @@
 use super::{Arg, Args, Context, GenError, Generator, Output, Type};
 
 /// The `text` generator.
-pub struct Text;
+pub(crate) struct Text;
 
 const ARGS: &[Arg] = &[
     Arg::private("name", "the file"),

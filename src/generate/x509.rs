@@ -11,10 +11,10 @@ use crate::x509::ext::{extended_key_usage_oid, key_usage_bit};
 use crate::x509::{self, Ext, Extension, KeyType, PrivateKey, San, Subject, Template, Want};
 
 /// A self-signed CA.
-pub struct X509Ca;
+pub(crate) struct X509Ca;
 
 /// A leaf signed by a CA.
-pub struct X509;
+pub(crate) struct X509;
 
 const KEY_TYPES: Type = Type::Choice(&["p256", "ed25519", "rsa"]);
 

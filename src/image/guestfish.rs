@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use super::error::ImageError;
 
 /// The guestfish binary on PATH, if any.
-pub fn find() -> Option<PathBuf> {
+pub(crate) fn find() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("guestfish"))
@@ -34,7 +34,7 @@ pub fn find() -> Option<PathBuf> {
 }
 
 /// A running guestfish with one read-write raw disk attached.
-pub struct Session {
+pub(crate) struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Pipe,
@@ -48,13 +48,13 @@ pub struct Session {
 
 impl Session {
     /// Starts guestfish on `image` and launches the appliance (`run`).
-    pub fn launch(binary: &Path, image: &Path) -> Result<Session, ImageError> {
+    pub(crate) fn launch(binary: &Path, image: &Path) -> Result<Session, ImageError> {
         Session::start(binary, image, "--rw")
     }
 
     /// [`Session::launch`] with the disk attached read-only: nothing the
     /// session does can change the image.
-    pub fn launch_read_only(binary: &Path, image: &Path) -> Result<Session, ImageError> {
+    pub(crate) fn launch_read_only(binary: &Path, image: &Path) -> Result<Session, ImageError> {
         Session::start(binary, image, "--ro")
     }
 
@@ -105,13 +105,13 @@ impl Session {
     }
 
     /// Never quote `text` from guestfish's stderr.
-    pub fn redact(&mut self, text: Zeroizing<String>) {
+    pub(crate) fn redact(&mut self, text: Zeroizing<String>) {
         self.redact.push(text);
     }
 
     /// Sends `script` (newline-terminated commands) and returns their
     /// stdout, up to this batch's marker.
-    pub fn exchange(&mut self, script: &str) -> Result<String, ImageError> {
+    pub(crate) fn exchange(&mut self, script: &str) -> Result<String, ImageError> {
         self.batch += 1;
         let marker = format!("@@rumor-{}-{}@@", self.nonce, self.batch);
         self.send(script.as_bytes())?;
@@ -137,7 +137,11 @@ impl Session {
     /// pipe straight into a buffer that is wiped when dropped, never into a
     /// file. Anything but exactly `size` bytes followed by the batch marker
     /// is an error.
-    pub fn read_file(&mut self, path: &str, size: usize) -> Result<Zeroizing<Vec<u8>>, ImageError> {
+    pub(crate) fn read_file(
+        &mut self,
+        path: &str,
+        size: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, ImageError> {
         self.batch += 1;
         let marker = format!("@@rumor-{}-{}@@", self.nonce, self.batch);
         self.send(format!("download {} -\necho {marker}\n", quote(path)).as_bytes())?;
@@ -155,7 +159,7 @@ impl Session {
     /// Writes `content` to `path` in the guest through `write`, every byte
     /// as a `\xHH` escape: the bytes go through the stdin pipe only, never
     /// a command line or a file, and no byte can break guestfish's quoting.
-    pub fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), ImageError> {
+    pub(crate) fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), ImageError> {
         let mut command = Zeroizing::new(String::with_capacity(
             content.len() * 4 + path.len() * 4 + 16,
         ));
@@ -177,7 +181,7 @@ impl Session {
     }
 
     /// Ends the session: unmounts, syncs, exits, and checks the exit status.
-    pub fn finish(mut self) -> Result<(), ImageError> {
+    pub(crate) fn finish(mut self) -> Result<(), ImageError> {
         self.exchange("umount-all\nsync\n")?;
         self.send(b"exit\n")?;
         // Closing stdin lets guestfish finish even if `exit` was not read.
@@ -331,7 +335,7 @@ impl Pipe {
 
 /// A guestfish double-quoted argument. Callers pass validated paths; the
 /// escaping is belt and braces.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -354,7 +358,7 @@ pub fn quote(text: &str) -> String {
 }
 
 /// The value of `field` (e.g. `st_mode`) in `lstatns` output.
-pub fn stat_field(output: &str, field: &str) -> Option<u64> {
+pub(crate) fn stat_field(output: &str, field: &str) -> Option<u64> {
     output.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
         (name.trim() == field)

@@ -26,11 +26,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-pub mod error;
-pub mod guestfish;
-pub mod partition;
-pub mod verify;
-pub mod zst;
+pub(crate) mod error;
+pub(crate) mod guestfish;
+pub(crate) mod partition;
+pub(crate) mod verify;
+pub(crate) mod zst;
 
 pub use error::ImageError;
 pub use partition::Partition;
@@ -38,10 +38,10 @@ pub use partition::Partition;
 use guestfish::{quote, stat_field, Session};
 
 /// The default key path inside the image (`[image] key_path`).
-pub const DEFAULT_KEY_PATH: &str = "/root/host.scrt.key";
+pub(crate) const DEFAULT_KEY_PATH: &str = "/root/host.scrt.key";
 
 /// The default mode of the key file.
-pub const DEFAULT_MODE: u32 = 0o400;
+pub(crate) const DEFAULT_MODE: u32 = 0o400;
 
 /// Directories that must never be made 0700: the system would stop booting
 /// or other users would lose access to it.
@@ -193,7 +193,7 @@ pub fn inject(opts: &InjectOptions, key: &Zeroizing<Vec<u8>>) -> Result<InjectRe
 /// Refuses a key file mode that is not a permission mode, or that lets
 /// anyone but the owner (root) read it: the key decrypts every secret of
 /// the device, and setuid, setgid and sticky bits have no business on it.
-pub fn check_mode(mode: u32) -> Result<(), ImageError> {
+pub(crate) fn check_mode(mode: u32) -> Result<(), ImageError> {
     if mode > 0o7777 {
         return Err(ImageError::InvalidMode { mode });
     }
@@ -203,31 +203,30 @@ pub fn check_mode(mode: u32) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Refuses an image that is missing or not a regular file.
+fn check_image_file(image: &std::path::Path) -> Result<(), ImageError> {
+    match std::fs::metadata(image) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(ImageError::ImageIo {
+            image: image.to_path_buf(),
+            reason: "is not a regular file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ImageError::ImageNotFound {
+            image: image.to_path_buf(),
+        }),
+        Err(e) => Err(ImageError::ImageIo {
+            image: image.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The checks made before anything runs; returns the key's directory.
 fn check(opts: &InjectOptions) -> Result<String, ImageError> {
     let parent = validate_path(&opts.path)?;
     check_mode(opts.mode)?;
     let image = &opts.image;
-    match std::fs::metadata(image) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: "is not a regular file".into(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImageError::ImageNotFound {
-                image: image.clone(),
-            })
-        }
-        Err(e) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: e.to_string(),
-            })
-        }
-    }
+    check_image_file(image)?;
     // Opening for writing changes neither content nor timestamps.
     OpenOptions::new()
         .write(true)

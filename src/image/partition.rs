@@ -20,14 +20,14 @@ pub enum Partition {
 }
 
 /// The root label of NixOS sd-images.
-pub const NIXOS_LABEL: &str = "NIXOS_SD";
+pub(crate) const NIXOS_LABEL: &str = "NIXOS_SD";
 
 /// Filesystem types a NixOS root can have.
 const LINUX_TYPES: [&str; 5] = ["ext2", "ext3", "ext4", "btrfs", "xfs"];
 
 /// One line of guestfish's `list-filesystems`, plus its label once known.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Filesystem {
+pub(crate) struct Filesystem {
     /// The appliance device, e.g. `/dev/sda2`.
     pub device: String,
     /// The type guestfish reports, e.g. `ext4`, `vfat`, `unknown`.
@@ -38,12 +38,12 @@ pub struct Filesystem {
 
 impl Filesystem {
     /// Whether this can be a Linux root.
-    pub fn is_linux(&self) -> bool {
+    pub(crate) fn is_linux(&self) -> bool {
         LINUX_TYPES.contains(&self.fstype.as_str())
     }
 
     /// The partition number of a `/dev/sdXN` device.
-    pub fn number(&self) -> Option<u32> {
+    pub(crate) fn number(&self) -> Option<u32> {
         let rest = self.device.strip_prefix("/dev/sd")?;
         let digits = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
         if digits.len() == rest.len() {
@@ -58,7 +58,7 @@ impl Filesystem {
 }
 
 /// Parses `list-filesystems` output (`/dev/sda1: vfat` per line).
-pub fn parse_list(output: &str) -> Vec<Filesystem> {
+pub(crate) fn parse_list(output: &str) -> Vec<Filesystem> {
     output
         .lines()
         .filter_map(|line| line.rsplit_once(": "))
@@ -72,7 +72,7 @@ pub fn parse_list(output: &str) -> Vec<Filesystem> {
 
 /// Picks the filesystem for `wanted`. `found` must carry labels for its
 /// Linux entries when `wanted` is [`Partition::Auto`].
-pub fn choose<'a>(
+pub(crate) fn choose<'a>(
     found: &'a [Filesystem],
     wanted: Partition,
     image: &Path,

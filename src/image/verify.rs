@@ -19,11 +19,11 @@ use super::{mount_root, validate_path, zst, ImageError, Partition};
 
 /// The largest key file read back: an age identity file, comments and
 /// all, is a few hundred bytes.
-pub const MAX_KEY_FILE: u64 = 64 * 1024;
+pub(crate) const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Where to look.
 #[derive(Clone, Debug)]
-pub struct ReadOptions {
+pub(crate) struct ReadOptions {
     /// The disk image (`.img`, or `.img.zst`).
     pub image: PathBuf,
     /// The key's absolute path inside the image.
@@ -33,7 +33,7 @@ pub struct ReadOptions {
 }
 
 /// What the image holds at the key path.
-pub enum KeyFile {
+pub(crate) enum KeyFile {
     /// Nothing (or a directory on the way is missing).
     Missing,
     /// Something that is not a regular file: `"a directory"`, `"a symlink"`.
@@ -75,7 +75,7 @@ impl fmt::Debug for KeyFile {
 
 /// The key file, and where it was found.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     /// The appliance device of the root filesystem, e.g. `/dev/sda2`.
     pub device: String,
     /// What is at the key path.
@@ -84,7 +84,7 @@ pub struct Found {
 
 /// Reads the key file at `opts.path` from the image, read-only, after
 /// the checks of [`check`].
-pub fn read_key(opts: &ReadOptions) -> Result<Found, ImageError> {
+pub(crate) fn read_key(opts: &ReadOptions) -> Result<Found, ImageError> {
     check(opts)?;
     let binary = guestfish::find().ok_or(ImageError::GuestfishMissing)?;
     if zst::is_compressed(&opts.image) {
@@ -97,30 +97,9 @@ pub fn read_key(opts: &ReadOptions) -> Result<Found, ImageError> {
 
 /// The checks made before guestfish starts: the key path is a plain
 /// absolute path, and the image is a regular file.
-pub fn check(opts: &ReadOptions) -> Result<(), ImageError> {
+pub(crate) fn check(opts: &ReadOptions) -> Result<(), ImageError> {
     validate_path(&opts.path)?;
-    let image = &opts.image;
-    match std::fs::metadata(image) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: "is not a regular file".into(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImageError::ImageNotFound {
-                image: image.clone(),
-            })
-        }
-        Err(e) => {
-            return Err(ImageError::ImageIo {
-                image: image.clone(),
-                reason: e.to_string(),
-            })
-        }
-    }
-    Ok(())
+    super::check_image_file(&opts.image)
 }
 
 fn read_in(

@@ -20,12 +20,12 @@ use super::error::ImageError;
 const LEVEL: i32 = 3;
 
 /// Whether `image` is a zstd archive, by its name (`*.zst`).
-pub fn is_compressed(image: &Path) -> bool {
+pub(crate) fn is_compressed(image: &Path) -> bool {
     image.extension().is_some_and(|ext| ext == "zst")
 }
 
 /// The directory temp files go in: the image's own.
-pub fn directory(image: &Path) -> PathBuf {
+pub(crate) fn directory(image: &Path) -> PathBuf {
     match image.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -35,7 +35,7 @@ pub fn directory(image: &Path) -> PathBuf {
 /// A temp file that is removed when dropped, and also when a signal stops
 /// rumor ([`crate::interrupt`]): a decompressed image holds the device's
 /// key once it is injected, and is gigabytes either way.
-pub struct Temp {
+pub(crate) struct Temp {
     file: NamedTempFile,
     _leftover: crate::interrupt::Leftover,
 }
@@ -55,7 +55,7 @@ impl std::ops::DerefMut for Temp {
 
 /// A fresh temp file beside `image`; failure means the directory is not
 /// writable, which the rename at the end would need anyway.
-pub fn temp_beside(image: &Path) -> Result<Temp, ImageError> {
+pub(crate) fn temp_beside(image: &Path) -> Result<Temp, ImageError> {
     let file = tempfile::Builder::new()
         .prefix(".rumor-image-")
         .suffix(".rumor-tmp")
@@ -69,7 +69,7 @@ pub fn temp_beside(image: &Path) -> Result<Temp, ImageError> {
 }
 
 /// Decompresses `image` into a temp file beside it.
-pub fn decompress(image: &Path) -> Result<Temp, ImageError> {
+pub(crate) fn decompress(image: &Path) -> Result<Temp, ImageError> {
     let io_error = |what: &str, e: io::Error| ImageError::ImageIo {
         image: image.to_path_buf(),
         reason: format!("{what}: {e}"),
@@ -88,7 +88,7 @@ pub fn decompress(image: &Path) -> Result<Temp, ImageError> {
 
 /// Compresses `raw` and renames the result over `image`, keeping the
 /// archive's permissions.
-pub fn recompress(raw: &Path, image: &Path) -> Result<(), ImageError> {
+pub(crate) fn recompress(raw: &Path, image: &Path) -> Result<(), ImageError> {
     let io_error = |what: &str, e: io::Error| ImageError::ImageIo {
         image: image.to_path_buf(),
         reason: format!("{what}: {e}"),

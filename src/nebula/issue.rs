@@ -111,7 +111,7 @@ pub fn sign_host<R: RngCore + CryptoRng + ?Sized>(
 /// second before the CA expires. Refuses what nebula-cert refuses: a key
 /// that is not the CA's, a CA that is not valid now, and a certificate
 /// breaking the CA's limits on IPs, subnets and groups.
-pub fn issue_host<R: RngCore + CryptoRng + ?Sized>(
+pub(crate) fn issue_host<R: RngCore + CryptoRng + ?Sized>(
     ca: &Certificate,
     ca_key: &CaKey,
     spec: &HostSpec,

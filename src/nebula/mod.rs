@@ -20,6 +20,7 @@ mod wire;
 
 pub use cert::{Certificate, Details};
 pub use error::NebulaError;
-pub use issue::{issue_host, new_ca, sign_host, CaSpec, HostSpec};
+pub(crate) use issue::issue_host;
+pub use issue::{new_ca, sign_host, CaSpec, HostSpec};
 pub use keys::{CaKey, HostKey};
-pub use net::Ipv4Net;
+pub(crate) use net::Ipv4Net;

@@ -20,6 +20,12 @@ impl Ipv4Net {
         (prefix <= 32).then_some(Ipv4Net { addr, prefix })
     }
 
+    /// [`Ipv4Net::new`] for constants: a prefix over 32 fails to compile.
+    pub(crate) const fn constant(addr: Ipv4Addr, prefix: u8) -> Ipv4Net {
+        assert!(prefix <= 32, "an IPv4 prefix is 0 to 32");
+        Ipv4Net { addr, prefix }
+    }
+
     /// The address as written, host bits included.
     pub fn addr(&self) -> Ipv4Addr {
         self.addr
@@ -50,6 +56,30 @@ impl Ipv4Net {
     pub(crate) fn prefix_of(mask: u32) -> Option<u8> {
         let ones = mask.leading_ones();
         (mask.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+    }
+
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr) & self.mask()
+    }
+
+    /// The broadcast address: the network's last address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+
+    /// The `n`th host address (the network address is the 0th), if it
+    /// comes before the broadcast address.
+    pub fn nth_host(&self, n: u32) -> Option<Ipv4Addr> {
+        let at = u32::from(self.network().addr).checked_add(n)?;
+        (n > 0 && at < u32::from(self.broadcast())).then(|| Ipv4Addr::from(at))
+    }
+
+    /// The last host address, just before the broadcast address (none in
+    /// a /31 or /32).
+    pub fn last_host(&self) -> Option<Ipv4Addr> {
+        let last = u32::from(self.broadcast()).checked_sub(1)?;
+        (last > u32::from(self.network().addr)).then(|| Ipv4Addr::from(last))
     }
 
     /// Whether `inner` fits in this network the way nebula's root
@@ -117,6 +147,26 @@ mod tests {
         assert_eq!(Ipv4Net::prefix_of(0xFFFF_FF00), Some(24));
         assert_eq!(Ipv4Net::prefix_of(0xFF00_FF00), None);
         assert_eq!(Ipv4Net::prefix_of(1), None);
+    }
+
+    #[test]
+    fn hosts() {
+        let n: Ipv4Net = "10.8.3.4/16".parse().unwrap();
+        assert!(n.contains(Ipv4Addr::new(10, 8, 255, 255)));
+        assert!(!n.contains(Ipv4Addr::new(10, 9, 0, 0)));
+        assert_eq!(n.broadcast(), Ipv4Addr::new(10, 8, 255, 255));
+        assert_eq!(n.nth_host(0), None);
+        assert_eq!(n.nth_host(1), Some(Ipv4Addr::new(10, 8, 0, 1)));
+        assert_eq!(n.nth_host(65534), Some(Ipv4Addr::new(10, 8, 255, 254)));
+        assert_eq!(n.nth_host(65535), None);
+        assert_eq!(n.last_host(), Some(Ipv4Addr::new(10, 8, 255, 254)));
+        let p: Ipv4Net = "10.8.0.4/30".parse().unwrap();
+        assert_eq!(p.last_host(), Some(Ipv4Addr::new(10, 8, 0, 6)));
+        assert_eq!("10.8.0.4/31".parse::<Ipv4Net>().unwrap().last_host(), None);
+        assert_eq!(
+            "0.0.0.0/0".parse::<Ipv4Net>().unwrap().broadcast(),
+            Ipv4Addr::BROADCAST
+        );
     }
 
     #[test]

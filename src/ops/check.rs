@@ -12,7 +12,7 @@ use crate::fleet::Fleet;
 
 /// When the oldest current value of a device was first stored: walks the
 /// timestamped copies back from the newest while each value stays equal.
-pub fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
+pub(crate) fn oldest_secret(o: &Opened, id: &str) -> Result<Option<time::OffsetDateTime>, Error> {
     let base = o.fleet.device_path(id);
     let Some(current) = o.handle.read(&format!("{base}/current"))? else {
         return Ok(None);
@@ -70,7 +70,7 @@ fn plain_pairs(text: &str) -> Vec<(String, Zeroizing<String>)> {
 
 /// The `private` and `public` names of a spec's (last) SOPS generation:
 /// the device file's plaintext and ciphertext in the workspace.
-pub fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
+pub(crate) fn sops_names(spec: &crate::spec::Spec) -> Option<(String, String)> {
     let entry = spec.generations.iter().rev().find(|g| g.kind == "sops")?;
     let name = |k: &str| {
         entry
@@ -94,7 +94,7 @@ fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Optio
         return None;
     }
     let ip: std::net::Ipv4Addr = device.ip.parse().ok()?;
-    let (_, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
+    let prefix = fleet.settings.network.nebula.prefix();
     let ips: Vec<String> = cert
         .details
         .ips
@@ -121,7 +121,7 @@ fn nebula_mismatch(device: &device::Device, fleet: &Fleet, value: &str) -> Optio
 }
 
 /// The problems of one device, one line each.
-pub fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
+pub(crate) fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = device::check_id_in(&o.fleet, id) {
         return vec![e.to_string()];

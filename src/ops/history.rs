@@ -20,7 +20,7 @@ use crate::store::{Data, Provenance};
 /// What happened to a secret in one version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// It appeared.
     Created,
     /// It got a new value (a generated secret, key or certificate).
@@ -34,7 +34,7 @@ pub enum Action {
 
 impl Action {
     /// The word `rumor log` prints.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Rotated => "rotated",
@@ -46,7 +46,7 @@ impl Action {
 
 /// One secret's change in one version.
 #[derive(Clone, Debug, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// When the version was written, RFC 3339 UTC (from its timestamp).
     pub at: String,
     /// The version's store path.
@@ -64,7 +64,7 @@ pub struct Change {
 }
 
 /// The names of a timestamped version: `YYYYmmddHHMMSS`, sorted.
-pub fn stamps(o: &Opened, base: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn stamps(o: &Opened, base: &str) -> Result<Vec<String>, Error> {
     let mut stamps: Vec<String> = o
         .handle
         .list(base)?
@@ -76,7 +76,7 @@ pub fn stamps(o: &Opened, base: &str) -> Result<Vec<String>, Error> {
 }
 
 /// `20261202014007` as `2026-12-02T01:40:07Z`.
-pub fn stamp_time(stamp: &str) -> String {
+pub(crate) fn stamp_time(stamp: &str) -> String {
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
     time::PrimitiveDateTime::parse(stamp, &format)
         .ok()
@@ -107,7 +107,7 @@ fn derived_names(o: &Opened, id: &str, device: &device::Device) -> BTreeSet<Stri
 }
 
 /// Every change to a device's secrets (or to one `secret`), oldest first.
-pub fn log(o: &Opened, id: &str, secret: Option<&str>) -> Result<Vec<Change>, Error> {
+pub(crate) fn log(o: &Opened, id: &str, secret: Option<&str>) -> Result<Vec<Change>, Error> {
     device::check_id_in(&o.fleet, id)?;
     let device = device::load(&o.fleet, id)?;
     let base = o.fleet.device_path(id);

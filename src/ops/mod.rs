@@ -19,18 +19,18 @@ use std::sync::Arc;
 use crate::device::{self, Device};
 use crate::engine::{self, LazyStore, Mode, Options, Outcome, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, StoreHandle};
+use crate::fleet::{Fleet, StoreHandle, StoreKind};
 
-pub mod check;
-pub mod history;
-pub mod plan;
-pub mod report;
-pub mod retire;
-pub mod setup;
-pub mod verify;
+pub(crate) mod check;
+pub(crate) mod history;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod retire;
+pub(crate) mod setup;
+pub(crate) mod verify;
 
 /// The admin identities, needed to open the local store and device files.
-pub fn admin_identities(required: bool) -> Result<Vec<crate::identity::Identity>, Error> {
+pub(crate) fn admin_identities(required: bool) -> Result<Vec<crate::identity::Identity>, Error> {
     match crate::identity::admin_path() {
         Some(path) if path.is_file() => crate::identity::read(&path),
         Some(path) if required => Err(Error::Input(format!(
@@ -43,7 +43,7 @@ pub fn admin_identities(required: bool) -> Result<Vec<crate::identity::Identity>
 
 /// A fleet with its admin identities and its store, opened once per
 /// command.
-pub struct Opened {
+pub(crate) struct Opened {
     /// The fleet.
     pub fleet: Fleet,
     /// The admin identities.
@@ -55,13 +55,13 @@ pub struct Opened {
 }
 
 /// Opens the fleet in `dir`.
-pub fn open(dir: &Path) -> Result<Opened, Error> {
+pub(crate) fn open(dir: &Path) -> Result<Opened, Error> {
     open_fleet(Fleet::open(dir)?)
 }
 
 /// [`open`] for a fleet already read.
-pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
-    let local = fleet.settings.store.kind == "local";
+pub(crate) fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
+    let local = fleet.settings.store.kind == StoreKind::Local;
     let identities = admin_identities(local)?;
     let handle = fleet.store(&identities)?;
     remove_stale_temps(&fleet);
@@ -76,7 +76,7 @@ pub fn open_fleet(fleet: Fleet) -> Result<Opened, Error> {
 
 /// Removes the temp files a killed run left beside the fleet's files
 /// (those of live writers stay). Best effort: a leftover never blocks a run.
-pub fn remove_stale_temps(fleet: &Fleet) {
+pub(crate) fn remove_stale_temps(fleet: &Fleet) {
     let mut dirs: BTreeSet<PathBuf> = [
         fleet.dir.clone(),
         fleet.dir.join("devices"),
@@ -94,7 +94,7 @@ pub fn remove_stale_temps(fleet: &Fleet) {
 }
 
 /// Runs one device's spec.
-pub fn provision(
+pub(crate) fn provision(
     o: &Opened,
     id: &str,
     rotation: Rotation,
@@ -105,7 +105,7 @@ pub fn provision(
 }
 
 /// [`provision`], with `--reencrypt`.
-pub fn provision_with(
+pub(crate) fn provision_with(
     o: &Opened,
     id: &str,
     rotation: Rotation,
@@ -119,7 +119,7 @@ pub fn provision_with(
 
 /// Why a run with this rotation writes, as its provenance says:
 /// `new`, `renew`, `--secret NAME`.
-pub fn reason(rotation: &Rotation, reencrypt: bool) -> String {
+pub(crate) fn reason(rotation: &Rotation, reencrypt: bool) -> String {
     match rotation {
         Rotation::Nothing if reencrypt => "new --reencrypt".to_owned(),
         Rotation::Nothing => "new".to_owned(),
@@ -135,7 +135,7 @@ pub fn reason(rotation: &Rotation, reencrypt: bool) -> String {
 
 /// [`provision_with`], recording `reason` as why the store was written
 /// (`renew --expiring` names the certificates it found expiring).
-pub fn provision_because(
+pub(crate) fn provision_because(
     o: &Opened,
     id: &str,
     rotation: Rotation,
@@ -156,7 +156,7 @@ pub fn provision_because(
 
 /// How a device run runs.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// Say what each entry did.
     pub verbose: bool,
     /// Imports and generations only (`rumor check`).
@@ -170,7 +170,7 @@ pub struct Flags {
 /// Runs the spec of `device` (read from its file, or planned by
 /// [`new_devices`] and not yet written). A device whose file says it is
 /// retired is refused.
-pub fn run_device(
+pub(crate) fn run_device(
     o: &Opened,
     id: &str,
     device: &Device,
@@ -218,7 +218,7 @@ pub fn run_device(
 
 /// The fleet's devices that are not retired (their device file says so),
 /// for `--all`.
-pub fn active_ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
+pub(crate) fn active_ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
     Ok(device::ids(fleet)?
         .into_iter()
         .filter(|id| !device::load(fleet, id).is_ok_and(|d| d.retired.is_some()))
@@ -229,7 +229,7 @@ pub fn active_ids(fleet: &Fleet) -> Result<Vec<String>, Error> {
 /// back in the input order whatever the scheduling, and a failing device
 /// does not stop the others.
 /// `done` hears of each finished device (for a progress line).
-pub fn for_each<T: Send>(
+pub(crate) fn for_each<T: Send>(
     ids: &[String],
     done: &(dyn Fn(&str, bool) + Sync),
     work: impl Fn(&str) -> Result<T, Error> + Sync,
@@ -241,7 +241,7 @@ pub fn for_each<T: Send>(
 /// store failed in a way every device would meet): those devices get
 /// [`Error::NotStarted`], so a dead server costs one failure per worker,
 /// not one per device.
-pub fn for_each_until<T: Send>(
+pub(crate) fn for_each_until<T: Send>(
     ids: &[String],
     done: &(dyn Fn(&str, bool) + Sync),
     halt: &(dyn Fn() -> bool + Sync),
@@ -286,7 +286,7 @@ pub fn for_each_until<T: Send>(
 /// with store round trips, so two per core keep the cores busy while half
 /// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
 /// bounds memory, and the cap bounds the connections to Vault.
-pub fn jobs() -> usize {
+pub(crate) fn jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -300,14 +300,14 @@ pub fn jobs() -> usize {
 
 /// An outcome without its workspace: a fleet run keeps one per device
 /// until the summary, and the secrets need not stay in memory that long.
-pub fn light(mut outcome: Outcome) -> Outcome {
+pub(crate) fn light(mut outcome: Outcome) -> Outcome {
     outcome.workspace = crate::workspace::Workspace::new();
     outcome
 }
 
 /// What `rumor new` gives a device it creates.
 #[derive(Default)]
-pub struct NewDevice {
+pub(crate) struct NewDevice {
     /// Its overlay address (default: the next free one).
     pub ip: Option<String>,
     /// Its display name.
@@ -319,7 +319,7 @@ pub struct NewDevice {
 }
 
 /// A device `rumor new` would create, or bring back from retirement.
-pub struct Planned {
+pub(crate) struct Planned {
     /// Its id.
     pub id: String,
     /// Its device file as it would be written.
@@ -333,7 +333,11 @@ pub struct Planned {
 /// address. A retired id is refused unless `new.reuse_retired`; it then
 /// gets a new address (its old one stays reserved). Refuses to start when
 /// what the embedded store holds for them does not authenticate.
-pub fn new_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Planned>, Error> {
+pub(crate) fn new_devices(
+    o: &Opened,
+    ids: &[String],
+    new: &NewDevice,
+) -> Result<Vec<Planned>, Error> {
     // What the embedded store holds for these devices must authenticate
     // before anything is created: a planted entry stops the command here.
     // (Vault's entries are guarded by its access control.)
@@ -423,7 +427,11 @@ pub fn new_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Pl
 /// `--reuse-retired`, brings back retired ones): each gets the next free
 /// address (or `new.ip`) and a ledger line. Returns those it wrote, with
 /// their device files. Holds the store's lock while it runs.
-pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Planned>, Error> {
+pub(crate) fn create_devices(
+    o: &Opened,
+    ids: &[String],
+    new: &NewDevice,
+) -> Result<Vec<Planned>, Error> {
     let _lock = o.handle.lock()?;
     let devices_lock = device::lock_devices(&o.fleet)?;
     let mut created = Vec::new();
@@ -447,15 +455,13 @@ pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec
 
 /// The address after `prev`, if it is still a host address of the overlay.
 fn next_in_overlay(fleet: &Fleet, prev: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
-    let (network, prefix) = device::parse_network(&fleet.settings.network.nebula).ok()?;
-    let last =
-        u32::from(network).checked_add((1u32 << (32 - u32::from(prefix))).checked_sub(2)?)?;
+    let last = fleet.settings.network.nebula.last_host()?;
     let next = u32::from(prev).checked_add(1)?;
-    (next <= last).then(|| std::net::Ipv4Addr::from(next))
+    (next <= u32::from(last)).then(|| std::net::Ipv4Addr::from(next))
 }
 
 /// Certificates of a device that expire within `days`.
-pub fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
+pub(crate) fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
     let Some(current) = o
         .handle
         .read(&format!("{}/current", o.fleet.device_path(id)))?
@@ -475,7 +481,7 @@ pub fn expiring(o: &Opened, id: &str, days: u32) -> Result<Vec<String>, Error> {
 }
 
 /// When a stored certificate expires, for X.509 and Nebula certificates.
-pub fn expiry(value: &str) -> Option<time::OffsetDateTime> {
+pub(crate) fn expiry(value: &str) -> Option<time::OffsetDateTime> {
     if value.contains("-----BEGIN CERTIFICATE-----") {
         return crate::x509::not_after(value).ok();
     }

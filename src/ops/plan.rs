@@ -20,7 +20,7 @@ use crate::error::Error;
 
 /// Which command is planned.
 #[derive(Debug, Clone, Default)]
-pub enum Command {
+pub(crate) enum Command {
     /// `rumor new`: create what is missing, rotate nothing.
     #[default]
     New,
@@ -36,7 +36,7 @@ pub enum Command {
 
 /// One change to one device.
 #[derive(Debug, Clone, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// `generate`, `rotate` or `rerender`.
     pub action: Action,
     /// The workspace names that change.
@@ -49,7 +49,7 @@ pub struct Change {
 
 /// A secret a retired device knew, still in use here.
 #[derive(Debug, Clone, Serialize)]
-pub struct Due {
+pub(crate) struct Due {
     /// The workspace name.
     pub secret: String,
     /// Why: the retired device that knew it.
@@ -58,7 +58,7 @@ pub struct Due {
 
 /// What the command would do to one device.
 #[derive(Debug, Clone, Serialize)]
-pub struct DevicePlan {
+pub(crate) struct DevicePlan {
     /// The device.
     pub device: String,
     /// Set when the command creates the device: its new address.
@@ -79,7 +79,7 @@ pub struct DevicePlan {
 
 impl DevicePlan {
     /// Whether anything would change (or is due).
-    pub fn changes_anything(&self) -> bool {
+    pub(crate) fn changes_anything(&self) -> bool {
         !self.changes.is_empty()
             || !self.files.is_empty()
             || !self.store_writes.is_empty()
@@ -89,7 +89,7 @@ impl DevicePlan {
 
 /// Plans `command` for `ids`. Writes nothing: no store entry, no file, no
 /// lock, no temp file.
-pub fn plan(
+pub(crate) fn plan(
     o: &Opened,
     ids: &[String],
     command: &Command,
@@ -184,7 +184,7 @@ fn rotation(o: &Opened, id: &str, command: &Command, reused: bool) -> Result<Ask
 /// What `rumor renew` rotates for `id`: what the profile marks renew, or
 /// `--secret` names and certificates expiring within `--expiring` days.
 /// Also returns the expiring names.
-pub fn renew_rotation(
+pub(crate) fn renew_rotation(
     o: &Opened,
     id: &str,
     secrets: &[String],
@@ -246,7 +246,7 @@ fn relative(o: &Opened, path: &std::path::Path) -> String {
 }
 
 /// A reason in words, for the human output.
-pub fn describe(reason: &Reason) -> String {
+pub(crate) fn describe(reason: &Reason) -> String {
     match reason {
         Reason::Missing => "missing".into(),
         Reason::MarkedRenew => "marked renew".into(),
@@ -261,7 +261,7 @@ pub fn describe(reason: &Reason) -> String {
 }
 
 /// The human form of a plan, one line per change, grouped per device.
-pub fn render(plans: &[DevicePlan]) -> String {
+pub(crate) fn render(plans: &[DevicePlan]) -> String {
     let mut out = String::new();
     for p in plans {
         match &p.create {
@@ -306,8 +306,8 @@ pub fn render(plans: &[DevicePlan]) -> String {
 
 /// Opens a fleet for planning: as [`super::open_fleet`], but leaves even
 /// a killed run's temp files alone, so a plan changes nothing at all.
-pub fn open_read_only(fleet: crate::fleet::Fleet) -> Result<Opened, Error> {
-    let local = fleet.settings.store.kind == "local";
+pub(crate) fn open_read_only(fleet: crate::fleet::Fleet) -> Result<Opened, Error> {
+    let local = fleet.settings.store.kind == crate::fleet::StoreKind::Local;
     let identities = super::admin_identities(local)?;
     let handle = fleet.store(&identities)?;
     let owners = device::owners(&fleet)?;

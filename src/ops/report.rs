@@ -21,11 +21,11 @@ use crate::error::Error;
 use crate::generate::Args;
 use crate::spec::Kind;
 
-pub mod git;
-pub mod html;
+pub(crate) mod git;
+pub(crate) mod html;
 
 /// How to build a report.
-pub struct ReportOptions {
+pub(crate) struct ReportOptions {
     /// Certificates expiring within this many days of `now` are flagged.
     pub days: u32,
     /// Secrets the profile marks `renew` older than this are overdue.
@@ -41,7 +41,7 @@ pub struct ReportOptions {
 
 /// The fleet's security state.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The moment described, RFC 3339.
     pub at: String,
     /// The fleet directory.
@@ -71,7 +71,7 @@ pub struct Report {
 impl Report {
     /// How many things need attention: expired or expiring certificates,
     /// overdue secrets, drift, odd recipients, unrevoked retired devices.
-    pub fn problems(&self) -> usize {
+    pub(crate) fn problems(&self) -> usize {
         self.certificates.iter().filter(|c| c.state != "ok").count()
             + self.secrets.iter().map(|s| s.overdue.len()).sum::<usize>()
             + self.drift.items.len()
@@ -87,7 +87,7 @@ impl Report {
 
 /// One device.
 #[derive(Debug, Serialize)]
-pub struct DeviceRow {
+pub(crate) struct DeviceRow {
     /// Its id.
     pub id: String,
     /// Its display name.
@@ -100,7 +100,7 @@ pub struct DeviceRow {
 
 /// One certificate.
 #[derive(Debug, Serialize)]
-pub struct Cert {
+pub(crate) struct Cert {
     /// The device, or `fleet` for the shared CAs.
     pub device: String,
     /// The stored name (`postgres.crt`).
@@ -121,7 +121,7 @@ pub struct Cert {
 
 /// One secret class (a workspace name) across the fleet.
 #[derive(Debug, Serialize)]
-pub struct SecretClass {
+pub(crate) struct SecretClass {
     /// The name.
     pub secret: String,
     /// `renew` (rotated by `rumor renew`), `certificate` (by
@@ -139,7 +139,7 @@ pub struct SecretClass {
 
 /// What differs between the store, the files and git.
 #[derive(Debug, Serialize)]
-pub struct Drift {
+pub(crate) struct Drift {
     /// The git repository's root, or why git was not consulted.
     pub git: String,
     /// One line per problem.
@@ -148,7 +148,7 @@ pub struct Drift {
 
 /// One drift problem.
 #[derive(Debug, Serialize)]
-pub struct DriftItem {
+pub(crate) struct DriftItem {
     /// The device, when it concerns one.
     pub device: Option<String>,
     /// The file, relative to the fleet.
@@ -162,7 +162,7 @@ pub struct DriftItem {
 
 /// Admins × device files.
 #[derive(Debug, Serialize)]
-pub struct Access {
+pub(crate) struct Access {
     /// The admins' recipients (rumor.toml).
     pub admins: Vec<String>,
     /// One row per device file.
@@ -171,7 +171,7 @@ pub struct Access {
 
 /// Who can open one device file.
 #[derive(Debug, Serialize)]
-pub struct FileKeys {
+pub(crate) struct FileKeys {
     /// The device.
     pub device: String,
     /// The file.
@@ -188,7 +188,7 @@ pub struct FileKeys {
 
 /// Retired devices and the published revocations.
 #[derive(Debug, Serialize)]
-pub struct Retirement {
+pub(crate) struct Retirement {
     /// One row per retired device.
     pub devices: Vec<RetiredRow>,
     /// The Nebula blocklist's fingerprints ([`device::NEBULA_BLOCKLIST`]).
@@ -202,7 +202,7 @@ pub struct Retirement {
 
 /// One retired device.
 #[derive(Debug, Serialize)]
-pub struct RetiredRow {
+pub(crate) struct RetiredRow {
     /// Its id.
     pub id: String,
     /// When (RFC 3339, as the device file says).
@@ -215,7 +215,7 @@ pub struct RetiredRow {
 
 /// A retired device's certificate.
 #[derive(Debug, Serialize)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     /// The stored name.
     pub name: String,
     /// The Nebula fingerprint or the X.509 serial (hex).
@@ -233,7 +233,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// Builds the report.
-pub fn build(o: &Opened, options: &ReportOptions) -> Result<Report, Error> {
+pub(crate) fn build(o: &Opened, options: &ReportOptions) -> Result<Report, Error> {
     let index = if options.git {
         match git::open(&o.fleet.dir).map_err(Error::Input)? {
             Some(index) => Some(index),
@@ -531,7 +531,7 @@ fn git_drift(o: &Opened, index: &git::Index, ids: &[String], out: &mut Vec<Drift
         dir.join("templates"),
         dir.join("revocations"),
     ];
-    if o.fleet.settings.store.kind == "local" {
+    if o.fleet.settings.store.kind == crate::fleet::StoreKind::Local {
         dirs.push(dir.join(&o.fleet.settings.store.path));
     }
     files.insert(dir.join(crate::fleet::CONFIG));

@@ -30,13 +30,13 @@ use crate::store::Data;
 use crate::x509::crl::{self, Revoked};
 
 /// The store entry beside a device's data that records its retirement.
-pub fn marker_path(o: &Opened, id: &str) -> String {
+pub(crate) fn marker_path(o: &Opened, id: &str) -> String {
     format!("{}/retired", o.fleet.device_path(id))
 }
 
 /// Whether `id` is retired, by its device file or by the store (either
 /// one is enough; a reused id's store entry says `reused`).
-pub fn retired(o: &Opened, id: &str, device: &Device) -> Result<Option<Retired>, Error> {
+pub(crate) fn retired(o: &Opened, id: &str, device: &Device) -> Result<Option<Retired>, Error> {
     if let Some(r) = &device.retired {
         return Ok(Some(r.clone()));
     }
@@ -46,7 +46,7 @@ pub fn retired(o: &Opened, id: &str, device: &Device) -> Result<Option<Retired>,
 }
 
 /// The one line for a retired id that a command will not provision.
-pub fn refusal(id: &str, r: &Retired) -> Error {
+pub(crate) fn refusal(id: &str, r: &Retired) -> Error {
     let why = if r.reason.is_empty() {
         String::new()
     } else {
@@ -59,7 +59,7 @@ pub fn refusal(id: &str, r: &Retired) -> Error {
 }
 
 /// Refuses a retired device.
-pub fn refuse_retired(o: &Opened, id: &str, device: &Device) -> Result<(), Error> {
+pub(crate) fn refuse_retired(o: &Opened, id: &str, device: &Device) -> Result<(), Error> {
     match retired(o, id, device)? {
         Some(r) => Err(refusal(id, &r)),
         None => Ok(()),
@@ -68,7 +68,7 @@ pub fn refuse_retired(o: &Opened, id: &str, device: &Device) -> Result<(), Error
 
 /// Refuses the first retired device among `ids` (by its device file or
 /// the store), before a command changes anything.
-pub fn refuse_all(o: &Opened, ids: &[String]) -> Result<(), Error> {
+pub(crate) fn refuse_all(o: &Opened, ids: &[String]) -> Result<(), Error> {
     for id in ids {
         let device = device::load(&o.fleet, id)?;
         refuse_retired(o, id, &device)?;
@@ -107,7 +107,7 @@ fn read_marker(o: &Opened, id: &str) -> Result<Option<Marker>, Error> {
 
 /// `rumor new --reuse-retired`: the store's record keeps when and why the
 /// id was retired, and says it is in service again.
-pub fn mark_reused(o: &Opened, id: &str) -> Result<(), Error> {
+pub(crate) fn mark_reused(o: &Opened, id: &str) -> Result<(), Error> {
     let Some(marker) = read_marker(o, id)? else {
         return Ok(());
     };
@@ -131,7 +131,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 
 /// A file a retirement writes or removes.
 #[derive(Debug, Clone, Serialize)]
-pub struct FileChange {
+pub(crate) struct FileChange {
     /// Relative to the fleet.
     pub path: String,
     /// `write` or `remove`.
@@ -140,7 +140,7 @@ pub struct FileChange {
 
 /// What retiring one device did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Serialize)]
-pub struct Retirement {
+pub(crate) struct Retirement {
     /// The device.
     pub device: String,
     /// When and why.
@@ -160,7 +160,7 @@ pub struct Retirement {
 }
 
 /// Retires `ids` in turn. Holds the store's and `devices/`'s locks.
-pub fn retire(
+pub(crate) fn retire(
     o: &Opened,
     ids: &[String],
     reason: &str,
@@ -507,11 +507,11 @@ fn shared_names(o: &Opened, id: &str, known: &[Zeroizing<String>]) -> Result<Vec
 }
 
 /// Each retired device with the secret values it knew.
-pub type Knowledge = Vec<(String, Vec<Zeroizing<String>>)>;
+pub(crate) type Knowledge = Vec<(String, Vec<Zeroizing<String>>)>;
 
 /// What `rumor plan` says of the secrets retired devices knew: for each
 /// retired device, the values it knew (computed once per plan).
-pub fn retired_knowledge(o: &Opened) -> Result<Knowledge, Error> {
+pub(crate) fn retired_knowledge(o: &Opened) -> Result<Knowledge, Error> {
     let mut out = Vec::new();
     for id in device::ids(&o.fleet)? {
         let Ok(device) = device::load(&o.fleet, &id) else {
@@ -534,7 +534,11 @@ pub fn retired_knowledge(o: &Opened) -> Result<Knowledge, Error> {
 }
 
 /// The names of `id`'s secrets a retired device knew: (name, retired device).
-pub fn due(o: &Opened, id: &str, knowledge: &Knowledge) -> Result<Vec<(String, String)>, Error> {
+pub(crate) fn due(
+    o: &Opened,
+    id: &str,
+    knowledge: &Knowledge,
+) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
     for (retired, known) in knowledge {
         if retired == id {

@@ -8,10 +8,10 @@ use super::admin_identities;
 use crate::device;
 use crate::engine::{self, LazyStore, Mode, Options, Rotation};
 use crate::error::Error;
-use crate::fleet::{Fleet, Settings, CONFIG};
+use crate::fleet::{Fleet, Settings, StoreKind, CONFIG};
 
 /// How to set up a fleet (`rumor init`).
-pub struct InitOptions {
+pub(crate) struct InitOptions {
     /// Use Vault (also when VAULT_ADDR is set, unless `local`).
     pub vault: bool,
     /// Use the embedded store even when VAULT_ADDR is set.
@@ -33,7 +33,7 @@ pub struct InitOptions {
 /// Sets up the fleet in `dir`: its directories, the admin identity,
 /// rumor.toml, the templates, the store key and the fleet CAs. What exists
 /// is kept, so it is safe to run again.
-pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
+pub(crate) fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
     let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, &e))?;
     for sub in ["devices", "templates", "secrets"] {
@@ -75,7 +75,7 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
         let vault = args.vault
             || (!args.local && std::env::var_os("VAULT_ADDR").is_some_and(|v| !v.is_empty()));
         if vault {
-            settings.store.kind = "vault".into();
+            settings.store.kind = StoreKind::Vault;
         }
         settings.store.mount = args.vault_mount.clone();
         settings.store.prefix = args.vault_prefix.clone();
@@ -157,7 +157,7 @@ pub fn init(dir: &Path, args: &InitOptions) -> Result<(), Error> {
 /// entries yet; a store with entries needs `rumor rekey --trust-unsigned`.
 fn sign_new_store(dir: &Path) -> Result<(), Error> {
     let mut fleet = Fleet::open(dir)?;
-    if fleet.settings.store.kind != "local" || fleet.settings.store.signer.is_some() {
+    if fleet.settings.store.kind != StoreKind::Local || fleet.settings.store.signer.is_some() {
         return Ok(());
     }
     let identities = admin_identities(true)?;
@@ -210,7 +210,7 @@ fn add_first_admin(config: &Path, recipient: &str) -> Result<(), Error> {
 }
 
 /// The built-in templates `rumor init` writes.
-pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+pub(crate) const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "device.spec.toml.j2",
         include_str!("../../templates/device.spec.toml.j2"),
@@ -232,7 +232,7 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
 
 /// The original tool's profile (`rumor init --profile original`): its
 /// workspace names, store layout and device-file keys.
-pub const ORIGINAL_TEMPLATES: &[(&str, &str)] = &[
+pub(crate) const ORIGINAL_TEMPLATES: &[(&str, &str)] = &[
     (
         "device.spec.toml.j2",
         include_str!("../../examples/original/templates/device.spec.toml.j2"),

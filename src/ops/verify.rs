@@ -20,7 +20,7 @@ use crate::fleet::{Fleet, StoreHandle};
 use crate::image::verify::{self as read, Found, KeyFile, ReadOptions};
 
 /// What the image is checked against, read before the image is.
-pub struct Expected {
+pub(crate) struct Expected {
     id: String,
     /// The device's current `age.key`, trimmed.
     key: Zeroizing<String>,
@@ -35,7 +35,7 @@ pub struct Expected {
 /// One thing wrong with the image. Each renders as one line naming the key
 /// path or the device file; none carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Nothing at the key path.
     #[error("{path}: no key file on the root filesystem ({device}); write it with `rumor inject {id} <image>`")]
     Missing {
@@ -124,7 +124,7 @@ impl Expected {
     /// Reads what device `id`'s image must match: refuses (one line, exit
     /// 3) an unknown, retired or unprovisioned device, or one whose device
     /// file is missing.
-    pub fn load(
+    pub(crate) fn load(
         fleet: &Fleet,
         handle: &dyn StoreHandle,
         id: &str,
@@ -178,7 +178,7 @@ impl Expected {
 
     /// The problems of what was found in the image; empty when it is ready
     /// to flash.
-    pub fn check(&self, found: &Found, path: &str) -> Vec<Problem> {
+    pub(crate) fn check(&self, found: &Found, path: &str) -> Vec<Problem> {
         let path = path.to_owned();
         let (mode, uid, gid, size, content) = match &found.file {
             KeyFile::Missing => {
@@ -302,7 +302,7 @@ fn identities(content: &[u8]) -> Result<Vec<age::x25519::Identity>, String> {
 }
 
 /// Reads device `id`'s image and checks it against `expected`.
-pub fn image(expected: &Expected, opts: &ReadOptions) -> Result<Vec<Problem>, Error> {
+pub(crate) fn image(expected: &Expected, opts: &ReadOptions) -> Result<Vec<Problem>, Error> {
     let found = read::read_key(opts).map_err(|e| e.into_error("verify-image"))?;
     Ok(expected.check(&found, &opts.path))
 }

@@ -28,10 +28,10 @@ pub(crate) struct Opened {
 /// Parses the documents and takes out the metadata, without decrypting.
 pub(crate) fn parse(text: &str) -> Result<(Vec<Mapping>, Metadata), SopsError> {
     // libyaml takes quadratic time on deep `[`/`{` runs; refuse them first.
-    crate::spec::check_flow_depth(text).map_err(|line| SopsError::Yaml {
+    crate::yaml::check_flow_depth(text).map_err(|line| SopsError::Yaml {
         reason: format!(
             "nested deeper than {} levels at line {line}",
-            crate::spec::MAX_FLOW_DEPTH
+            crate::yaml::MAX_FLOW_DEPTH
         ),
     })?;
     let mut docs = Vec::new();

@@ -6,6 +6,7 @@
 //! values keep their ciphertext; a changed value always gets a fresh IV,
 //! since GCM with a reused IV leaks the XOR of the two plaintexts.
 
+use rand_core::CryptoRngCore;
 use std::collections::{BTreeSet, HashSet};
 
 use sha2::{Digest, Sha512};
@@ -17,7 +18,6 @@ use super::leaf::{seal, DataKey};
 use super::metadata::{block, format_time, wrap, AgeEntry, UNENCRYPTED_SUFFIX};
 use super::tree::{write_document, Node};
 use super::SopsError;
-use crate::generate::CryptoRngCore;
 
 /// What can be carried over from an earlier output.
 struct Previous {

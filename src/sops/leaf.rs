@@ -10,10 +10,10 @@ use aes_gcm::aes::Aes256;
 use aes_gcm::{AesGcm, Nonce, Tag};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use super::SopsError;
-use crate::generate::CryptoRngCore;
 
 /// AES-256-GCM with sops' 32-byte nonce.
 type Cipher = AesGcm<Aes256, U32>;

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use tree::{write_document, Kind, Node};
 
 pub use encrypt::encrypt;
-pub use rewrap::rewrap;
+pub(crate) use rewrap::rewrap;
 
 /// Decrypts a SOPS YAML file with any of `identities`, verifying its MAC.
 pub fn decrypt(
@@ -55,7 +55,10 @@ pub fn plain_yaml(pairs: &[(&str, &str)]) -> String {
 /// Whether any of `identities` unwraps the file's data key: what a device
 /// needs to read the file, checked without decrypting a value. `Ok(false)`
 /// when none does; an unparseable file is an error.
-pub fn opens(text: &str, identities: &[crate::identity::Identity]) -> Result<bool, SopsError> {
+pub(crate) fn opens(
+    text: &str,
+    identities: &[crate::identity::Identity],
+) -> Result<bool, SopsError> {
     let (_, metadata) = decrypt::parse(text)?;
     match metadata::unwrap(metadata.age_entries()?, identities) {
         Ok(_key) => Ok(true),

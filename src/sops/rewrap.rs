@@ -29,7 +29,7 @@ use super::SopsError;
 /// key its author kept must not be re-shared. Only files of the shape
 /// [`super::encrypt`] writes (one flat map of strings, the default rule)
 /// are rewritten.
-pub fn rewrap(
+pub(crate) fn rewrap(
     text: &str,
     recipients: &[crate::identity::Recipient],
     identities: &[crate::identity::Identity],

@@ -473,10 +473,7 @@ impl Store for LocalStore {
         cas: Option<u64>,
         provenance: &Provenance,
     ) -> Result<(), StoreError> {
-        let mut provenance = provenance.cleaned();
-        if provenance.operator.is_empty() {
-            provenance.operator = self.operator();
-        }
+        let provenance = provenance.cleaned().with_operator(self);
         self.write_entry(path, data, cas, Some(&provenance))
     }
 

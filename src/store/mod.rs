@@ -160,6 +160,17 @@ pub trait Store: Send + Sync {
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
 }
 
+impl Provenance {
+    /// This provenance with its operator, when empty, filled in with
+    /// `store`'s [`Store::operator`]: what every store records.
+    pub(crate) fn with_operator(mut self, store: &(impl Store + ?Sized)) -> Provenance {
+        if self.operator.is_empty() {
+            self.operator = store.operator();
+        }
+        self
+    }
+}
+
 /// Splits `kv/ozds/x` into the mount `kv` and the path `ozds/x`, ignoring
 /// leading and trailing slashes as the original did.
 pub fn split_mount(path: &str) -> Result<(&str, &str), StoreError> {

@@ -813,7 +813,7 @@ impl Store for Vault {
         provenance: &Provenance,
     ) -> Result<(), StoreError> {
         self.write(path, data, cas)?;
-        self.annotate(path, provenance)
+        self.annotate(path, &provenance.clone().with_operator(self))
     }
 
     fn operator(&self) -> String {

@@ -4,6 +4,7 @@
 //! rcgen frames and signs the certificate; every extension is encoded by
 //! `x509::ext` so its criticality follows the caller, not rcgen's defaults.
 
+use rand_core::CryptoRngCore;
 use rcgen::{CertificateParams, IsCa, KeyIdMethod, SerialNumber};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -13,11 +14,10 @@ use super::ext::{Ext, Issuer, San};
 use super::key::PrivateKey;
 use super::name::Subject;
 use super::X509Error;
-use crate::generate::CryptoRngCore;
 
 /// What to put in a certificate.
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     /// The subject name.
     pub subject: Subject,
     /// The serial number, big-endian, positive.
@@ -31,7 +31,7 @@ pub struct Template {
 }
 
 /// A CA that signs: its certificate and key, checked to belong together.
-pub struct Ca {
+pub(crate) struct Ca {
     cert: rcgen::Certificate,
     key: PrivateKey,
     key_id: Vec<u8>,
@@ -42,13 +42,13 @@ pub struct Ca {
 /// The key identifier rumor writes for a public key: RFC 7093 method 1, the
 /// first 20 bytes of the SHA-256 of the subjectPublicKey bits (rcgen's
 /// default too).
-pub fn key_id(public_key_raw: &[u8]) -> Vec<u8> {
+pub(super) fn key_id(public_key_raw: &[u8]) -> Vec<u8> {
     Sha256::digest(public_key_raw)[..20].to_vec()
 }
 
 /// A random positive serial of at most 159 bits, as `openssl req -x509`
 /// and `-CAcreateserial` pick them.
-pub fn random_serial(rng: &mut dyn CryptoRngCore) -> Vec<u8> {
+pub(crate) fn random_serial(rng: &mut dyn CryptoRngCore) -> Vec<u8> {
     let mut serial = vec![0u8; 20];
     rng.fill_bytes(&mut serial);
     serial[0] &= 0x7f;
@@ -110,7 +110,7 @@ fn to_pem(der: &[u8]) -> String {
 }
 
 /// Signs `template` with its own `key`.
-pub fn self_signed(template: &Template, key: &PrivateKey) -> Result<String, X509Error> {
+pub(crate) fn self_signed(template: &Template, key: &PrivateKey) -> Result<String, X509Error> {
     let own_id = key_id(key.pair().public_key_raw());
     // A self-signed certificate's issuer name is its own subject; its DER
     // comes from rcgen's own encoding, read back from a first draft.
@@ -134,7 +134,7 @@ pub fn self_signed(template: &Template, key: &PrivateKey) -> Result<String, X509
 
 impl Ca {
     /// Loads a CA from its PEM certificate and key, checking they match.
-    pub fn load(cert_pem: &str, key: PrivateKey) -> Result<Ca, X509Error> {
+    pub(crate) fn load(cert_pem: &str, key: PrivateKey) -> Result<Ca, X509Error> {
         let block = pem::parse(cert_pem).map_err(|_| cert_error("CA certificate", "is not PEM"))?;
         if block.tag() != "CERTIFICATE" {
             return Err(cert_error(
@@ -193,7 +193,11 @@ impl Ca {
     }
 
     /// Signs `template` for the public half of `subject_key`.
-    pub fn sign(&self, template: &Template, subject_key: &PrivateKey) -> Result<String, X509Error> {
+    pub(crate) fn sign(
+        &self,
+        template: &Template,
+        subject_key: &PrivateKey,
+    ) -> Result<String, X509Error> {
         let subject_id = key_id(subject_key.pair().public_key_raw());
         let issuer = Issuer {
             key_id: &self.key_id,
@@ -212,7 +216,7 @@ impl Ca {
 /// Reads an OpenSSL serial file (hex, as `-CAserial` keeps it), adds one
 /// and returns the new serial with the file's new text; with no file, a
 /// random serial. The new value is the one used, as OpenSSL does.
-pub fn next_serial(
+pub(crate) fn next_serial(
     current: Option<&str>,
     rng: &mut dyn CryptoRngCore,
 ) -> Result<(Vec<u8>, String), X509Error> {

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 
 /// The section that holds entries written before any header, as OpenSSL
 /// names it.
-pub const DEFAULT_SECTION: &str = "default";
+pub(crate) const DEFAULT_SECTION: &str = "default";
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]

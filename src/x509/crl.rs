@@ -16,12 +16,12 @@ use super::X509Error;
 /// How long an issued CRL stays current. Devices are retired rarely, and
 /// a CRL past its next update makes `openssl verify -crl_check` refuse
 /// every certificate, so it is long; a retirement issues a fresh one.
-pub const CRL_DAYS: i64 = 3650;
+pub(crate) const CRL_DAYS: i64 = 3650;
 
 /// One revoked certificate: its serial (big-endian, as in the
 /// certificate) and when it was revoked.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     /// The serial number's bytes.
     pub serial: Vec<u8>,
     /// The revocation time.
@@ -30,7 +30,7 @@ pub struct Revoked {
 
 /// What an existing CRL holds.
 #[derive(Debug, Default)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Its CRL number (0 when it has none).
     pub number: u64,
     /// Its entries.
@@ -46,7 +46,7 @@ fn crl_error(reason: impl ToString) -> X509Error {
 
 /// Reads a PEM CRL, checking that `ca_pem`'s key signed it: an unsigned or
 /// foreign list (planted in git) is refused rather than extended.
-pub fn read(crl_pem: &str, ca_pem: &str) -> Result<Listed, X509Error> {
+pub(crate) fn read(crl_pem: &str, ca_pem: &str) -> Result<Listed, X509Error> {
     let block = pem::parse(crl_pem).map_err(|_| crl_error("is not PEM"))?;
     if block.tag() != "X509 CRL" {
         return Err(crl_error(format!(
@@ -80,7 +80,7 @@ pub fn read(crl_pem: &str, ca_pem: &str) -> Result<Listed, X509Error> {
 
 /// Issues a CRL signed by `ca`, numbered `number`, listing `revoked`
 /// (each revoked for cessation of operation), as PEM.
-pub fn issue(
+pub(crate) fn issue(
     ca: &Ca,
     revoked: &[Revoked],
     number: u64,
@@ -107,7 +107,7 @@ pub fn issue(
 }
 
 /// The serial of a PEM certificate and whether it is a CA.
-pub fn serial_of(cert_pem: &str) -> Result<(Vec<u8>, bool), X509Error> {
+pub(crate) fn serial_of(cert_pem: &str) -> Result<(Vec<u8>, bool), X509Error> {
     let block = pem::parse(cert_pem).map_err(|_| crl_error("certificate is not PEM"))?;
     let (_, cert) =
         x509_parser::certificate::X509Certificate::from_der(block.contents()).map_err(crl_error)?;

@@ -5,13 +5,13 @@
 
 /// Universal tags used by the extensions.
 pub(crate) mod tag {
-    pub const BOOLEAN: u8 = 0x01;
-    pub const INTEGER: u8 = 0x02;
-    pub const BIT_STRING: u8 = 0x03;
-    pub const OCTET_STRING: u8 = 0x04;
-    pub const OID: u8 = 0x06;
-    pub const IA5_STRING: u8 = 0x16;
-    pub const SEQUENCE: u8 = 0x30;
+    pub(crate) const BOOLEAN: u8 = 0x01;
+    pub(crate) const INTEGER: u8 = 0x02;
+    pub(crate) const BIT_STRING: u8 = 0x03;
+    pub(crate) const OCTET_STRING: u8 = 0x04;
+    pub(crate) const OID: u8 = 0x06;
+    pub(crate) const IA5_STRING: u8 = 0x16;
+    pub(crate) const SEQUENCE: u8 = 0x30;
 }
 
 /// One TLV with a definite length.

@@ -143,7 +143,7 @@ const KEY_USAGES: [&str; 9] = [
 ];
 
 /// The bit for a keyUsage name (`contentCommitment` is `nonRepudiation`).
-pub fn key_usage_bit(name: &str) -> Option<u16> {
+pub(crate) fn key_usage_bit(name: &str) -> Option<u16> {
     let name = if name == "contentCommitment" {
         "nonRepudiation"
     } else {
@@ -155,7 +155,7 @@ pub fn key_usage_bit(name: &str) -> Option<u16> {
 const PKIX_KP: [u64; 8] = [1, 3, 6, 1, 5, 5, 7, 3];
 
 /// The OID arcs of an extendedKeyUsage name, or of a dotted OID.
-pub fn extended_key_usage_oid(name: &str) -> Option<Vec<u64>> {
+pub(crate) fn extended_key_usage_oid(name: &str) -> Option<Vec<u64>> {
     let kp = |n: u64| Some([&PKIX_KP[..], &[n]].concat());
     match name {
         "serverAuth" => kp(1),
@@ -178,7 +178,7 @@ pub fn extended_key_usage_oid(name: &str) -> Option<Vec<u64>> {
 }
 
 /// A dotted OID such as `1.2.3.4`, checked to be encodable.
-pub fn parse_oid(text: &str) -> Option<Vec<u64>> {
+pub(crate) fn parse_oid(text: &str) -> Option<Vec<u64>> {
     let arcs: Vec<u64> = text
         .split('.')
         .map(|p| p.parse().ok())

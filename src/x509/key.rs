@@ -1,6 +1,7 @@
 //! Private keys for certificates: made here (P-256, Ed25519, RSA) or read
 //! from PEM, and always held so the secret bytes are wiped on drop.
 
+use rand_core::CryptoRngCore;
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::EncodePrivateKey;
@@ -8,11 +9,10 @@ use zeroize::Zeroizing;
 
 use super::der;
 use super::X509Error;
-use crate::generate::CryptoRngCore;
 
 /// Which kind of key to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
+pub(crate) enum KeyType {
     /// ECDSA on P-256 with SHA-256, what `openssl genpkey -algorithm EC` made.
     P256,
     /// Ed25519.
@@ -25,7 +25,7 @@ pub enum KeyType {
 }
 
 /// A private key usable for signing. No `Debug`: it holds the secret.
-pub struct PrivateKey {
+pub(crate) struct PrivateKey {
     pair: KeyPair,
     pkcs8_pem: Zeroizing<String>,
     pkcs1_pem: Option<Zeroizing<String>>,
@@ -40,7 +40,10 @@ fn key_error(reason: impl Into<String>) -> X509Error {
 impl PrivateKey {
     /// Makes a new key. P-256 keys come from ring's generator (the OS RNG,
     /// which is what `rng` is outside tests); the others from `rng`.
-    pub fn generate(kind: KeyType, rng: &mut dyn CryptoRngCore) -> Result<PrivateKey, X509Error> {
+    pub(crate) fn generate(
+        kind: KeyType,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<PrivateKey, X509Error> {
         match kind {
             KeyType::P256 => {
                 let pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
@@ -97,7 +100,7 @@ impl PrivateKey {
 
     /// Reads a PEM key: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`,
     /// as cockroach writes) or SEC1 P-256 (`EC PRIVATE KEY`, older openssl).
-    pub fn from_pem(text: &str) -> Result<PrivateKey, X509Error> {
+    pub(crate) fn from_pem(text: &str) -> Result<PrivateKey, X509Error> {
         let block = pem::parse(text).map_err(|_| key_error("is not a PEM private key"))?;
         let contents = Zeroizing::new(block.contents().to_vec());
         match block.tag() {
@@ -126,17 +129,17 @@ impl PrivateKey {
     }
 
     /// The key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), as `openssl genpkey` writes.
-    pub fn pkcs8_pem(&self) -> &Zeroizing<String> {
+    pub(crate) fn pkcs8_pem(&self) -> &Zeroizing<String> {
         &self.pkcs8_pem
     }
 
     /// The key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), for RSA keys.
-    pub fn pkcs1_pem(&self) -> Option<&Zeroizing<String>> {
+    pub(crate) fn pkcs1_pem(&self) -> Option<&Zeroizing<String>> {
         self.pkcs1_pem.as_ref()
     }
 
     /// The DER SubjectPublicKeyInfo.
-    pub fn public_key_der(&self) -> Vec<u8> {
+    pub(crate) fn public_key_der(&self) -> Vec<u8> {
         self.pair.public_key_der()
     }
 

@@ -9,20 +9,21 @@
 //! is exactly what the config says.
 
 mod build;
-pub mod config;
-pub mod crl;
+pub(crate) mod config;
+pub(crate) mod crl;
 mod der;
-pub mod ext;
+pub(crate) mod ext;
 mod key;
-pub mod name;
-pub mod request;
+pub(crate) mod name;
+pub(crate) mod request;
 
-pub use build::{key_id, next_serial, random_serial, self_signed, Ca, Template};
-pub use config::{parse_config, Config, ConfigError};
-pub use ext::{Ext, Extension, San, Want};
-pub use key::{KeyType, PrivateKey};
-pub use name::{NameError, Subject};
-pub use request::{read_request, Request, RequestError};
+pub(crate) use build::{next_serial, random_serial, self_signed, Ca, Template};
+pub use config::parse_config;
+pub(crate) use ext::{Ext, Extension, San, Want};
+pub(crate) use key::{KeyType, PrivateKey};
+pub(crate) use name::Subject;
+pub use request::read_request;
+pub(crate) use request::{Request, RequestError};
 
 use x509_parser::prelude::X509Certificate;
 

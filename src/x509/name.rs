@@ -13,7 +13,7 @@ enum Encoding {
 
 /// One subject attribute type.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Attribute {
+pub(crate) struct Attribute {
     /// OpenSSL's short name, e.g. `CN`.
     pub short: &'static str,
     /// OpenSSL's long name, e.g. `commonName`.
@@ -83,7 +83,7 @@ static ATTRIBUTES: &[Attribute] = &[
 ];
 
 /// The attribute called `name` (short or long form, any case).
-pub fn attribute(name: &str) -> Option<&'static Attribute> {
+pub(crate) fn attribute(name: &str) -> Option<&'static Attribute> {
     ATTRIBUTES
         .iter()
         .find(|a| a.short.eq_ignore_ascii_case(name) || a.long.eq_ignore_ascii_case(name))

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 /// `CRYPT_MAX_PASSPHRASE_SIZE` less its NUL: libxcrypt refuses longer
 /// passphrases, so neither rumor nor the device's login can hash them.
-pub const MAX_PASSPHRASE: usize = 511;
+pub(super) const MAX_PASSPHRASE: usize = 511;
 
 /// `CRYPT_GENSALT_OUTPUT_SIZE`.
 const GENSALT_OUTPUT_SIZE: usize = 192;
@@ -46,7 +46,7 @@ extern "C" {
 /// Why libxcrypt refused. Carries the call and its errno, never an input.
 #[derive(Debug, thiserror::Error)]
 #[error("{call} failed: {why}")]
-pub struct CryptError {
+pub(super) struct CryptError {
     call: &'static str,
     why: io::Error,
 }
@@ -64,7 +64,7 @@ impl CryptError {
 /// A setting string for `prefix` (e.g. `$y$`) at cost `count` (0: the
 /// library's default) and salted with `rbytes`, which the caller draws from
 /// its RNG so tests can pin it.
-pub fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, CryptError> {
+pub(super) fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, CryptError> {
     const CALL: &str = "crypt_gensalt_rn";
     let nrbytes = c_int::try_from(rbytes.len())
         .map_err(|_| CryptError::invalid(CALL, "too many random bytes"))?;
@@ -99,7 +99,7 @@ pub fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<String, C
 /// The crypt(3) hash of `phrase` under `setting` (a hash or a string from
 /// [`gensalt`]). The copies of the passphrase handed to the library, and its
 /// work area, are zeroed before they are freed.
-pub fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
+pub(super) fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
     const CALL: &str = "crypt_rn";
     if phrase.len() > MAX_PASSPHRASE {
         return Err(CryptError::invalid(

@@ -19,7 +19,7 @@ use sha1::{Digest, Sha1};
 const MAX_INDEX: u64 = 256 << 20;
 
 /// A git repository's index.
-pub struct Index {
+pub(crate) struct Index {
     /// The repository's work tree root.
     pub root: PathBuf,
     /// Path (relative to the root, `/`-separated) to the staged object id.
@@ -28,7 +28,7 @@ pub struct Index {
 
 /// How a fleet file stands against git.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// As staged (committed, as far as the index tells).
     Clean,
     /// Tracked, with other bytes on disk.
@@ -38,7 +38,7 @@ pub enum State {
 }
 
 /// The git object id of a file's bytes.
-pub fn blob_id(content: &[u8]) -> [u8; 20] {
+pub(crate) fn blob_id(content: &[u8]) -> [u8; 20] {
     let mut hasher = Sha1::new();
     hasher.update(format!("blob {}\0", content.len()).as_bytes());
     hasher.update(content);
@@ -47,7 +47,7 @@ pub fn blob_id(content: &[u8]) -> [u8; 20] {
 
 /// Finds the repository holding `dir` (walking up) and reads its index;
 /// `Ok(None)` when there is none.
-pub fn open(dir: &Path) -> Result<Option<Index>, String> {
+pub(crate) fn open(dir: &Path) -> Result<Option<Index>, String> {
     let start = std::fs::canonicalize(dir)
         .map_err(|e| format!("{}: {}", dir.display(), crate::error::io_reason(&e)))?;
     let mut at = Some(start.as_path());
@@ -198,7 +198,7 @@ impl Index {
     }
 
     /// How `file` (absolute, existing) with `content` stands against git.
-    pub fn state(&self, file: &Path, content: &[u8]) -> State {
+    pub(crate) fn state(&self, file: &Path, content: &[u8]) -> State {
         match self.key(file).and_then(|k| self.entries.get(&k)) {
             None => State::Untracked,
             Some(oid) if *oid == blob_id(content) => State::Clean,
@@ -207,18 +207,18 @@ impl Index {
     }
 
     /// Whether git's index holds exactly `content` for `file`.
-    pub fn holds(&self, file: &Path, content: &[u8]) -> bool {
+    pub(crate) fn holds(&self, file: &Path, content: &[u8]) -> bool {
         self.state(file, content) == State::Clean
     }
 
     /// Whether git tracks `file` at all (it may be deleted on disk).
-    pub fn tracks(&self, file: &Path) -> bool {
+    pub(crate) fn tracks(&self, file: &Path) -> bool {
         self.key(file)
             .is_some_and(|k| self.entries.contains_key(&k))
     }
 
     /// The tracked paths under `dir` (absolute), for files deleted on disk.
-    pub fn tracked_under(&self, dir: &Path) -> Vec<PathBuf> {
+    pub(crate) fn tracked_under(&self, dir: &Path) -> Vec<PathBuf> {
         let Some(prefix) = self.key(dir) else {
             return Vec::new();
         };

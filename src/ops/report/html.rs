@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::{Cert, Report};
 
 /// Escapes text for HTML content and attribute values.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -32,7 +32,7 @@ th{background:#f4f4f4}.expired,.bad{background:#f8d7da}.expiring,.warn{backgroun
 .none{color:#666;font-style:italic}";
 
 /// The page.
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,

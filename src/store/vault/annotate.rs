@@ -13,7 +13,7 @@ use vaultrs::api::kv2::requests::SetSecretMetadataRequest;
 
 use super::failure::Failure;
 use super::Vault;
-use crate::store::{split_mount, Provenance, Store, StoreError};
+use crate::store::{split_mount, Provenance, StoreError};
 
 /// `auth/token/lookup-self`, reading only the two fields rumor records
 /// (vaultrs's own response type insists on fields OpenBao may leave out).
@@ -43,14 +43,10 @@ impl Endpoint for LookupSelf {
 
 impl Vault {
     /// Sets the provenance of the timestamped version at `path` as its
-    /// custom metadata. A token that may write data but not metadata fails
-    /// here, naming the metadata path.
+    /// custom metadata (its operator filled in by the caller). A token that
+    /// may write data but not metadata fails here, naming the metadata path.
     pub(super) fn annotate(&self, path: &str, provenance: &Provenance) -> Result<(), StoreError> {
         let (mount, rest) = split_mount(path)?;
-        let mut provenance = provenance.clone();
-        if provenance.operator.is_empty() {
-            provenance.operator = self.operator();
-        }
         let metadata = provenance.to_metadata();
         let request = || SetSecretMetadataRequest {
             mount: mount.to_owned(),

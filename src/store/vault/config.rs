@@ -156,7 +156,7 @@ impl VaultConfig {
 /// Refuses an address with a control character. A newline in VAULT_ADDR
 /// (a pasted `$(cat file)` gone wrong, or a planted value) would end up in
 /// every message that names the server and could forge a line of output.
-pub fn check_addr(variable: &'static str, addr: &str) -> Result<(), StoreError> {
+pub(super) fn check_addr(variable: &'static str, addr: &str) -> Result<(), StoreError> {
     if addr.chars().any(char::is_control) {
         return Err(StoreError::Setting {
             variable,
