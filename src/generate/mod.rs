@@ -17,6 +17,7 @@ pub mod copy;
 pub mod decl;
 pub mod dhparam;
 pub mod env;
+pub mod kdf;
 pub mod mkpasswd;
 pub mod moustache;
 pub mod nebula;
