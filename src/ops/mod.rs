@@ -281,11 +281,31 @@ pub fn for_each_until<T: Send>(
         .collect()
 }
 
+/// A read-only first pass over `ids` on the pool: like [`for_each`], but
+/// starting no further id once one has failed. The caller takes the
+/// results in order and stops at the first failure, which is the one a
+/// serial loop would have met: an id is only left unstarted when one
+/// before it has already failed.
+pub fn first_pass<T: Send>(
+    ids: &[String],
+    work: impl Fn(&str) -> Result<T, Error> + Sync,
+) -> Vec<Result<T, Error>> {
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let done = |_: &str, ok: bool| {
+        if !ok {
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let halt = || failed.load(std::sync::atomic::Ordering::SeqCst);
+    for_each_until(ids, &done, &halt, work)
+}
+
 /// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
 /// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
 /// with store round trips, so two per core keep the cores busy while half
-/// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
-/// bounds memory, and the cap bounds the connections to Vault.
+/// the workers wait on Vault; key derivation itself runs at most once per
+/// core whatever the workers ([`crate::generate::kdf`]), which bounds
+/// memory, and the cap bounds the connections to Vault.
 pub fn jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -340,19 +360,31 @@ pub fn new_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Pl
     if o.handle.local().is_some() {
         o.handle
             .read(&format!("{}/current", o.fleet.shared_path()))?;
-        for id in ids {
+        first_pass(ids, |id| {
             o.handle
                 .read(&format!("{}/current", o.fleet.device_path(id)))?;
-        }
+            Ok(())
+        })
+        .into_iter()
+        .collect::<Result<(), Error>>()?;
     }
+    // Each existing device's file and retirement record, read on the pool
+    // (a round trip each to Vault), then weighed in order below.
+    let existing = first_pass(ids, |id| {
+        if !device::path(&o.fleet, id).exists() {
+            return Ok(None);
+        }
+        let current = device::load(&o.fleet, id)?;
+        let retired = retire::retired(o, id, &current)?;
+        Ok(Some((current, retired)))
+    });
     let mut allocated = BTreeSet::new();
     let mut planned = Vec::new();
-    for id in ids {
+    for (id, existing) in ids.iter().zip(existing) {
         let path = device::path(&o.fleet, id);
         let mut reused = None;
-        if path.exists() {
-            let current = device::load(&o.fleet, id)?;
-            match retire::retired(o, id, &current)? {
+        if let Some((current, retired)) = existing? {
+            match retired {
                 Some(_) if new.reuse_retired => reused = Some(current),
                 Some(r) => return Err(retire::refusal(id, &r)),
                 None => {
