@@ -458,21 +458,26 @@ pub fn new_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Pl
 pub fn create_devices(o: &Opened, ids: &[String], new: &NewDevice) -> Result<Vec<Planned>, Error> {
     let _lock = o.handle.lock()?;
     let devices_lock = device::lock_devices(&o.fleet)?;
-    let mut created = Vec::new();
-    for planned in new_devices(o, ids, new)? {
-        let id = &planned.id;
-        let ip: std::net::Ipv4Addr = planned
+    let planned = new_devices(o, ids, new)?;
+    let mut ledger = Vec::new();
+    for p in &planned {
+        let ip: std::net::Ipv4Addr = p
             .device
             .ip
             .parse()
-            .map_err(|_| Error::Input(format!("{id}: ip \"{}\"", planned.device.ip)))?;
-        if planned.reused {
-            retire::mark_reused(o, id)?;
-        }
-        device::save(&o.fleet, id, &planned.device)?;
-        device::record_allocation(&o.fleet, ip, id)?;
-        created.push(planned);
+            .map_err(|_| Error::Input(format!("{}: ip \"{}\"", p.id, p.device.ip)))?;
+        ledger.push((ip, p.id.as_str()));
     }
+    // The ledger first, in one write: a device file never holds an
+    // address the ledger lacks, whatever a crash interrupts.
+    device::record_allocations(&o.fleet, &ledger)?;
+    for p in &planned {
+        if p.reused {
+            retire::mark_reused(o, &p.id)?;
+        }
+        device::save(&o.fleet, &p.id, &p.device)?;
+    }
+    let created = planned;
     drop(devices_lock);
     Ok(created)
 }
