@@ -305,10 +305,16 @@ pub(crate) fn lock_devices(fleet: &Fleet) -> Result<std::fs::File, Error> {
     Ok(handle)
 }
 
-/// Records an allocation in `devices/.allocations`.
-pub(crate) fn record_allocation(fleet: &Fleet, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
+/// Records allocations in `devices/.allocations`, in one write of the
+/// ledger (none when `lines` is empty).
+pub(crate) fn record_allocations(fleet: &Fleet, lines: &[(Ipv4Addr, &str)]) -> Result<(), Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
     let mut text = fleet.read_text(ALLOCATIONS)?.unwrap_or_default();
-    text.push_str(&format!("{ip} {id}\n"));
+    for (ip, id) in lines {
+        text.push_str(&format!("{ip} {id}\n"));
+    }
     fleet.write(ALLOCATIONS, text.as_bytes(), 0o644)?;
     Ok(())
 }

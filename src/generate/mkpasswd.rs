@@ -26,7 +26,7 @@ pub(crate) fn yescrypt_hash(
     rng.fill_bytes(&mut salt);
     // Cost 0 is libxcrypt's default, the `j9T` that `mkpasswd` writes.
     let setting = crypt::gensalt(c"$y$", 0, &salt).map_err(failed)?;
-    crypt::crypt(password, &setting).map_err(failed)
+    super::kdf::limited(|| crypt::crypt(password, &setting)).map_err(failed)
 }
 
 const ARGS: &[Arg] = &[

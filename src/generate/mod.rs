@@ -15,6 +15,7 @@ pub(crate) mod copy;
 pub(crate) mod decl;
 pub(crate) mod dhparam;
 pub(crate) mod env;
+pub(crate) mod kdf;
 pub(crate) mod mkpasswd;
 pub(crate) mod moustache;
 pub(crate) mod nebula;

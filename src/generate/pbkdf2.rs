@@ -71,7 +71,7 @@ pub fn encode(key: &[u8], salt: &[u8], iterations: u32) -> String {
 
 fn derive(key: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; HASH_BYTES]> {
     let mut out = Zeroizing::new([0u8; HASH_BYTES]);
-    pbkdf2::pbkdf2_hmac::<Sha256>(key, salt, iterations, &mut *out);
+    super::kdf::limited(|| pbkdf2::pbkdf2_hmac::<Sha256>(key, salt, iterations, &mut *out));
     out
 }
 

@@ -27,7 +27,9 @@ const PSK_ITERATIONS: u32 = 4096;
 /// caller has checked both with [`check_passphrase`] and [`check_ssid`].
 pub fn wpa_psk(ssid: &[u8], passphrase: &[u8]) -> Zeroizing<String> {
     let mut psk = Zeroizing::new([0u8; 32]);
-    pbkdf2::pbkdf2_hmac::<Sha1>(passphrase, ssid, PSK_ITERATIONS, &mut *psk);
+    super::kdf::limited(|| {
+        pbkdf2::pbkdf2_hmac::<Sha1>(passphrase, ssid, PSK_ITERATIONS, &mut *psk)
+    });
     Zeroizing::new(hex::encode(psk.as_slice()))
 }
 

@@ -281,11 +281,31 @@ pub(crate) fn for_each_until<T: Send>(
         .collect()
 }
 
+/// A read-only first pass over `ids` on the pool: like [`for_each`], but
+/// starting no further id once one has failed. The caller takes the
+/// results in order and stops at the first failure, which is the one a
+/// serial loop would have met: an id is only left unstarted when one
+/// before it has already failed.
+pub(crate) fn first_pass<T: Send>(
+    ids: &[String],
+    work: impl Fn(&str) -> Result<T, Error> + Sync,
+) -> Vec<Result<T, Error>> {
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let done = |_: &str, ok: bool| {
+        if !ok {
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let halt = || failed.load(std::sync::atomic::Ordering::SeqCst);
+    for_each_until(ids, &done, &halt, work)
+}
+
 /// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
 /// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
 /// with store round trips, so two per core keep the cores busy while half
-/// the workers wait on Vault; each worker's yescrypt holds 16 MiB, which
-/// bounds memory, and the cap bounds the connections to Vault.
+/// the workers wait on Vault; key derivation itself runs at most once per
+/// core whatever the workers ([`crate::generate::kdf`]), which bounds
+/// memory, and the cap bounds the connections to Vault.
 pub(crate) fn jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -344,19 +364,31 @@ pub(crate) fn new_devices(
     if o.handle.local().is_some() {
         o.handle
             .read(&format!("{}/current", o.fleet.shared_path()))?;
-        for id in ids {
+        first_pass(ids, |id| {
             o.handle
                 .read(&format!("{}/current", o.fleet.device_path(id)))?;
-        }
+            Ok(())
+        })
+        .into_iter()
+        .collect::<Result<(), Error>>()?;
     }
+    // Each existing device's file and retirement record, read on the pool
+    // (a round trip each to Vault), then weighed in order below.
+    let existing = first_pass(ids, |id| {
+        if !device::path(&o.fleet, id).exists() {
+            return Ok(None);
+        }
+        let current = device::load(&o.fleet, id)?;
+        let retired = retire::retired(o, id, &current)?;
+        Ok(Some((current, retired)))
+    });
     let mut allocated = BTreeSet::new();
     let mut planned = Vec::new();
-    for id in ids {
+    for (id, existing) in ids.iter().zip(existing) {
         let path = device::path(&o.fleet, id);
         let mut reused = None;
-        if path.exists() {
-            let current = device::load(&o.fleet, id)?;
-            match retire::retired(o, id, &current)? {
+        if let Some((current, retired)) = existing? {
+            match retired {
                 Some(_) if new.reuse_retired => reused = Some(current),
                 Some(r) => return Err(retire::refusal(id, &r)),
                 None => {
@@ -434,21 +466,26 @@ pub(crate) fn create_devices(
 ) -> Result<Vec<Planned>, Error> {
     let _lock = o.handle.lock()?;
     let devices_lock = device::lock_devices(&o.fleet)?;
-    let mut created = Vec::new();
-    for planned in new_devices(o, ids, new)? {
-        let id = &planned.id;
-        let ip: std::net::Ipv4Addr = planned
+    let planned = new_devices(o, ids, new)?;
+    let mut ledger = Vec::new();
+    for p in &planned {
+        let ip: std::net::Ipv4Addr = p
             .device
             .ip
             .parse()
-            .map_err(|_| Error::Input(format!("{id}: ip \"{}\"", planned.device.ip)))?;
-        if planned.reused {
-            retire::mark_reused(o, id)?;
-        }
-        device::save(&o.fleet, id, &planned.device)?;
-        device::record_allocation(&o.fleet, ip, id)?;
-        created.push(planned);
+            .map_err(|_| Error::Input(format!("{}: ip \"{}\"", p.id, p.device.ip)))?;
+        ledger.push((ip, p.id.as_str()));
     }
+    // The ledger first, in one write: a device file never holds an
+    // address the ledger lacks, whatever a crash interrupts.
+    device::record_allocations(&o.fleet, &ledger)?;
+    for p in &planned {
+        if p.reused {
+            retire::mark_reused(o, &p.id)?;
+        }
+        device::save(&o.fleet, &p.id, &p.device)?;
+    }
+    let created = planned;
     drop(devices_lock);
     Ok(created)
 }

@@ -67,13 +67,15 @@ pub(crate) fn refuse_retired(o: &Opened, id: &str, device: &Device) -> Result<()
 }
 
 /// Refuses the first retired device among `ids` (by its device file or
-/// the store), before a command changes anything.
+/// the store), before a command changes anything. The reads run on the
+/// pool; the error is the first in `ids`' order, as a serial loop's.
 pub(crate) fn refuse_all(o: &Opened, ids: &[String]) -> Result<(), Error> {
-    for id in ids {
+    super::first_pass(ids, |id| {
         let device = device::load(&o.fleet, id)?;
-        refuse_retired(o, id, &device)?;
-    }
-    Ok(())
+        refuse_retired(o, id, &device)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The store's record of a retirement.
