@@ -300,12 +300,14 @@ pub(crate) fn first_pass<T: Send>(
     for_each_until(ids, &done, &halt, work)
 }
 
-/// How many devices run at once: `RUMOR_JOBS`, else twice the cores. A
-/// device's run alternates CPU-bound key derivation (yescrypt, PBKDF2)
-/// with store round trips, so two per core keep the cores busy while half
-/// the workers wait on Vault; key derivation itself runs at most once per
-/// core whatever the workers ([`crate::generate::kdf`]), which bounds
-/// memory, and the cap bounds the connections to Vault.
+/// How many devices run at once: `RUMOR_JOBS`, else 16 per core, at most
+/// 64. Key derivation runs at most once per core whatever the workers
+/// ([`crate::generate::kdf`]), so extra workers cost no CPU and little
+/// memory; they wait on the store. A no-op re-run needs about
+/// cores × (1 + R·L / c) workers to keep the cores busy (R = 2 requests of
+/// latency L per device, c ≈ 6 ms of CPU): 16 per core covers L up to
+/// about 40 ms; the measurements are in bench/results.md. The cap bounds
+/// the connections to Vault.
 pub(crate) fn jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -314,7 +316,7 @@ pub(crate) fn jobs() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(2 * cores)
+        .unwrap_or(16 * cores)
         .min(64)
 }
 
