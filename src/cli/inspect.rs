@@ -197,7 +197,8 @@ pub(crate) fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
             }
         }
         if problems_total == 0 {
-            eprintln!("rumor: {} devices ok", ids.len());
+            let noun = if ids.len() == 1 { "device" } else { "devices" };
+            eprintln!("rumor: {} {noun} ok", ids.len());
         }
     }
     if problems_total > 0 {
