@@ -218,6 +218,19 @@ fn is_rumor(pid: u32) -> bool {
     )
 }
 
+/// A per-user base directory: `$<xdg>` (e.g. `XDG_CONFIG_HOME`), else
+/// `$HOME/<fallback>` (e.g. `.config`); relative values are ignored, as
+/// the XDG base-directory rules say. None without either.
+pub(crate) fn user_dir(xdg: &str, fallback: &str) -> Option<std::path::PathBuf> {
+    let absolute =
+        |v: std::ffi::OsString| Some(std::path::PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os(xdg).and_then(absolute).or_else(|| {
+        std::env::var_os("HOME")
+            .and_then(absolute)
+            .map(|h| h.join(fallback))
+    })
+}
+
 /// Creates a directory (and parents) with mode 0700 for new ones.
 pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -398,9 +398,7 @@ pub(crate) fn admin_path() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")))?;
+    let config = crate::fsutil::user_dir("XDG_CONFIG_HOME", ".config")?;
     let age = config.join("rumor/identity.txt");
     if !age.exists() {
         if let Some(ssh) = home

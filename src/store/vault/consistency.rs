@@ -180,14 +180,7 @@ impl Drop for Consistency {
 /// `$XDG_CACHE_HOME/rumor/vault-index/<hash of addr>`, or under
 /// `$HOME/.cache`; None without either.
 fn cache_file(addr: &str) -> Option<PathBuf> {
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .and_then(absolute)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(absolute)
-                .map(|h| h.join(".cache"))
-        })?;
+    let base = crate::fsutil::user_dir("XDG_CACHE_HOME", ".cache")?;
     let name = hex::encode(&Sha256::digest(addr.trim_end_matches('/').as_bytes())[..16]);
     Some(base.join(Path::new("rumor/vault-index")).join(name))
 }
