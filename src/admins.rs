@@ -27,7 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::fleet::{Fleet, StoreHandle, StoreKind};
-use crate::store::Data;
+use crate::spec::Spec;
+use crate::store::{Data, Store};
 
 /// A change to `admins.recipients`.
 #[derive(Debug, Clone, Copy)]
@@ -211,16 +212,16 @@ struct DeviceFile {
     identities: Vec<Identity>,
 }
 
-/// Reads what a device's spec says its device file is, from the store;
-/// `None` for a device not provisioned yet.
+/// Reads what a device's spec (rendered by [`crate::device::spec`]) says
+/// its device file is, from the store; `None` for a device not
+/// provisioned yet.
 fn device_file(
     fleet: &Fleet,
-    handle: &dyn StoreHandle,
+    handle: &dyn Store,
     identities: &[Identity],
     id: &str,
+    spec: &Spec,
 ) -> Result<Option<DeviceFile>, Error> {
-    let device = crate::device::load(fleet, id)?;
-    let (spec, _) = crate::device::spec(fleet, id, &device)?;
     let path = format!("{}/current", fleet.device_path(id));
     let Some(current) = handle.read(&path)? else {
         return Ok(None);
@@ -299,7 +300,9 @@ fn rewrap_device(
     identities: &[Identity],
     id: &str,
 ) -> Result<bool, Error> {
-    let Some(file) = device_file(fleet, handle, identities, id)? else {
+    let device = crate::device::load(fleet, id)?;
+    let (spec, _) = crate::device::spec(fleet, id, &device)?;
+    let Some(file) = device_file(fleet, handle, identities, id, &spec)? else {
         return Ok(false);
     };
     let output = fleet.output(id);
@@ -344,16 +347,17 @@ fn stamp(now: time::OffsetDateTime) -> String {
 }
 
 /// For `rumor check`: how a device file's recipients differ from what its
-/// store entry and rumor.toml say; `None` when they agree or when the
-/// device is not provisioned.
+/// store entry and its spec (rendered by [`crate::device::spec`]) say;
+/// `None` when they agree or when the device is not provisioned.
 pub(crate) fn device_mismatch(
     fleet: &Fleet,
-    handle: &dyn StoreHandle,
+    handle: &dyn Store,
     identities: &[Identity],
     id: &str,
+    spec: &Spec,
     text: &str,
 ) -> Option<String> {
-    let file = device_file(fleet, handle, identities, id).ok()??;
+    let file = device_file(fleet, handle, identities, id, spec).ok()??;
     let have: BTreeSet<String> = crate::sops::recipients_of(text).ok()?.into_iter().collect();
     let want: BTreeSet<String> = file.recipients.iter().map(ToString::to_string).collect();
     let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();

@@ -673,6 +673,8 @@ impl StoreHandle for Memo<LocalStore> {
 /// this store to that path (`rumor init`) drops the memo, so a run still
 /// reads its own writes; another process's change made during the run is
 /// seen by the next run, as with any read made at the start of a run.
+/// `rumor check` also wraps the handle in one for each device, so that the
+/// recipients' check and the dry run share one read of its set.
 pub(crate) struct Memo<S> {
     inner: S,
     path: String,
@@ -681,7 +683,8 @@ pub(crate) struct Memo<S> {
 }
 
 impl<S: Store> Memo<S> {
-    fn new(inner: S, path: String) -> Memo<S> {
+    /// `inner`, reading `path` at most once.
+    pub(crate) fn new(inner: S, path: String) -> Memo<S> {
         Memo {
             inner,
             path,

@@ -176,8 +176,13 @@ pub(crate) fn check(arg: &FleetArg, args: CheckArgs) -> Result<(), Error> {
             report.push(json!({ "device": "store", "ok": false, "problems": problems }));
         }
     }
-    for id in &ids {
-        let problems = ops::check::device(&o, id, args.days);
+    // The devices are checked on the pool (read-only, each its own store
+    // reads), and reported in order.
+    let checked = ops::for_each(&ids, &|_, _| {}, |id| {
+        Ok(ops::check::device(&o, id, args.days))
+    });
+    for (id, problems) in ids.iter().zip(checked) {
+        let problems = problems.unwrap_or_else(|e| vec![e.to_string()]);
         problems_total += problems.len();
         report.push(json!({ "device": id, "ok": problems.is_empty(), "problems": problems }));
     }

@@ -4,11 +4,14 @@ use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
 
-use super::{expiry, provision, Opened};
+use std::sync::Arc;
+
+use super::{admit, expiry, run_rendered, Flags, Opened};
 use crate::device;
 use crate::engine::Rotation;
 use crate::error::Error;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Memo};
+use crate::store::Store;
 
 /// When the oldest current value of a device was first stored: walks the
 /// timestamped copies back from the newest while each value stays equal.
@@ -148,18 +151,35 @@ pub(crate) fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
         }
     };
     problems.extend(crate::device_key::pending(&o.fleet, id));
-    problems.extend(crate::admins::device_mismatch(
-        &o.fleet,
-        o.handle.as_ref(),
-        &o.identities,
-        id,
-        &text,
+    // The spec is rendered once, and the device's stored set read once,
+    // for both the recipients' check and the dry run.
+    let rendered = device::spec(&o.fleet, id, &device);
+    let store: Arc<dyn Store> = Arc::new(Memo::new(
+        o.handle.clone(),
+        format!("{}/current", o.fleet.device_path(id)),
     ));
-    // What the store holds, rendered the way a run would render it; its
-    // workspace also has the device's own key, which opens a device file
-    // encrypted to the device alone (as the original profile's are).
-    let rendered = device::spec(&o.fleet, id, &device).map(|(spec, _)| sops_names(&spec));
-    let outcome = match provision(o, id, Rotation::Nothing, false, true) {
+    let flags = Flags {
+        dry_run: true,
+        ..Flags::default()
+    };
+    let outcome = rendered.as_ref().map_err(Error::to_string).and_then(|r| {
+        problems.extend(crate::admins::device_mismatch(
+            &o.fleet,
+            store.as_ref(),
+            &o.identities,
+            id,
+            &r.0,
+            &text,
+        ));
+        // What the store holds, rendered the way a run would render it;
+        // its workspace also has the device's own key, which opens a
+        // device file encrypted to the device alone (as the original
+        // profile's are).
+        admit(o, id, &device, flags)
+            .and_then(|()| run_rendered(o, store, r, Rotation::Nothing, "new", flags))
+            .map_err(|e| e.to_string())
+    });
+    let outcome = match outcome {
         Ok(outcome) => Some(outcome),
         Err(e) => {
             problems.push(format!("cannot render from the store: {e}"));
@@ -201,7 +221,9 @@ pub(crate) fn device(o: &Opened, id: &str, days: u32) -> Vec<String> {
             }
         }
     }
-    let (Some(outcome), Ok(Some((private, _)))) = (outcome, rendered) else {
+    let (Some(outcome), Some((private, _))) =
+        (outcome, rendered.ok().and_then(|r| sops_names(&r.0)))
+    else {
         return problems;
     };
     let expected = plain_pairs(outcome.workspace.text(&private).unwrap_or_default());

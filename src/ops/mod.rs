@@ -93,18 +93,7 @@ pub(crate) fn remove_stale_temps(fleet: &Fleet) {
     }
 }
 
-/// Runs one device's spec.
-pub(crate) fn provision(
-    o: &Opened,
-    id: &str,
-    rotation: Rotation,
-    verbose: bool,
-    dry_run: bool,
-) -> Result<Outcome, Error> {
-    provision_with(o, id, rotation, verbose, dry_run, false)
-}
-
-/// [`provision`], with `--reencrypt`.
+/// Runs a device's spec as its file says, with `--reencrypt`.
 pub(crate) fn provision_with(
     o: &Opened,
     id: &str,
@@ -178,8 +167,16 @@ pub(crate) fn run_device(
     reason: &str,
     flags: Flags,
 ) -> Result<Outcome, Error> {
-    // The store's record of a retirement is checked before a command
-    // starts ([`retire::refuse_all`]); the device file's, on every run.
+    admit(o, id, device, flags)?;
+    let rendered = device::spec(&o.fleet, id, device)?;
+    run_rendered(o, o.handle.clone(), &rendered, rotation, reason, flags)
+}
+
+/// What a device run checks before its spec: the device file's record of
+/// a retirement (the store's is checked before a command starts, by
+/// [`retire::refuse_all`]), its address's uniqueness, and the device whose
+/// Wi-Fi it shares.
+pub(crate) fn admit(o: &Opened, id: &str, device: &Device, flags: Flags) -> Result<(), Error> {
     if let Some(r) = device.retired.as_ref().filter(|_| !flags.dry_run) {
         return Err(retire::refusal(id, r));
     }
@@ -189,7 +186,19 @@ pub(crate) fn run_device(
     if let Some(other) = &device.wifi {
         device::load(&o.fleet, other).map_err(|e| Error::Input(format!("{id}: wifi: {e}")))?;
     }
-    let (spec, text) = device::spec(&o.fleet, id, device)?;
+    Ok(())
+}
+
+/// Runs a device's spec and its text, as [`device::spec`] rendered them,
+/// through `store`; the device was [`admit`]ted.
+pub(crate) fn run_rendered(
+    o: &Opened,
+    store: Arc<dyn crate::store::Store>,
+    (spec, text): &(crate::spec::Spec, String),
+    rotation: Rotation,
+    reason: &str,
+    flags: Flags,
+) -> Result<Outcome, Error> {
     let command = match rotation {
         Rotation::Nothing | Rotation::All => "new",
         _ => "renew",
@@ -204,13 +213,12 @@ pub(crate) fn run_device(
         confined: true,
         reencrypt: flags.reencrypt,
         record: flags.record,
-        provenance: crate::store::Provenance::new(command, reason, Some(&text)),
+        provenance: crate::store::Provenance::new(command, reason, Some(text)),
     };
-    let store = LazyStore::ready(o.handle.clone());
     engine::run(
-        &spec,
+        spec,
         crate::workspace::Workspace::new(),
-        &store,
+        &LazyStore::ready(store),
         &options,
         &mut rand::rngs::OsRng,
     )

@@ -160,6 +160,35 @@ pub trait Store: Send + Sync {
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
 }
 
+/// A shared store is a store: [`crate::fleet::Memo`] wraps a fleet's open
+/// handle for one device's run.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn read(&self, path: &str) -> Result<Option<Versioned>, StoreError> {
+        (**self).read(path)
+    }
+    fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
+        (**self).write(path, data, cas)
+    }
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        (**self).write_with(path, data, cas, provenance)
+    }
+    fn operator(&self) -> String {
+        (**self).operator()
+    }
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(path)
+    }
+}
+
 impl Provenance {
     /// This provenance with its operator, when empty, filled in with
     /// `store`'s [`Store::operator`]: what every store records.
