@@ -328,10 +328,13 @@ pub(crate) fn jobs() -> usize {
         .min(64)
 }
 
-/// An outcome without its workspace: a fleet run keeps one per device
-/// until the summary, and the secrets need not stay in memory that long.
+/// An outcome without its workspace and its per-generation decisions: a
+/// fleet run keeps one per device until the summary, which counts only
+/// what changed and was written; the secrets need not stay in memory that
+/// long, and the rest would grow the run's memory with the fleet.
 pub(crate) fn light(mut outcome: Outcome) -> Outcome {
     outcome.workspace = crate::workspace::Workspace::new();
+    outcome.decisions = Vec::new();
     outcome
 }
 
@@ -489,15 +492,25 @@ pub(crate) fn create_devices(
     // The ledger first, in one write: a device file never holds an
     // address the ledger lacks, whatever a crash interrupts.
     device::record_allocations(&o.fleet, &ledger)?;
-    for p in &planned {
+    // Each device file is its own atomic write with its own sync: on the
+    // pool, so a thousand of them are not a serial second before the
+    // first device starts. The first error in `ids`' order is returned.
+    let by_id: std::collections::BTreeMap<&str, &Planned> =
+        planned.iter().map(|p| (p.id.as_str(), p)).collect();
+    let order: Vec<String> = planned.iter().map(|p| p.id.clone()).collect();
+    first_pass(&order, |id| {
+        let Some(p) = by_id.get(id) else {
+            return Ok(());
+        };
         if p.reused {
-            retire::mark_reused(o, &p.id)?;
+            retire::mark_reused(o, id)?;
         }
-        device::save(&o.fleet, &p.id, &p.device)?;
-    }
-    let created = planned;
+        device::save(&o.fleet, id, &p.device)
+    })
+    .into_iter()
+    .collect::<Result<(), Error>>()?;
     drop(devices_lock);
-    Ok(created)
+    Ok(planned)
 }
 
 /// The address after `prev`, if it is still a host address of the overlay.
