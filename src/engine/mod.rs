@@ -385,13 +385,50 @@ pub(crate) fn run(
         if options.reencrypt {
             workspace.distrust_all();
         }
-        for entry in &spec.generations {
-            check_interrupted()?;
-            let started = std::time::Instant::now();
-            generation(entry, &mut workspace, options, rng, &mut outcome)?;
-            timed(entry, started);
-        }
-        Ok::<(), Error>(())
+        // A key derivation that reads nothing made after some earlier
+        // point starts there, on its own thread ([`early_starts`]): a
+        // device's yescrypt runs beside its other generations.
+        let starts = early_starts(spec);
+        std::thread::scope(|scope| {
+            let mut early: HashMap<usize, Early<'_>> = HashMap::new();
+            for (i, entry) in spec.generations.iter().enumerate() {
+                check_interrupted()?;
+                for &h in starts.get(&i).into_iter().flatten() {
+                    let later = &spec.generations[h];
+                    if let Some(e) = start_early(scope, later, &workspace, options, rng, &outcome)?
+                    {
+                        early.insert(h, e);
+                    }
+                }
+                let started = std::time::Instant::now();
+                match generation(
+                    entry,
+                    &mut workspace,
+                    options,
+                    rng,
+                    &mut outcome,
+                    early.remove(&i),
+                )? {
+                    // Its own time, then how long this run waited for it.
+                    Some(took) => {
+                        if timings {
+                            eprintln!(
+                                "rumor: timing: {} {:.3} ms",
+                                entry.label(),
+                                took.as_secs_f64() * 1e3
+                            );
+                            eprintln!(
+                                "rumor: timing: waited {} {:.3} ms",
+                                entry.label(),
+                                started.elapsed().as_secs_f64() * 1e3
+                            );
+                        }
+                    }
+                    None => timed(entry, started),
+                }
+            }
+            Ok::<(), Error>(())
+        })
     })();
     made?;
     if options.confined && !options.reencrypt {
@@ -420,42 +457,193 @@ fn is_file_export(entry: &Entry) -> bool {
     matches!(entry.kind, spec::Kind::Exporter(e) if !e.to_store())
 }
 
+/// What a generation's outputs need, before it runs.
+struct Want {
+    generator: &'static dyn generate::Generator,
+    outputs: Vec<String>,
+    /// Why a rotation was asked for.
+    asked: Option<Reason>,
+    /// A derived file, rendered again on every device run.
+    rerender: bool,
+    /// Its inputs that changed in this run.
+    rotated: Vec<String>,
+    /// Its outputs not in the workspace.
+    missing: Vec<String>,
+}
+
+impl Want {
+    fn of(
+        entry: &Entry,
+        ws: &Workspace,
+        options: &Options,
+        outcome: &Outcome,
+    ) -> Result<Want, Error> {
+        let args = Args::new(&entry.arguments);
+        let spec::Kind::Generator(registered) = entry.kind else {
+            return Err(entry_error(entry, "is not a generation", Kind::Input));
+        };
+        let generator = registered.generator;
+        let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
+        let outputs = generator.outputs(&args).map_err(input)?;
+        let marked = args.renew().map_err(input)?;
+        let asked = match &options.mode {
+            Mode::Run => marked.then_some(Reason::MarkedRenew),
+            Mode::Device(Rotation::Nothing) => None,
+            Mode::Device(Rotation::Marked) => marked.then_some(Reason::MarkedRenew),
+            Mode::Device(Rotation::Named(names)) => outputs
+                .iter()
+                .any(|o| names.contains(o))
+                .then_some(Reason::Secret),
+            Mode::Device(Rotation::All) => Some(Reason::ReuseRetired),
+        };
+        let rerender = matches!(options.mode, Mode::Device(_)) && generator.derived();
+        // A rotated input (a password) remakes what is derived from it
+        // (its hash) even when that exists, or the two would disagree.
+        let rotated: Vec<String> = generator
+            .inputs(&args)
+            .into_iter()
+            .filter(|i| outcome.changed.contains(i))
+            .collect();
+        let missing = outputs
+            .iter()
+            .filter(|o| !ws.contains(o))
+            .cloned()
+            .collect();
+        Ok(Want {
+            generator,
+            outputs,
+            asked,
+            rerender,
+            rotated,
+            missing,
+        })
+    }
+
+    /// Whether the generator runs (otherwise its outputs are kept).
+    fn makes(&self) -> bool {
+        self.asked.is_some()
+            || !self.rotated.is_empty()
+            || self.rerender
+            || !self.missing.is_empty()
+    }
+}
+
+/// A generation started early: its outputs, and how long it took.
+type Early<'scope> = std::thread::ScopedJoinHandle<
+    'scope,
+    (Result<Vec<generate::Output>, GenError>, std::time::Duration),
+>;
+
+/// The point each key derivation can start from: after the last earlier
+/// generation that makes one of the files it reads or makes (index of the
+/// generation before which it starts). A derivation whose point is its own
+/// place runs in turn, and is not listed. Only [`generate::Generator::heavy`]
+/// generators start early, and they read only their declared inputs.
+fn early_starts(spec: &Spec) -> HashMap<usize, Vec<usize>> {
+    let mut starts: HashMap<usize, Vec<usize>> = HashMap::new();
+    let made = |entry: &Entry| -> Option<Vec<String>> {
+        let spec::Kind::Generator(g) = entry.kind else {
+            return None;
+        };
+        g.generator.outputs(&Args::new(&entry.arguments)).ok()
+    };
+    for (h, entry) in spec.generations.iter().enumerate() {
+        let spec::Kind::Generator(g) = entry.kind else {
+            continue;
+        };
+        if !g.generator.heavy() {
+            continue;
+        }
+        let args = Args::new(&entry.arguments);
+        let Some(mut touched) = made(entry) else {
+            continue;
+        };
+        touched.extend(generate::decl::named(
+            g.generator.args(),
+            &args,
+            generate::decl::Role::Input,
+        ));
+        touched.extend(g.generator.inputs(&args));
+        let start = spec.generations[..h]
+            .iter()
+            .rposition(|earlier| match made(earlier) {
+                Some(outputs) => outputs.iter().any(|o| touched.contains(o)),
+                None => true,
+            })
+            .map_or(0, |j| j + 1);
+        if start < h {
+            starts.entry(start).or_default().push(h);
+        }
+    }
+    starts
+}
+
+/// Starts `entry` (a key derivation, from [`early_starts`]) on a thread of
+/// `scope` when it will run at all, with copies of the files it reads and
+/// an RNG of its own seeded from `rng`.
+fn start_early<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    entry: &'env Entry,
+    ws: &Workspace,
+    options: &Options,
+    rng: &mut dyn CryptoRngCore,
+    outcome: &Outcome,
+) -> Result<Option<Early<'scope>>, Error> {
+    let want = Want::of(entry, ws, options, outcome)?;
+    if !want.makes() {
+        return Ok(None);
+    }
+    let generator = want.generator;
+    let args = Args::new(&entry.arguments);
+    let mut reads = generate::decl::named(generator.args(), &args, generate::decl::Role::Input);
+    reads.extend(generator.inputs(&args));
+    let mut own = Workspace::new();
+    for name in reads {
+        if let Some(file) = ws.get(&name) {
+            own.insert(name, file.clone());
+        }
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut seed[..]);
+    let now = options.now;
+    Ok(Some(scope.spawn(move || {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::from_seed(*seed);
+        let started = std::time::Instant::now();
+        let mut cx = Context {
+            workspace: &own,
+            rng: &mut rng,
+            now,
+            identities: &[],
+        };
+        let made = generator.generate(&Args::new(&entry.arguments), &mut cx);
+        (made, started.elapsed())
+    })))
+}
+
+/// Runs one generation, or keeps its outputs; with `early`, its outputs
+/// come from there. Returns the generator's own time when it ran early.
 fn generation(
     entry: &Entry,
     ws: &mut Workspace,
     options: &Options,
     rng: &mut dyn CryptoRngCore,
     outcome: &mut Outcome,
-) -> Result<(), Error> {
+    early: Option<Early<'_>>,
+) -> Result<Option<std::time::Duration>, Error> {
     let args = Args::new(&entry.arguments);
-    let spec::Kind::Generator(registered) = entry.kind else {
-        return Err(entry_error(entry, "is not a generation", Kind::Input));
-    };
-    let generator = registered.generator;
-    let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
-    let outputs = generator.outputs(&args).map_err(input)?;
-    let marked = args.renew().map_err(input)?;
-    let asked = match &options.mode {
-        Mode::Run => marked.then_some(Reason::MarkedRenew),
-        Mode::Device(Rotation::Nothing) => None,
-        Mode::Device(Rotation::Marked) => marked.then_some(Reason::MarkedRenew),
-        Mode::Device(Rotation::Named(names)) => outputs
-            .iter()
-            .any(|o| names.contains(o))
-            .then_some(Reason::Secret),
-        Mode::Device(Rotation::All) => Some(Reason::ReuseRetired),
-    };
-    let rerender = matches!(options.mode, Mode::Device(_)) && generator.derived();
-    // A rotated input (a password) remakes what is derived from it (its
-    // hash) even when that exists, or the two would disagree.
-    let rotated: Vec<String> = generator
-        .inputs(&args)
-        .into_iter()
-        .filter(|i| outcome.changed.contains(i))
-        .collect();
+    let want = Want::of(entry, ws, options, outcome)?;
+    let makes = want.makes();
+    let Want {
+        generator,
+        outputs,
+        asked,
+        rerender,
+        rotated,
+        missing,
+    } = want;
     let renew = asked.is_some() || !rotated.is_empty();
-    let missing: Vec<&String> = outputs.iter().filter(|o| !ws.contains(o)).collect();
-    if !renew && !rerender && missing.is_empty() {
+    if !makes {
         for name in generator.public_outputs(&args) {
             if let Some(file) = ws.get(&name) {
                 let content = file.content.clone();
@@ -481,7 +669,9 @@ fn generation(
         if options.verbose {
             eprintln!("rumor: {}: kept {}", entry.label(), outputs.join(", "));
         }
-        return Ok(());
+        // (An early start decides as this does, so none is waiting here.)
+        drop(early);
+        return Ok(None);
     }
     if !renew && !rerender && missing.len() < outputs.len() {
         let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
@@ -514,16 +704,25 @@ fn generation(
         (None, false, false) => Reason::InputsRotated { inputs: rotated },
         (None, false, true) => Reason::Rendered,
     };
-    let made = {
-        let mut cx = Context {
-            workspace: ws,
-            rng,
-            now: options.now,
-            identities: &options.identities,
-        };
-        generator
-            .generate(&args, &mut cx)
-            .map_err(|e| gen_error(entry, e))?
+    let (made, took) = match early {
+        Some(handle) => {
+            let (made, took) = handle.join().map_err(|_| {
+                entry_error(entry, "its thread stopped before it finished", Kind::Io)
+            })?;
+            (made.map_err(|e| gen_error(entry, e))?, Some(took))
+        }
+        None => {
+            let mut cx = Context {
+                workspace: ws,
+                rng,
+                now: options.now,
+                identities: &options.identities,
+            };
+            let made = generator
+                .generate(&args, &mut cx)
+                .map_err(|e| gen_error(entry, e))?;
+            (made, None)
+        }
     };
     let mut names = Vec::new();
     let mut changed = Vec::new();
@@ -576,7 +775,7 @@ fn generation(
     if options.verbose {
         eprintln!("rumor: {}: made {}", entry.label(), names.join(", "));
     }
-    Ok(())
+    Ok(took)
 }
 
 /// Whether two SOPS files name different recipients (false when either is
@@ -653,4 +852,113 @@ pub(crate) fn materialize(ws: &Workspace, dir: &Path) -> Result<(), Error> {
             .map_err(|e| Error::io(&path, &e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Spec {
+        spec::parse(text, spec::Format::Toml, "test.toml").unwrap()
+    }
+
+    const KDFS: &str = r#"
+[[generations]]
+generator = "key"
+arguments = { name = "api", length = 8 }
+
+[[generations]]
+generator = "pbkdf2"
+arguments = { key = "api", name = "api.hash", iterations = 1000 }
+
+[[generations]]
+generator = "key"
+arguments = { name = "other", length = 8 }
+
+[[generations]]
+generator = "mkpasswd"
+arguments = { private = "pw", public = "pw.hash", length = 12 }
+"#;
+
+    #[test]
+    fn a_derivation_starts_after_what_it_reads_or_makes() {
+        // The yescrypt reads nothing: it starts before the first
+        // generation. The PBKDF2 reads the key made just before it, so it
+        // runs in turn.
+        let starts = early_starts(&parse(KDFS));
+        assert_eq!(starts, HashMap::from([(0, vec![3])]));
+        // One that makes a file an earlier generation made (a spec that
+        // makes it twice) starts only after that one.
+        let later = format!(
+            "{KDFS}\n[[generations]]\ngenerator = \"key\"\narguments = {{ name = \"x\" }}\n\n\
+             [[generations]]\ngenerator = \"key\"\narguments = {{ name = \"y\" }}\n\n\
+             [[generations]]\ngenerator = \"mkpasswd\"\narguments = {{ private = \"x\", public = \"x.hash\" }}\n"
+        );
+        assert_eq!(
+            early_starts(&parse(&later)),
+            HashMap::from([(0, vec![3]), (5, vec![6])])
+        );
+        // Right after it: in turn, not listed.
+        let shared = KDFS.replace("name = \"other\"", "name = \"pw\"");
+        assert_eq!(early_starts(&parse(&shared)), HashMap::new());
+    }
+
+    #[test]
+    fn an_early_derivation_gives_what_a_serial_run_gives() {
+        let spec = parse(KDFS);
+        let options = Options {
+            mode: Mode::Run,
+            identities: vec![],
+            now: OffsetDateTime::now_utc(),
+            base_dir: PathBuf::from("."),
+            verbose: false,
+            dry_run: false,
+            confined: false,
+            reencrypt: false,
+            record: false,
+            provenance: crate::store::Provenance::new("test", "test", None),
+        };
+        let store = LazyStore::new(|| Err("no store".into()));
+        let out = run(
+            &spec,
+            Workspace::new(),
+            &store,
+            &options,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+        let text = |n: &str| out.workspace.text(n).unwrap().to_owned();
+        // The hash is of the password this run kept, and the decisions
+        // are in the spec's order.
+        let hash = text("pw.hash");
+        assert!(hash.starts_with("$y$j9T$"), "{hash}");
+        let again = crate::generate::mkpasswd::crypt::crypt(text("pw").as_bytes(), &hash).unwrap();
+        assert_eq!(again, hash);
+        assert_eq!(
+            crate::generate::pbkdf2::verify(&text("api.hash"), text("api").as_bytes()),
+            Ok(true)
+        );
+        let order: Vec<&str> = out.decisions.iter().map(|d| d.entry.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "generations[0] (key)",
+                "generations[1] (pbkdf2)",
+                "generations[2] (key)",
+                "generations[3] (mkpasswd)"
+            ]
+        );
+        assert_eq!(out.generated, 4);
+        // A run over those outputs keeps them: nothing starts early.
+        let kept = run(
+            &spec,
+            out.workspace,
+            &store,
+            &options,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+        assert_eq!((kept.generated, kept.kept), (0, 4));
+        assert_eq!(kept.workspace.text("pw.hash").unwrap(), hash);
+    }
 }

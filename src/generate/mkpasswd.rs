@@ -1,7 +1,7 @@
 //! `mkpasswd` (private, public, length=8): a random alphanumeric password
 //! and its yescrypt crypt(3) hash, as `mkpasswd --method=yescrypt` makes.
 
-mod crypt;
+pub(crate) mod crypt;
 
 use zeroize::Zeroizing;
 
@@ -42,6 +42,10 @@ impl Generator for Mkpasswd {
 
     fn args(&self) -> &'static [Arg] {
         ARGS
+    }
+
+    fn heavy(&self) -> bool {
+        true
     }
 
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {

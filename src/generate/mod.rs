@@ -215,6 +215,14 @@ pub trait Generator: Sync {
     /// (an updated serial), which are written as well.
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError>;
 
+    /// Whether it is a key derivation (yescrypt, PBKDF2): CPU-bound for
+    /// milliseconds, reading only its declared inputs and no identity. A
+    /// run starts one as soon as what it reads is made, on a thread of its
+    /// own, beside the generations between.
+    fn heavy(&self) -> bool {
+        false
+    }
+
     /// Whether the outputs are a pure function of other workspace files
     /// (templates, env files, SOPS files). Device commands re-render these
     /// on every run and keep them only when their content is unchanged.

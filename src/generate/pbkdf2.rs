@@ -143,6 +143,10 @@ impl Generator for Pbkdf2 {
         ARGS
     }
 
+    fn heavy(&self) -> bool {
+        true
+    }
+
     fn generate(&self, args: &Args, cx: &mut Context) -> Result<Vec<Output>, GenError> {
         let iterations = iterations(args)?;
         let key_name = args.name("key")?;

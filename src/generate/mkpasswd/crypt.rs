@@ -46,7 +46,7 @@ extern "C" {
 /// Why libxcrypt refused. Carries the call and its errno, never an input.
 #[derive(Debug, thiserror::Error)]
 #[error("{call} failed: {why}")]
-pub(super) struct CryptError {
+pub(crate) struct CryptError {
     call: &'static str,
     why: io::Error,
 }
@@ -99,7 +99,7 @@ pub(super) fn gensalt(prefix: &CStr, count: c_ulong, rbytes: &[u8]) -> Result<St
 /// The crypt(3) hash of `phrase` under `setting` (a hash or a string from
 /// [`gensalt`]). The copies of the passphrase handed to the library, and its
 /// work area, are zeroed before they are freed.
-pub(super) fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
+pub(crate) fn crypt(phrase: &[u8], setting: &str) -> Result<String, CryptError> {
     const CALL: &str = "crypt_rn";
     if phrase.len() > MAX_PASSPHRASE {
         return Err(CryptError::invalid(
