@@ -395,8 +395,7 @@ pub(crate) fn run(
                 check_interrupted()?;
                 for &h in starts.get(&i).into_iter().flatten() {
                     let later = &spec.generations[h];
-                    if let Some(e) = start_early(scope, later, &workspace, options, rng, &outcome)?
-                    {
+                    if let Some(e) = start_early(scope, later, &workspace, options, rng, &outcome) {
                         early.insert(h, e);
                     }
                 }
@@ -580,7 +579,8 @@ fn early_starts(spec: &Spec) -> HashMap<usize, Vec<usize>> {
 
 /// Starts `entry` (a key derivation, from [`early_starts`]) on a thread of
 /// `scope` when it will run at all, with copies of the files it reads and
-/// an RNG of its own seeded from `rng`.
+/// an RNG of its own seeded from `rng`. An entry whose arguments are wrong
+/// is left to run in turn, which reports it in the spec's order.
 fn start_early<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     entry: &'env Entry,
@@ -588,10 +588,10 @@ fn start_early<'scope, 'env>(
     options: &Options,
     rng: &mut dyn CryptoRngCore,
     outcome: &Outcome,
-) -> Result<Option<Early<'scope>>, Error> {
-    let want = Want::of(entry, ws, options, outcome)?;
+) -> Option<Early<'scope>> {
+    let want = Want::of(entry, ws, options, outcome).ok()?;
     if !want.makes() {
-        return Ok(None);
+        return None;
     }
     let generator = want.generator;
     let args = Args::new(&entry.arguments);
@@ -606,7 +606,7 @@ fn start_early<'scope, 'env>(
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut seed[..]);
     let now = options.now;
-    Ok(Some(scope.spawn(move || {
+    Some(scope.spawn(move || {
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::from_seed(*seed);
         let started = std::time::Instant::now();
@@ -618,7 +618,7 @@ fn start_early<'scope, 'env>(
         };
         let made = generator.generate(&Args::new(&entry.arguments), &mut cx);
         (made, started.elapsed())
-    })))
+    }))
 }
 
 /// Runs one generation, or keeps its outputs; with `early`, its outputs
