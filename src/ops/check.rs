@@ -1,10 +1,9 @@
 //! What `rumor check` and `rumor list` report about a fleet.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
-
-use std::sync::Arc;
 
 use super::{admit, expiry, run_rendered, Flags, Opened};
 use crate::device;
