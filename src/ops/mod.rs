@@ -308,13 +308,13 @@ pub(crate) fn first_pass<T: Send>(
     for_each_until(ids, &done, &halt, work)
 }
 
-/// How many devices run at once: `RUMOR_JOBS`, else 16 per core, at most
+/// How many devices run at once: `RUMOR_JOBS`, else 32 per core, at most
 /// 64. Key derivation runs at most once per core whatever the workers
 /// ([`crate::generate::kdf`]), so extra workers cost no CPU and little
 /// memory; they wait on the store. A no-op re-run needs about
 /// cores × (1 + R·L / c) workers to keep the cores busy (R = 2 requests of
-/// latency L per device, c ≈ 6 ms of CPU): 16 per core covers L up to
-/// about 40 ms; the measurements are in bench/results.md. The cap bounds
+/// latency L per device, c ≈ 1.7 ms of rumor's CPU): about 50 on 2 cores
+/// at L = 20 ms; the measurements are in bench/results.md. The cap bounds
 /// the connections to Vault.
 pub(crate) fn jobs() -> usize {
     let cores = std::thread::available_parallelism()
@@ -324,7 +324,7 @@ pub(crate) fn jobs() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(16 * cores)
+        .unwrap_or(32 * cores)
         .min(64)
 }
 
