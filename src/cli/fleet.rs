@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::device;
-use crate::engine::{self, Outcome, Rotation};
+use crate::engine::{self, Rotation};
 use crate::error::Error;
 use crate::fleet::{Fleet, StoreKind};
 use crate::ops::{self, setup::InitOptions, NewDevice};
@@ -211,7 +211,7 @@ fn pool<T: Send>(
 fn summarize(
     fleet: &Fleet,
     ids: &[String],
-    results: Vec<Result<Outcome, Error>>,
+    results: Vec<Result<ops::Done, Error>>,
 ) -> Result<(), Error> {
     let mut failed = Vec::new();
     let mut not_started = Vec::new();
@@ -222,21 +222,21 @@ fn summarize(
                 not_started.push(id.as_str());
                 failed.push(id.clone());
             }
-            Ok(outcome) => {
+            Ok(done) => {
                 let file = fleet.output(id);
-                let wrote = if outcome.files_written.is_empty() {
-                    format!("{file} unchanged")
-                } else {
+                let wrote = if done.wrote_files {
                     format!("{file} written")
+                } else {
+                    format!("{file} unchanged")
                 };
-                let rotated = if outcome.changed.is_empty() {
+                let rotated = if done.changed == 0 {
                     String::new()
                 } else {
-                    format!(", {} changed", outcome.changed.len())
+                    format!(", {} changed", done.changed)
                 };
                 eprintln!(
                     "rumor: {id}: {} store writes{rotated}, {wrote}",
-                    outcome.store_writes.len() / 2
+                    done.store_writes / 2
                 );
             }
             Err(e) => {
@@ -434,7 +434,8 @@ pub(crate) fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         } else {
             Rotation::Nothing
         };
-        ops::provision_with(&o, id, rotation, args.verbose, false, args.reencrypt).map(ops::light)
+        ops::provision_with(&o, id, rotation, args.verbose, false, args.reencrypt)
+            .map(ops::Done::from)
     });
     report_retries(&o);
     summarize(&o.fleet, &args.devices, results)
@@ -479,8 +480,7 @@ pub(crate) fn renew(arg: &FleetArg, args: RenewArgs) -> Result<(), Error> {
                 o.fleet.output(id)
             );
         }
-        let outcome = ops::light(outcome);
-        Ok(outcome)
+        Ok(ops::Done::from(outcome))
     });
     report_retries(&o);
     summarize(&o.fleet, &ids, results)

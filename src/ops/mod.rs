@@ -328,14 +328,28 @@ pub(crate) fn jobs() -> usize {
         .min(64)
 }
 
-/// An outcome without its workspace and its per-generation decisions: a
-/// fleet run keeps one per device until the summary, which counts only
-/// what changed and was written; the secrets need not stay in memory that
-/// long, and the rest would grow the run's memory with the fleet.
-pub(crate) fn light(mut outcome: Outcome) -> Outcome {
-    outcome.workspace = crate::workspace::Workspace::new();
-    outcome.decisions = Vec::new();
-    outcome
+/// What a fleet run keeps of a device's outcome until its summary: the
+/// counts the summary line prints. Neither the secrets nor the rest of the
+/// outcome stay in memory that long, so a run's memory hardly grows with
+/// the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Done {
+    /// Workspace files new or changed.
+    pub changed: usize,
+    /// Store paths written.
+    pub store_writes: usize,
+    /// Whether a file was written on disk.
+    pub wrote_files: bool,
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Done {
+        Done {
+            changed: outcome.changed.len(),
+            store_writes: outcome.store_writes.len(),
+            wrote_files: !outcome.files_written.is_empty(),
+        }
+    }
 }
 
 /// What `rumor new` gives a device it creates.
