@@ -395,7 +395,7 @@ pub(crate) fn run(
                 check_interrupted()?;
                 for &h in starts.get(&i).into_iter().flatten() {
                     let later = &spec.generations[h];
-                    if let Some(e) = start_early(scope, later, &workspace, options, rng, &outcome) {
+                    if let Some(e) = start_early(scope, later, &workspace, options, &outcome) {
                         early.insert(h, e);
                     }
                 }
@@ -578,15 +578,16 @@ fn early_starts(spec: &Spec) -> HashMap<usize, Vec<usize>> {
 }
 
 /// Starts `entry` (a key derivation, from [`early_starts`]) on a thread of
-/// `scope` when it will run at all, with copies of the files it reads and
-/// an RNG of its own seeded from `rng`. An entry whose arguments are wrong
-/// is left to run in turn, which reports it in the spec's order.
+/// `scope` when it will run at all, with copies of the files it reads. It
+/// draws from the OS generator, as every caller's run does: a seeded
+/// generator's state would sit in memory, unzeroized, holding what the
+/// password is made from. An entry whose arguments are wrong is left to
+/// run in turn, which reports it in the spec's order.
 fn start_early<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     entry: &'env Entry,
     ws: &Workspace,
     options: &Options,
-    rng: &mut dyn CryptoRngCore,
     outcome: &Outcome,
 ) -> Option<Early<'scope>> {
     let want = Want::of(entry, ws, options, outcome).ok()?;
@@ -603,16 +604,12 @@ fn start_early<'scope, 'env>(
             own.insert(name, file.clone());
         }
     }
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(&mut seed[..]);
     let now = options.now;
     Some(scope.spawn(move || {
-        use rand::SeedableRng;
-        let mut rng = rand::rngs::StdRng::from_seed(*seed);
         let started = std::time::Instant::now();
         let mut cx = Context {
             workspace: &own,
-            rng: &mut rng,
+            rng: &mut rand::rngs::OsRng,
             now,
             identities: &[],
         };
