@@ -353,15 +353,16 @@ pub(crate) fn run(
     // RUMOR_TIMINGS=1 prints each entry's wall time to stderr, for the
     // benchmarks' cost split (KDFs, store round trips, the rest).
     let timings = std::env::var_os("RUMOR_TIMINGS").is_some_and(|v| v == "1");
-    let timed = |entry: &Entry, started: std::time::Instant| {
+    let took = |what: &str, entry: &Entry, time: std::time::Duration| {
         if timings {
             eprintln!(
-                "rumor: timing: {} {:.3} ms",
+                "rumor: timing: {what}{} {:.3} ms",
                 entry.label(),
-                started.elapsed().as_secs_f64() * 1e3
+                time.as_secs_f64() * 1e3
             );
         }
     };
+    let timed = |entry: &Entry, started: std::time::Instant| took("", entry, started.elapsed());
     let made = (|| {
         for entry in &spec.imports {
             check_interrupted()?;
@@ -409,19 +410,9 @@ pub(crate) fn run(
                     early.remove(&i),
                 )? {
                     // Its own time, then how long this run waited for it.
-                    Some(took) => {
-                        if timings {
-                            eprintln!(
-                                "rumor: timing: {} {:.3} ms",
-                                entry.label(),
-                                took.as_secs_f64() * 1e3
-                            );
-                            eprintln!(
-                                "rumor: timing: waited {} {:.3} ms",
-                                entry.label(),
-                                started.elapsed().as_secs_f64() * 1e3
-                            );
-                        }
+                    Some(own) => {
+                        took("", entry, own);
+                        took("waited ", entry, started.elapsed());
                     }
                     None => timed(entry, started),
                 }
@@ -518,12 +509,15 @@ impl Want {
         })
     }
 
+    /// Whether its outputs are remade even when they exist: asked for, or
+    /// an input rotated.
+    fn renews(&self) -> bool {
+        self.asked.is_some() || !self.rotated.is_empty()
+    }
+
     /// Whether the generator runs (otherwise its outputs are kept).
     fn makes(&self) -> bool {
-        self.asked.is_some()
-            || !self.rotated.is_empty()
-            || self.rerender
-            || !self.missing.is_empty()
+        self.renews() || self.rerender || !self.missing.is_empty()
     }
 }
 
@@ -557,12 +551,7 @@ fn early_starts(spec: &Spec) -> HashMap<usize, Vec<usize>> {
         let Some(mut touched) = made(entry) else {
             continue;
         };
-        touched.extend(generate::decl::named(
-            g.generator.args(),
-            &args,
-            generate::decl::Role::Input,
-        ));
-        touched.extend(g.generator.inputs(&args));
+        touched.extend(reads(g.generator, &args));
         let start = spec.generations[..h]
             .iter()
             .rposition(|earlier| match made(earlier) {
@@ -575,6 +564,14 @@ fn early_starts(spec: &Spec) -> HashMap<usize, Vec<usize>> {
         }
     }
     starts
+}
+
+/// The workspace files a generation reads: its declared inputs, and the
+/// sources whose change remakes it.
+fn reads(generator: &dyn generate::Generator, args: &Args) -> Vec<String> {
+    let mut names = generate::decl::named(generator.args(), args, generate::decl::Role::Input);
+    names.extend(generator.inputs(args));
+    names
 }
 
 /// Starts `entry` (a key derivation, from [`early_starts`]) on a thread of
@@ -596,10 +593,8 @@ fn start_early<'scope, 'env>(
     }
     let generator = want.generator;
     let args = Args::new(&entry.arguments);
-    let mut reads = generate::decl::named(generator.args(), &args, generate::decl::Role::Input);
-    reads.extend(generator.inputs(&args));
     let mut own = Workspace::new();
-    for name in reads {
+    for name in reads(generator, &args) {
         if let Some(file) = ws.get(&name) {
             own.insert(name, file.clone());
         }
@@ -630,7 +625,7 @@ fn generation(
 ) -> Result<Option<std::time::Duration>, Error> {
     let args = Args::new(&entry.arguments);
     let want = Want::of(entry, ws, options, outcome)?;
-    let makes = want.makes();
+    let (makes, renew) = (want.makes(), want.renews());
     let Want {
         generator,
         outputs,
@@ -639,7 +634,6 @@ fn generation(
         rotated,
         missing,
     } = want;
-    let renew = asked.is_some() || !rotated.is_empty();
     if !makes {
         for name in generator.public_outputs(&args) {
             if let Some(file) = ws.get(&name) {
