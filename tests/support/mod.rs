@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
@@ -67,13 +68,33 @@ pub fn require(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free loopback port.
+/// A free loopback port for a server the test starts itself; the port
+/// after it is free too (a dev server's cluster listener takes it).
+///
+/// The port is free when this returns but the server binds it later, so a
+/// port the kernel hands out could be taken in between: by another test's
+/// `bind(0)` or by any outgoing connection's source port. The ports come
+/// from below the kernel's ephemeral range instead, where neither draws,
+/// and one test process never hands the same pair out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000;
+    let pairs = (ephemeral.saturating_sub(low) / 2).max(1);
+    // Apart per process, so two test binaries run at once rarely meet.
+    let base = std::process::id().wrapping_mul(7_919) % pairs;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < pairs, "no free loopback port left below {ephemeral}");
+        let port = (low + 2 * ((base + n) % pairs)) as u16;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
 }
 
 /// A real OpenBao dev server on a free loopback port, stopped on drop.
