@@ -391,11 +391,7 @@ fn tokens_that_expire_mid_run() {
     }
     let audit = tempfile::tempdir().unwrap();
     let log = audit.path().join("audit.log");
-    let config = format!(
-        "audit \"file\" \"to-file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-        log.display()
-    );
-    let Some(bao) = Bao::start_with(&config) else {
+    let Some(bao) = Bao::start_audited(&log) else {
         return;
     };
     if require("sops").is_none() {

@@ -157,6 +157,16 @@ impl Bao {
         panic!("bao dev server did not come up on port {port}");
     }
 
+    /// [`Bao::start_with`] a file audit device writing to `log`: every
+    /// request and response, one JSON line each.
+    #[track_caller]
+    pub fn start_audited(log: &Path) -> Option<Bao> {
+        Bao::start_with(&format!(
+            "audit \"file\" \"to-file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+            log.display()
+        ))
+    }
+
     /// A raw API call as root: (status, body).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         http(self.port, method, path, body, Some(&self.token)).expect("bao answers")
