@@ -497,3 +497,39 @@ fn parallel_new_allocates_distinct_addresses() {
     assert_eq!(unique.len(), 6, "{ips:?}");
     fleet.run(&["check"]);
 }
+
+/// A device's store reads go out at once, and each path once: a device
+/// that shares another's Wi-Fi imports four files from that device's
+/// path in one read, not four in a row. The audit log counts them.
+#[test]
+fn each_store_path_is_read_once_per_device() {
+    if require("sops").is_none() {
+        return;
+    }
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let Some(bao) = Bao::start_audited(&log) else {
+        return;
+    };
+    let fleet = Fleet::init(bao.env());
+    fleet.run(&["new", "a"]);
+    let before = fs::read_to_string(&log).unwrap().len();
+    fleet.run(&["new", "--wifi", "a", "b"]);
+    let text = fs::read_to_string(&log).unwrap();
+    let reads = |path: &str| {
+        text[before..]
+            .lines()
+            .filter(|l| l.contains("\"type\":\"request\""))
+            .filter(|l| l.contains("\"operation\":\"read\""))
+            .filter(|l| l.contains(&format!("\"path\":\"secret/data/rumor/{path}\"")))
+            .count()
+    };
+    assert_eq!(reads("devices/a/current"), 1, "the shared Wi-Fi's path");
+    assert_eq!(reads("devices/b/current"), 1, "the device's own path");
+    assert_eq!(reads("shared/current"), 1, "the fleet CAs");
+    // b got a's Wi-Fi, so the reads fed the imports.
+    assert_eq!(
+        fleet.run(&["get", "b", "wifi.pass"]),
+        fleet.run(&["get", "a", "wifi.pass"])
+    );
+}

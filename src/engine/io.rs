@@ -12,7 +12,7 @@ use crate::error::{Error, Kind};
 use crate::fsutil;
 use crate::generate::{self, Args};
 use crate::spec::{Entry, Kind as EntryKind};
-use crate::store::{Data, Store};
+use crate::store::{Data, Store, StoreError, Versioned};
 use crate::transfer::{Exporter, Importer};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
@@ -100,12 +100,92 @@ fn current(path: &str) -> String {
     format!("{}/current", path.trim_matches('/'))
 }
 
+/// What the store held at the paths a spec's imports name, read before
+/// the first import: all at once, and each path once (a shared Wi-Fi's
+/// four files are one path). An import takes its answer from here
+/// instead of a round trip of its own, one after another; a failed read
+/// is the error of the first import that names its path, as it would
+/// have been without this.
+#[derive(Default)]
+pub(super) struct Prefetched(HashMap<String, Result<Option<(u64, Data)>, StoreError>>);
+
+impl Prefetched {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What was read at `path`, if it was.
+    fn read(&mut self, path: &str) -> Option<Result<Option<Versioned>, StoreError>> {
+        let versioned = |(version, data)| Versioned {
+            data,
+            version,
+            provenance: None,
+        };
+        match self.0.get(path)? {
+            Ok(read) => Some(Ok(read.clone().map(versioned))),
+            // An error stops the run at this import: nothing reads it again.
+            Err(_) => self
+                .0
+                .remove(path)
+                .map(|r| r.map(|read| read.map(versioned))),
+        }
+    }
+}
+
+/// How many reads [`prefetch`] has in flight at once.
+const PREFETCH_THREADS: usize = 8;
+
+/// Reads the store paths of `imports` at once, when there are two store
+/// imports or more (a single one gains nothing).
+pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
+    let named: Vec<String> = imports
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::Importer(Importer::Vault | Importer::VaultFile)
+            )
+        })
+        .filter_map(|e| Args::new(&e.arguments).str("path").ok().map(current))
+        .collect();
+    if named.len() < 2 {
+        return Prefetched::default();
+    }
+    let Ok(store) = store.get() else {
+        return Prefetched::default();
+    };
+    let mut paths = named;
+    paths.sort();
+    paths.dedup();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::Mutex::new(HashMap::new());
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some(path) = paths.get(i) else { break };
+        let read = store
+            .read(path)
+            .map(|read| read.map(|v| (v.version, v.data)));
+        if let Ok(mut found) = found.lock() {
+            found.insert(path.clone(), read);
+        }
+    };
+    // This thread reads too: two paths take one thread more, not two.
+    std::thread::scope(|scope| {
+        for _ in 1..paths.len().min(PREFETCH_THREADS) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    Prefetched(found.into_inner().unwrap_or_default())
+}
+
 pub(super) fn import(
     entry: &Entry,
     ws: &mut Workspace,
     store: &LazyStore,
     options: &Options,
     seen: &mut HashMap<String, Seen>,
+    prefetched: &mut Prefetched,
 ) -> Result<(), Error> {
     let args = Args::new(&entry.arguments);
     let input = |e: generate::ArgError| entry_error(entry, e, Kind::Input);
@@ -156,7 +236,11 @@ pub(super) fn import(
         Importer::Vault | Importer::VaultFile => {
             let path = current(args.str("path").map_err(input)?);
             let store = open_store(entry, store)?;
-            let found = store.read(&path).map_err(|e| store_error(entry, e))?;
+            let found = match prefetched.read(&path) {
+                Some(read) => read,
+                None => store.read(&path),
+            }
+            .map_err(|e| store_error(entry, e))?;
             seen.insert(
                 path.clone(),
                 Seen {
@@ -406,9 +490,14 @@ pub(super) fn export(
                     .push(format!("{base}/{}", stamp(options.now)));
                 return Ok(());
             }
-            store
-                .write(&path, &data, Some(cas))
-                .map_err(|e| store_error(entry, e))?;
+            // The history copy below records who wrote it: the store
+            // finds that out (a token lookup on Vault, once per run) while
+            // this write is under way, not after it.
+            std::thread::scope(|scope| {
+                scope.spawn(|| store.operator());
+                store.write(&path, &data, Some(cas))
+            })
+            .map_err(|e| store_error(entry, e))?;
             seen.insert(
                 path.clone(),
                 Seen {

@@ -22,7 +22,7 @@ use crate::transfer::{Exporter, Importer};
 use crate::workspace::{check_name, File, Visibility, Workspace};
 
 mod io;
-use io::{export, import, resolve, Seen};
+use io::{export, import, prefetch, resolve, Seen};
 
 /// Set by the signal handler; checked between entries.
 pub(crate) fn interrupted() -> Arc<AtomicBool> {
@@ -364,10 +364,25 @@ pub(crate) fn run(
     };
     let timed = |entry: &Entry, started: std::time::Instant| took("", entry, started.elapsed());
     let made = (|| {
+        let started = std::time::Instant::now();
+        let mut prefetched = prefetch(&spec.imports, store);
+        if timings && !prefetched.is_empty() {
+            eprintln!(
+                "rumor: timing: prefetch[0] (vault) {:.3} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
         for entry in &spec.imports {
             check_interrupted()?;
             let started = std::time::Instant::now();
-            import(entry, &mut workspace, store, options, &mut seen)?;
+            import(
+                entry,
+                &mut workspace,
+                store,
+                options,
+                &mut seen,
+                &mut prefetched,
+            )?;
             timed(entry, started);
         }
         // What the store vouches for, before the generations replace it:
