@@ -352,7 +352,15 @@ fn vault_fleet() {
             .clone()
     };
     let v1 = meta("rumor/devices/pidgeon-1/current");
-    fleet.run(&["new", "pidgeon-1"]);
+    let out = fleet.output(&["new", "pidgeon-1"]);
+    assert!(out.status.success());
+    // The summary of a run that had nothing to do says so: nothing
+    // changed, nothing written.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("rumor: pidgeon-1: 0 store writes, secrets/pidgeon-1.yaml unchanged"),
+        "{said}"
+    );
     assert_eq!(
         meta("rumor/devices/pidgeon-1/current"),
         v1,

@@ -744,8 +744,11 @@ fn generation(
         })?;
         // A derived file appearing for the first time in this run is not a
         // change; a rotated secret or a re-rendered file that differs is.
+        // Stores keep values trimmed, so a remade file that differs from
+        // the imported one only by its final newline (the device file) is
+        // the same.
         let same = match ws.get(&output.name) {
-            Some(old) => old.content.as_slice() == output.file.content.as_slice(),
+            Some(old) => old.content.trim_ascii_end() == output.file.content.trim_ascii_end(),
             None => generator.derived(),
         };
         if !same {
