@@ -680,6 +680,36 @@ fn vault_over_tls_with_vault_cacert() {
     );
 }
 
+/// VAULT_CACERT naming a FIFO is refused at once, naming the variable:
+/// opening the store reads the CA file as a regular file within a bound,
+/// never waiting on a writer.
+#[test]
+fn vault_cacert_fifo_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pem");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut config = VaultConfig::new("https://127.0.0.1:1", "root-test-token");
+    config.ca_cert = Some(fifo.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Vault::connect(&config).err().map(|e| e.to_string()));
+    });
+    let Ok(message) = rx.recv_timeout(std::time::Duration::from_secs(20)) else {
+        // Let the blocked reader go before failing.
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        panic!("opening the store waited on a FIFO at VAULT_CACERT");
+    };
+    let message = message.expect("a FIFO is not a CA certificate");
+    assert!(
+        message.contains("VAULT_CACERT") && message.contains("FIFO"),
+        "{message}"
+    );
+}
+
 /// Opens the local store in `dir`, making its store key on first use. The
 /// pin, which a fleet keeps in rumor.toml, is kept in `dir/.pin` here.
 fn local_store(

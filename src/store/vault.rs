@@ -228,17 +228,9 @@ impl Vault {
         let settings = settings
             .build()
             .map_err(|e| other("VAULT_ADDR", e.to_string()))?;
-        let mut client = VaultClient::new(settings).map_err(|e| match classify(&e) {
-            Failure::Other(reason) => other("VAULT_CACERT", reason),
-            _ => other("", "cannot set up the HTTP client".to_owned()),
-        })?;
-        // vaultrs builds its reqwest client with the default redirect
-        // policy and offers no way to change it; build the same client
-        // with rumor's policy and put it in place.
-        let http = http_client(&client.settings, allowed)
-            .map_err(|reason| other("VAULT_CACERT", reason))?;
-        client.http =
-            rustify::clients::reqwest::Client::new(client.settings.address.as_str(), http.clone());
+        let http =
+            http_client(&settings, allowed).map_err(|reason| other("VAULT_CACERT", reason))?;
+        let client = assemble(settings, http.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumor-vault")
@@ -371,13 +363,7 @@ impl Vault {
             .namespace(self.namespace.clone())
             .ca_certs(Vec::new());
         let settings = settings.build().map_err(|e| fail(e.to_string()))?;
-        let mut client = VaultClient::new(settings)
-            .map_err(|_| fail("cannot set up the HTTP client".to_owned()))?;
-        client.http = rustify::clients::reqwest::Client::new(
-            client.settings.address.as_str(),
-            self.http.clone(),
-        );
-        Ok(client)
+        Ok(assemble(settings, self.http.clone()))
     }
 
     fn read_session(&self) -> std::sync::RwLockReadGuard<'_, Session> {
@@ -670,6 +656,23 @@ async fn with_data<E: rustify::endpoint::Endpoint>(
         .await?
         .and_then(|r| r.data)
         .ok_or_else(|| Reply::from(vaultrs::error::ClientError::ResponseDataEmptyError))
+}
+
+/// A vaultrs client on rumor's HTTP client, put together from its public
+/// parts as `VaultClient::new` does. That function would also build an
+/// HTTP client of its own, with the default redirect policy, which rumor
+/// would throw away, reading the CA files again without rumor's guard.
+fn assemble(settings: vaultrs::client::VaultClientSettings, http: reqwest::Client) -> VaultClient {
+    VaultClient {
+        middle: vaultrs::api::EndpointMiddleware {
+            token: settings.token.clone(),
+            version: format!("v{}", settings.version),
+            wrap: None,
+            namespace: settings.namespace.clone(),
+        },
+        http: rustify::clients::reqwest::Client::new(settings.address.as_str(), http),
+        settings,
+    }
 }
 
 /// The reqwest client vaultrs would build from `settings` (rustls, the
