@@ -235,3 +235,48 @@ fn openbao_versions_carry_provenance_in_custom_metadata() {
     let json = fleet.run(&["log", "dev1", "--json"]);
     assert!(!json.contains(&alice) && !meta.to_string().contains(&alice));
 }
+
+/// A token that may write secrets and their metadata but not look itself
+/// up still writes every version, recorded as by "a Vault token": the
+/// refusal is the answer for the run, not a failed write.
+#[test]
+fn a_token_that_may_not_look_itself_up_still_writes_with_provenance() {
+    let Some(bao) = support::Bao::start() else {
+        return;
+    };
+    let mut fleet = Fleet::init(bao.env());
+    let policy = r#"{"policy": "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"list\"] }"}"#;
+    let (status, body) = bao.api("PUT", "/v1/sys/policies/acl/writer", Some(policy));
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let (status, body) = bao.api(
+        "POST",
+        "/v1/auth/token/create",
+        Some(r#"{"display_name": "bob", "policies": ["writer"], "no_default_policy": true}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let bob = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    for (name, value) in fleet.env.iter_mut() {
+        if *name == "VAULT_TOKEN" {
+            *value = bob.clone();
+        }
+    }
+    // The token really is refused its own lookup.
+    let out = Command::new(support::require("bao").unwrap())
+        .args(["token", "lookup"])
+        .envs(fleet.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    history_of_a_device(&fleet, "a Vault token (auth/token/lookup-self was refused)");
+    // The refusal is not taken for an expired token: a fleet run goes on
+    // to its next devices, one at a time here so a halt would show.
+    fleet.set("RUMOR_JOBS", "1");
+    let out = fleet.run(&["new", "dev2", "dev3", "dev4"]);
+    for id in ["dev2", "dev3", "dev4"] {
+        assert!(
+            fleet.dir().join(format!("secrets/{id}.yaml")).is_file(),
+            "{id}: {out}"
+        );
+    }
+}

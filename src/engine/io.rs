@@ -490,14 +490,9 @@ pub(super) fn export(
                     .push(format!("{base}/{}", stamp(options.now)));
                 return Ok(());
             }
-            // The history copy below records who wrote it: the store
-            // finds that out (a token lookup on Vault, once per run) while
-            // this write is under way, not after it.
-            std::thread::scope(|scope| {
-                scope.spawn(|| store.operator());
-                store.write(&path, &data, Some(cas))
-            })
-            .map_err(|e| store_error(entry, e))?;
+            store
+                .write(&path, &data, Some(cas))
+                .map_err(|e| store_error(entry, e))?;
             seen.insert(
                 path.clone(),
                 Seen {

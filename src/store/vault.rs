@@ -86,8 +86,10 @@ pub struct Vault {
     /// The user info of VAULT_ADDR, if any, to redact it.
     credentials: Option<Zeroizing<String>>,
     retries: u32,
-    /// Who the token is, looked up once (see `annotate`).
+    /// Who the token is, once a lookup gave a lasting answer (see
+    /// `annotate`).
     operator: std::sync::OnceLock<String>,
+    looking_up: std::sync::Mutex<()>,
     limiter: limiter::Limiter,
     retried: AtomicU64,
     rate_limited: AtomicU64,
@@ -255,6 +257,7 @@ impl Vault {
             namespace: config.namespace.clone(),
             retries: config.retries,
             operator: std::sync::OnceLock::new(),
+            looking_up: std::sync::Mutex::new(()),
             limiter: limiter::Limiter::new(MAX_IN_FLIGHT),
             retried: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -757,6 +760,57 @@ impl Store for Vault {
     }
 
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
+        // A write is followed by its history copy, which records who wrote
+        // it: while the token's name is not known yet, it is looked up
+        // beside this write rather than after it.
+        if self.operator.get().is_some() {
+            return self.put(path, data, cas);
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(|| Store::operator(self));
+            self.put(path, data, cas)
+        })
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        Vault::list(self, path)
+    }
+
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        self.put(path, data, cas)?;
+        self.annotate(path, &provenance.clone().with_operator(self))
+    }
+
+    fn operator(&self) -> String {
+        if let Some(known) = self.operator.get() {
+            return known.clone();
+        }
+        // One lookup at a time: the devices of a fleet run that start
+        // together wait for the first answer rather than each asking.
+        let _one = self
+            .looking_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = self.operator.get() {
+            return known.clone();
+        }
+        let (name, lasting) = self.lookup_operator();
+        if lasting {
+            let _ = self.operator.set(name.clone());
+        }
+        name
+    }
+}
+
+impl Vault {
+    /// Writes the whole secret at `path` (see [`Store::write`]).
+    fn put(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
         let (mount, rest) = split_mount(path)?;
         let options = match cas {
             Some(version) => Some(SetSecretRequestOptions {
@@ -802,25 +856,6 @@ impl Store for Vault {
                 failure => failure,
             })
             .map_err(|failure| self.error(path, failure))
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        Vault::list(self, path)
-    }
-
-    fn write_with(
-        &self,
-        path: &str,
-        data: &Data,
-        cas: Option<u64>,
-        provenance: &Provenance,
-    ) -> Result<(), StoreError> {
-        self.write(path, data, cas)?;
-        self.annotate(path, &provenance.clone().with_operator(self))
-    }
-
-    fn operator(&self) -> String {
-        self.operator.get_or_init(|| self.lookup_operator()).clone()
     }
 }
 

@@ -68,22 +68,38 @@ impl Vault {
             .map_err(|failure| self.error(&format!("{mount}/metadata/{rest}"), failure))
     }
 
-    /// The token's display name, with its entity id when it has one. A
-    /// token that may not look itself up is recorded as such rather than
-    /// failing the write: the version is still written, by "a token".
-    pub(super) fn lookup_operator(&self) -> String {
-        match self.run(|client| super::with_data(client, &self.consistency, LookupSelf)) {
+    /// The token's display name, with its entity id when it has one, and
+    /// whether that answer lasts for the run. A token that may not look
+    /// itself up is recorded as such rather than failing the write: the
+    /// version is still written, by "a Vault token". A lookup that got no
+    /// answer (a timeout, a 5xx) is recorded the same way for this write
+    /// only; the next write asks again.
+    pub(super) fn lookup_operator(&self) -> (String, bool) {
+        // Not `run`: a 403 here is the policy's answer, not a sign that
+        // the token expired, and must not halt a fleet run.
+        let lookup = self.run_as(false, None, |client| {
+            super::with_data(client, &self.consistency, LookupSelf)
+        });
+        match lookup {
             Ok(id) => {
                 let name = id
                     .display_name
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "token".to_owned());
-                match id.entity_id.filter(|e| !e.is_empty()) {
+                let name = match id.entity_id.filter(|e| !e.is_empty()) {
                     Some(entity) => format!("{name} (entity {entity})"),
                     None => name,
-                }
+                };
+                (name, true)
             }
-            Err(_) => "a Vault token (auth/token/lookup-self was refused)".to_owned(),
+            Err(Failure::Denied(_)) => (
+                "a Vault token (auth/token/lookup-self was refused)".to_owned(),
+                true,
+            ),
+            Err(_) => (
+                "a Vault token (auth/token/lookup-self failed)".to_owned(),
+                false,
+            ),
         }
     }
 }
