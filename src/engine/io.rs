@@ -100,6 +100,12 @@ fn current(path: &str) -> String {
     format!("{}/current", path.trim_matches('/'))
 }
 
+/// The store path a store import reads (and [`prefetch`] reads for it):
+/// the `current` entry under its `path` argument.
+fn import_path(args: &Args) -> Result<String, generate::ArgError> {
+    args.str("path").map(current)
+}
+
 /// What the store held at the paths a spec's imports name, read before
 /// the first import: all at once, and each path once (a shared Wi-Fi's
 /// four files are one path). An import takes its answer from here
@@ -146,7 +152,7 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
                 EntryKind::Importer(Importer::Vault | Importer::VaultFile)
             )
         })
-        .filter_map(|e| Args::new(&e.arguments).str("path").ok().map(current))
+        .filter_map(|e| import_path(&Args::new(&e.arguments)).ok())
         .collect();
     if named.len() < 2 {
         return Prefetched::default();
@@ -234,7 +240,7 @@ pub(super) fn import(
             }
         }
         Importer::Vault | Importer::VaultFile => {
-            let path = current(args.str("path").map_err(input)?);
+            let path = import_path(&args).map_err(input)?;
             let store = open_store(entry, store)?;
             let found = match prefetched.read(&path) {
                 Some(read) => read,
