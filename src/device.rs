@@ -212,10 +212,8 @@ fn reserved(network: Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
 /// address the ledger (`devices/.allocations`) ever handed out, with the
 /// device it went to. An address stays its device's after the device is
 /// removed, so it is never given to another.
-pub(crate) fn owners(
-    fleet: &Fleet,
-) -> Result<std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>, Error> {
-    let mut owners: std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>> = Default::default();
+pub(crate) fn owners(fleet: &Fleet) -> Result<Owners, Error> {
+    let mut owners = Owners::new();
     for id in ids(fleet)? {
         if let Ok(device) = load(fleet, &id) {
             if let Ok(ip) = device.ip.parse() {
@@ -223,6 +221,15 @@ pub(crate) fn owners(
             }
         }
     }
+    add_ledger(fleet, &mut owners)?;
+    Ok(owners)
+}
+
+/// Who holds each overlay address, by [`owners`].
+pub(crate) type Owners = std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>;
+
+/// Adds the ledger's addresses and devices to `owners`.
+fn add_ledger(fleet: &Fleet, owners: &mut Owners) -> Result<(), Error> {
     if let Some(text) = fleet.read_text(ALLOCATIONS)? {
         for line in text.lines() {
             let mut words = line.split_whitespace();
@@ -233,7 +240,7 @@ pub(crate) fn owners(
             }
         }
     }
-    Ok(owners)
+    Ok(())
 }
 
 /// Refuses an address another device holds (see [`owners`]).
@@ -241,7 +248,7 @@ pub(crate) fn check_unique(
     fleet: &Fleet,
     id: &str,
     ip: Ipv4Addr,
-    owners: &std::collections::BTreeMap<Ipv4Addr, BTreeSet<String>>,
+    owners: &Owners,
 ) -> Result<(), Error> {
     let others: Vec<&str> = owners
         .get(&ip)
@@ -260,24 +267,29 @@ pub(crate) fn check_unique(
     )))
 }
 
-/// Addresses in use or ever handed out.
-fn taken(fleet: &Fleet) -> Result<BTreeSet<Ipv4Addr>, Error> {
-    Ok(owners(fleet)?.into_keys().collect())
-}
-
 /// The next free overlay address: above every address ever handed out, so
 /// a removed device's address is not given to a new one. `.1` is left for
 /// the lighthouse.
-pub(crate) fn allocate(fleet: &Fleet, also_taken: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
+///
+/// `known` is [`owners`] as the command read it when it opened the fleet;
+/// the ledger is read again here, under [`lock_devices`], since another
+/// run may have created devices since (it writes the ledger before their
+/// files, under the same lock). The device files are not scanned again.
+pub(crate) fn allocate(
+    fleet: &Fleet,
+    known: &Owners,
+    also_taken: &BTreeSet<Ipv4Addr>,
+) -> Result<Ipv4Addr, Error> {
     let network = fleet.settings.network.nebula;
-    let taken = taken(fleet)?;
+    let mut taken = known.clone();
+    add_ledger(fleet, &mut taken)?;
+    let taken = taken.into_keys();
     // A /8 to /30 has hosts .1 and .2 at least.
     let first = network.nth_host(2).map_or(0, u32::from);
     let last = network.last_host().map_or(0, u32::from);
     let next = taken
-        .iter()
-        .chain(also_taken)
-        .map(|ip| u32::from(*ip) + 1)
+        .chain(also_taken.iter().copied())
+        .map(|ip| u32::from(ip) + 1)
         .max()
         .unwrap_or(first)
         .max(first);

@@ -541,3 +541,27 @@ fn each_store_path_is_read_once_per_device() {
         fleet.run(&["get", "a", "wifi.pass"])
     );
 }
+
+/// An address stays its device's after the device's files are removed by
+/// hand: the ledger still holds it, so the next device gets the one above.
+#[test]
+fn a_removed_devices_address_is_not_handed_out_again() {
+    let fleet = Fleet::init(vec![]);
+    fleet.run(&["new", "a", "b"]);
+    let ip = |id: &str| {
+        let text = fs::read_to_string(fleet.dir().join(format!("devices/{id}.toml"))).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("ip = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    assert_eq!((ip("a"), ip("b")), ("10.8.0.2".into(), "10.8.0.3".into()));
+    fs::remove_file(fleet.dir().join("devices/b.toml")).unwrap();
+    fs::remove_file(fleet.file("b")).unwrap();
+    fleet.run(&["new", "c"]);
+    assert_eq!(ip("c"), "10.8.0.4");
+    // Nor to a device created in the same run as others.
+    fleet.run(&["new", "d", "e"]);
+    assert_eq!((ip("d"), ip("e")), ("10.8.0.5".into(), "10.8.0.6".into()));
+}

@@ -51,7 +51,7 @@ pub(crate) struct Opened {
     /// The store.
     pub handle: Arc<dyn StoreHandle>,
     /// Who holds each overlay address, read once per command.
-    pub owners: std::collections::BTreeMap<std::net::Ipv4Addr, BTreeSet<String>>,
+    pub owners: device::Owners,
 }
 
 /// Opens the fleet in `dir`.
@@ -445,15 +445,15 @@ pub(crate) fn new_devices(
                 device::check_unique(&o.fleet, id, ip, &owners)?;
                 ip
             }
-            // allocate() scans every device file; after the first, the next
-            // free address is the one after this run's last (it allocates
-            // past the highest taken), which keeps creating N devices linear.
+            // allocate() reads the ledger; after the first, the next free
+            // address is the one after this run's last (it allocates past
+            // the highest taken), which keeps creating N devices linear.
             None => match allocated
                 .last()
                 .and_then(|prev| next_in_overlay(&o.fleet, *prev))
             {
                 Some(ip) => ip,
-                None => device::allocate(&o.fleet, &allocated)?,
+                None => device::allocate(&o.fleet, &o.owners, &allocated)?,
             },
         };
         allocated.insert(ip);
