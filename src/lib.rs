@@ -46,6 +46,7 @@ pub mod sops;
 pub mod spec;
 pub mod store;
 pub mod template;
+pub(crate) mod timings;
 pub(crate) mod transfer;
 pub mod workspace;
 pub mod x509;

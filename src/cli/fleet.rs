@@ -11,6 +11,7 @@ use crate::engine::{self, Rotation};
 use crate::error::Error;
 use crate::fleet::{Fleet, StoreKind};
 use crate::ops::{self, setup::InitOptions, NewDevice};
+use crate::timings;
 
 /// Where the fleet is: `-C/--fleet DIR` or `RUMOR_FLEET`, else the
 /// current directory.
@@ -391,6 +392,7 @@ pub(crate) fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
             "--ip sets one device's address; name one device with it".into(),
         ));
     }
+    let started = std::time::Instant::now();
     let fleet = Fleet::open(&arg.dir()?)?;
     if args.all {
         args.devices = ops::active_ids(&fleet)?;
@@ -409,9 +411,15 @@ pub(crate) fn new(arg: &FleetArg, mut args: NewArgs) -> Result<(), Error> {
         let plans = ops::plan::plan(&o, &args.devices, &ops::plan::Command::New, &new)?;
         return super::plan::print(&plans, args.json);
     }
+    timings::since("read fleet", started);
+    let started = std::time::Instant::now();
     let o = ops::open_fleet(fleet)?;
+    timings::since("open store", started);
+    let started = std::time::Instant::now();
+    let created = ops::create_devices(&o, &args.devices, &new)?;
+    timings::since("create devices", started);
     let mut reused = BTreeSet::new();
-    for planned in ops::create_devices(&o, &args.devices, &new)? {
+    for planned in created {
         let id = &planned.id;
         if planned.reused {
             eprintln!(

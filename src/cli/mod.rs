@@ -180,7 +180,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match dispatch(cli) {
+    let started = std::time::Instant::now();
+    let result = dispatch(cli);
+    crate::timings::since("command", started);
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("rumor: {e}");

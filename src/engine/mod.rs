@@ -352,25 +352,17 @@ pub(crate) fn run(
 
     // RUMOR_TIMINGS=1 prints each entry's wall time to stderr, for the
     // benchmarks' cost split (KDFs, store round trips, the rest).
-    let timings = std::env::var_os("RUMOR_TIMINGS").is_some_and(|v| v == "1");
     let took = |what: &str, entry: &Entry, time: std::time::Duration| {
-        if timings {
-            eprintln!(
-                "rumor: timing: {what}{} {:.3} ms",
-                entry.label(),
-                time.as_secs_f64() * 1e3
-            );
+        if crate::timings::enabled() {
+            crate::timings::took(&format!("{what}{}", entry.label()), time);
         }
     };
     let timed = |entry: &Entry, started: std::time::Instant| took("", entry, started.elapsed());
     let made = (|| {
         let started = std::time::Instant::now();
         let mut prefetched = prefetch(&spec.imports, store);
-        if timings && !prefetched.is_empty() {
-            eprintln!(
-                "rumor: timing: prefetch[0] (vault) {:.3} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
+        if !prefetched.is_empty() {
+            crate::timings::since("prefetch[0] (vault)", started);
         }
         for entry in &spec.imports {
             check_interrupted()?;

@@ -167,8 +167,12 @@ pub(crate) fn run_device(
     reason: &str,
     flags: Flags,
 ) -> Result<Outcome, Error> {
+    let started = std::time::Instant::now();
     admit(o, id, device, flags)?;
     let rendered = device::spec(&o.fleet, id, device)?;
+    if crate::timings::enabled() {
+        crate::timings::since(&format!("{id}: spec"), started);
+    }
     run_rendered(o, o.handle.clone(), &rendered, rotation, reason, flags)
 }
 
