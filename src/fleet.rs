@@ -755,6 +755,15 @@ impl<S: Store> Store for Memo<S> {
     fn operator(&self) -> String {
         self.inner.operator()
     }
+
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        if self.is_memoized(path) {
+            if let Ok(mut cell) = self.cell.lock() {
+                *cell = None;
+            }
+        }
+        self.inner.remove(path)
+    }
 }
 
 #[cfg(test)]

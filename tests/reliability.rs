@@ -491,6 +491,22 @@ fn two_operators_vault() {
         let plain = fleet.decrypt(&id).unwrap();
         let password = current["postgres.password.postgres"].as_str().unwrap();
         assert!(plain["postgres.sql"].contains(password));
+        // One history copy per version of `current`: a loser's copy,
+        // written beside its current write, was taken back.
+        let (status, body) = bao.api(
+            "GET",
+            &format!("/v1/secret/metadata/rumor/devices/{id}/current"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let meta: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let versions = meta["data"]["current_version"].as_u64().unwrap();
+        let copies = bao
+            .kv_list("secret", &format!("rumor/devices/{id}"))
+            .into_iter()
+            .filter(|name| name.len() == 14 && name.bytes().all(|b| b.is_ascii_digit()))
+            .count();
+        assert_eq!(copies as u64, versions, "{id}: history copies vs versions");
     }
     eprintln!("{conflicts} runs lost a check-and-set race");
 }

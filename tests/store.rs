@@ -733,3 +733,46 @@ fn local_store(
     };
     LocalStore::open(dir, recipients, identities, parse_pin(&pin))
 }
+
+/// `remove` takes a secret with all its versions away, and removing what
+/// is not there is not an error; on OpenBao and on the local store.
+#[test]
+fn remove_takes_every_version_and_tolerates_nothing_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, r) = keypair();
+    let local = local_store(dir.path(), vec![r], vec![id]).unwrap();
+    let bao = support::Bao::start();
+    let vault = bao.as_ref().map(|bao| vault(bao, &bao.token));
+    let mut stores: Vec<(&str, &dyn Store)> = vec![("local", &local)];
+    if let Some(vault) = &vault {
+        stores.push(("vault", vault));
+    }
+    for (name, store) in stores {
+        let path = "secret/rumor/d/20261207031121";
+        let other = "secret/rumor/d/current";
+        store.write(path, &data(&[("a", "1")]), Some(0)).unwrap();
+        store.write(path, &data(&[("a", "2")]), Some(1)).unwrap();
+        store.write(other, &data(&[("b", "1")]), Some(0)).unwrap();
+        store.remove(path).unwrap();
+        assert!(store.read(path).unwrap().is_none(), "{name}");
+        // Gone with its versions: a fresh write is version 1 again.
+        store.write(path, &data(&[("a", "3")]), Some(0)).unwrap();
+        assert_eq!(store.read(path).unwrap().unwrap().version, 1, "{name}");
+        store.remove(path).unwrap();
+        store.remove(path).unwrap();
+        store.remove("secret/rumor/never/written").unwrap();
+        // Its neighbour stays.
+        assert_eq!(
+            pairs(&store.read(other).unwrap().unwrap().data),
+            [("b".to_owned(), "1".to_owned())],
+            "{name}"
+        );
+        assert!(
+            !store
+                .list("secret/rumor/d")
+                .unwrap()
+                .contains(&"20261207031121".to_owned()),
+            "{name}"
+        );
+    }
+}

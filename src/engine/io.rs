@@ -142,8 +142,12 @@ impl Prefetched {
 const PREFETCH_THREADS: usize = 8;
 
 /// Reads the store paths of `imports` at once, when there are two store
-/// imports or more (a single one gains nothing).
-pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
+/// imports or more (a single one gains nothing), and, when the run
+/// `writes` the store, finds out beside them who writes
+/// ([`Store::operator`]: a token lookup on Vault, once per run), which
+/// every timestamped version records: the writes then need not wait for
+/// it.
+pub(super) fn prefetch(imports: &[Entry], store: &LazyStore, writes: bool) -> Prefetched {
     let named: Vec<String> = imports
         .iter()
         .filter(|e| {
@@ -154,7 +158,7 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
         })
         .filter_map(|e| import_path(&Args::new(&e.arguments)).ok())
         .collect();
-    if named.len() < 2 {
+    if named.len() < 2 && !writes {
         return Prefetched::default();
     }
     let Ok(store) = store.get() else {
@@ -177,6 +181,9 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
     };
     // This thread reads too: two paths take one thread more, not two.
     std::thread::scope(|scope| {
+        if writes {
+            scope.spawn(|| store.operator());
+        }
         for _ in 1..paths.len().min(PREFETCH_THREADS) {
             scope.spawn(work);
         }
@@ -496,9 +503,30 @@ pub(super) fn export(
                     .push(format!("{base}/{}", stamp(options.now)));
                 return Ok(());
             }
-            store
-                .write(&path, &data, Some(cas))
-                .map_err(|e| store_error(entry, e))?;
+            // The current entry and its history copy go out together: one
+            // round trip where there were two in a row. The copy's path is
+            // new (a timestamp, check-and-set 0), so when the current
+            // write loses its race the copy is this run's own, and is
+            // removed again.
+            let (wrote, history) = std::thread::scope(|scope| {
+                let history = scope.spawn(|| write_history(store, &base, &data, options));
+                let wrote = store.write(&path, &data, Some(cas));
+                let history = history
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (wrote, history)
+            });
+            if let Err(e) = wrote {
+                if let Ok(copy) = history {
+                    if let Err(why) = store.remove(&copy) {
+                        eprintln!(
+                            "rumor: warning: {}: the history copy {copy} of this failed write stays in the store: {why}",
+                            entry.label()
+                        );
+                    }
+                }
+                return Err(store_error(entry, e));
+            }
             seen.insert(
                 path.clone(),
                 Seen {
@@ -506,10 +534,10 @@ pub(super) fn export(
                     data: Some(data.clone()),
                 },
             );
-            let history =
-                write_history(store, &base, &data, options).map_err(|e| store_error(entry, e))?;
             outcome.store_writes.push(path);
-            outcome.store_writes.push(history);
+            outcome
+                .store_writes
+                .push(history.map_err(|e| store_error(entry, e))?);
         }
     }
     if options.verbose {

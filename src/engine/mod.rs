@@ -360,7 +360,13 @@ pub(crate) fn run(
     let timed = |entry: &Entry, started: std::time::Instant| took("", entry, started.elapsed());
     let made = (|| {
         let started = std::time::Instant::now();
-        let mut prefetched = prefetch(&spec.imports, store);
+        let writes = !options.dry_run
+            && !options.record
+            && spec
+                .exports
+                .iter()
+                .any(|e| matches!(e.kind, spec::Kind::Exporter(e) if e.to_store()));
+        let mut prefetched = prefetch(&spec.imports, store, writes);
         if !prefetched.is_empty() {
             crate::timings::since("prefetch[0] (vault)", started);
         }

@@ -499,6 +499,38 @@ impl Store for LocalStore {
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         LocalStore::list(self, path)
     }
+
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        let rel = self.file(path)?;
+        let file = self.dir.join(&rel);
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        self.locks.with(
+            |e| self.io_error(path, self.locks.path(), &e),
+            || {
+                let dir = match crate::fsutil::dir_beneath(&self.dir, parent, 0o700) {
+                    Ok(dir) => dir,
+                    Err(crate::fsutil::ReadError::Io(e)) => {
+                        return Err(self.io_error(path, &file, &e))
+                    }
+                    Err(e) => {
+                        return Err(StoreError::Refused {
+                            store: self.describe(),
+                            path: path.to_owned(),
+                            reason: format!("{} {}", file.display(), e.reason()),
+                        })
+                    }
+                };
+                match rustix::fs::unlinkat(&dir, name.as_str(), rustix::fs::AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(self.io_error(path, &file, &e.into())),
+                }
+            },
+        )
+    }
 }
 
 impl LocalStore {

@@ -158,6 +158,12 @@ pub trait Store: Send + Sync {
     /// The names directly under a logical path, sorted; sub-folders end in
     /// `/`, as `vault kv list` shows them.
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Removes the secret at a logical path with all its versions (Vault:
+    /// its metadata; the local store: its entry). rumor removes only a
+    /// history copy it wrote itself beside a `current` write that then
+    /// lost its check-and-set. Nothing there is not an error.
+    fn remove(&self, path: &str) -> Result<(), StoreError>;
 }
 
 /// A shared store is a store: [`crate::fleet::Memo`] wraps a fleet's open
@@ -186,6 +192,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(path)
+    }
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        (**self).remove(path)
     }
 }
 

@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vaultrs::api::auth::approle::requests::LoginWithApproleRequest;
 use vaultrs::api::kv2::requests::{
-    ListSecretsRequest, ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions,
+    DeleteSecretMetadataRequest, ListSecretsRequest, ReadSecretRequest, SetSecretRequest,
+    SetSecretRequestOptions,
 };
 use vaultrs::api::token::requests::LookupTokenSelfRequest;
 use vaultrs::api::AuthInfo;
@@ -760,57 +761,6 @@ impl Store for Vault {
     }
 
     fn write(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
-        // A write is followed by its history copy, which records who wrote
-        // it: while the token's name is not known yet, it is looked up
-        // beside this write rather than after it.
-        if self.operator.get().is_some() {
-            return self.put(path, data, cas);
-        }
-        std::thread::scope(|scope| {
-            scope.spawn(|| Store::operator(self));
-            self.put(path, data, cas)
-        })
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        Vault::list(self, path)
-    }
-
-    fn write_with(
-        &self,
-        path: &str,
-        data: &Data,
-        cas: Option<u64>,
-        provenance: &Provenance,
-    ) -> Result<(), StoreError> {
-        self.put(path, data, cas)?;
-        self.annotate(path, &provenance.clone().with_operator(self))
-    }
-
-    fn operator(&self) -> String {
-        if let Some(known) = self.operator.get() {
-            return known.clone();
-        }
-        // One lookup at a time: the devices of a fleet run that start
-        // together wait for the first answer rather than each asking.
-        let _one = self
-            .looking_up
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(known) = self.operator.get() {
-            return known.clone();
-        }
-        let (name, lasting) = self.lookup_operator();
-        if lasting {
-            let _ = self.operator.set(name.clone());
-        }
-        name
-    }
-}
-
-impl Vault {
-    /// Writes the whole secret at `path` (see [`Store::write`]).
-    fn put(&self, path: &str, data: &Data, cas: Option<u64>) -> Result<(), StoreError> {
         let (mount, rest) = split_mount(path)?;
         let options = match cas {
             Some(version) => Some(SetSecretRequestOptions {
@@ -856,6 +806,57 @@ impl Vault {
                 failure => failure,
             })
             .map_err(|failure| self.error(path, failure))
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        Vault::list(self, path)
+    }
+
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        let (mount, rest) = split_mount(path)?;
+        let result = self.run(|client| {
+            let request = DeleteSecretMetadataRequest {
+                mount: mount.to_owned(),
+                path: rest.to_owned(),
+            };
+            let consistency = &self.consistency;
+            async move { exec(&client, consistency, request).await.map(|_| ()) }
+        });
+        match result {
+            Ok(()) | Err(Failure::NotFound(_)) => Ok(()),
+            Err(failure) => Err(self.error(&format!("{mount}/metadata/{rest}"), failure)),
+        }
+    }
+
+    fn write_with(
+        &self,
+        path: &str,
+        data: &Data,
+        cas: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(), StoreError> {
+        self.write(path, data, cas)?;
+        self.annotate(path, &provenance.clone().with_operator(self))
+    }
+
+    fn operator(&self) -> String {
+        if let Some(known) = self.operator.get() {
+            return known.clone();
+        }
+        // One lookup at a time: the devices of a fleet run that start
+        // together wait for the first answer rather than each asking.
+        let _one = self
+            .looking_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = self.operator.get() {
+            return known.clone();
+        }
+        let (name, lasting) = self.lookup_operator();
+        if lasting {
+            let _ = self.operator.set(name.clone());
+        }
+        name
     }
 }
 
