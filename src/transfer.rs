@@ -90,6 +90,11 @@ impl Importer {
         Importer::ALL.into_iter().find(|i| i.name() == name)
     }
 
+    /// Whether it reads the store.
+    pub(crate) fn reads_store(self) -> bool {
+        self != Importer::Copy
+    }
+
     /// Its arguments.
     pub(crate) fn args(self) -> &'static [Arg] {
         match self {

@@ -142,23 +142,14 @@ impl Prefetched {
 const PREFETCH_THREADS: usize = 8;
 
 /// Reads the store paths of `imports` at once, when there are two store
-/// imports or more (a single one gains nothing), and, when the run
-/// `writes` the store, finds out beside them who writes
-/// ([`Store::operator`]: a token lookup on Vault, once per run), which
-/// every timestamped version records: the writes then need not wait for
-/// it.
-pub(super) fn prefetch(imports: &[Entry], store: &LazyStore, writes: bool) -> Prefetched {
+/// imports or more (a single one gains nothing).
+pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
     let named: Vec<String> = imports
         .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EntryKind::Importer(Importer::Vault | Importer::VaultFile)
-            )
-        })
+        .filter(|e| matches!(e.kind, EntryKind::Importer(i) if i.reads_store()))
         .filter_map(|e| import_path(&Args::new(&e.arguments)).ok())
         .collect();
-    if named.len() < 2 && !writes {
+    if named.len() < 2 {
         return Prefetched::default();
     }
     let Ok(store) = store.get() else {
@@ -181,9 +172,6 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore, writes: bool) -> Pr
     };
     // This thread reads too: two paths take one thread more, not two.
     std::thread::scope(|scope| {
-        if writes {
-            scope.spawn(|| store.operator());
-        }
         for _ in 1..paths.len().min(PREFETCH_THREADS) {
             scope.spawn(work);
         }

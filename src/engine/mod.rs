@@ -360,13 +360,7 @@ pub(crate) fn run(
     let timed = |entry: &Entry, started: std::time::Instant| took("", entry, started.elapsed());
     let made = (|| {
         let started = std::time::Instant::now();
-        let writes = !options.dry_run
-            && !options.record
-            && spec
-                .exports
-                .iter()
-                .any(|e| matches!(e.kind, spec::Kind::Exporter(e) if e.to_store()));
-        let mut prefetched = prefetch(&spec.imports, store, writes);
+        let mut prefetched = prefetch(&spec.imports, store);
         if !prefetched.is_empty() {
             crate::timings::since("prefetch[0] (vault)", started);
         }
@@ -404,6 +398,16 @@ pub(crate) fn run(
         // device's yescrypt runs beside its other generations.
         let starts = early_starts(spec);
         std::thread::scope(|scope| {
+            // A run that writes the store records who writes in every
+            // timestamped version (a token lookup on Vault, once per run):
+            // found out beside the generations, once the imports showed
+            // the store answers, so no write waits for it and a store
+            // that does not answer gets no request more.
+            if looks_up_operator(spec, options) {
+                if let Ok(store) = store.get() {
+                    scope.spawn(move || store.operator());
+                }
+            }
             let mut early: HashMap<usize, Early<'_>> = HashMap::new();
             for (i, entry) in spec.generations.iter().enumerate() {
                 check_interrupted()?;
@@ -456,6 +460,21 @@ pub(crate) fn run(
 }
 
 /// A `copy` export: it writes a file on disk.
+/// Whether a run reads the store and then writes it (see where it is
+/// called).
+fn looks_up_operator(spec: &Spec, options: &Options) -> bool {
+    !options.dry_run
+        && !options.record
+        && spec
+            .imports
+            .iter()
+            .any(|e| matches!(e.kind, spec::Kind::Importer(i) if i.reads_store()))
+        && spec
+            .exports
+            .iter()
+            .any(|e| matches!(e.kind, spec::Kind::Exporter(e) if e.to_store()))
+}
+
 fn is_file_export(entry: &Entry) -> bool {
     matches!(entry.kind, spec::Kind::Exporter(e) if !e.to_store())
 }
