@@ -459,7 +459,6 @@ pub(crate) fn run(
     Ok(outcome)
 }
 
-/// A `copy` export: it writes a file on disk.
 /// Whether a run reads the store and then writes it (see where it is
 /// called).
 fn looks_up_operator(spec: &Spec, options: &Options) -> bool {
@@ -475,6 +474,7 @@ fn looks_up_operator(spec: &Spec, options: &Options) -> bool {
             .any(|e| matches!(e.kind, spec::Kind::Exporter(e) if e.to_store()))
 }
 
+/// A `copy` export: it writes a file on disk.
 fn is_file_export(entry: &Entry) -> bool {
     matches!(entry.kind, spec::Kind::Exporter(e) if !e.to_store())
 }
