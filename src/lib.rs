@@ -41,6 +41,7 @@ pub(crate) mod interrupt;
 pub(crate) mod names;
 pub mod nebula;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod schema;
 pub mod sops;
 pub mod spec;

@@ -158,26 +158,19 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
     let mut paths = named;
     paths.sort();
     paths.dedup();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let found = std::sync::Mutex::new(HashMap::new());
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let Some(path) = paths.get(i) else { break };
-        let read = store
+    let reads = crate::pool::map(&paths, PREFETCH_THREADS, |path| {
+        store
             .read(path)
-            .map(|read| read.map(|v| (v.version, v.data)));
-        if let Ok(mut found) = found.lock() {
-            found.insert(path.clone(), read);
-        }
-    };
-    // This thread reads too: two paths take one thread more, not two.
-    std::thread::scope(|scope| {
-        for _ in 1..paths.len().min(PREFETCH_THREADS) {
-            scope.spawn(work);
-        }
-        work();
+            .map(|read| read.map(|v| (v.version, v.data)))
     });
-    Prefetched(found.into_inner().unwrap_or_default())
+    // A read lost to a poisoned lock is simply read again by its import.
+    Prefetched(
+        paths
+            .into_iter()
+            .zip(reads)
+            .filter_map(|(path, read)| Some((path, read?)))
+            .collect(),
+    )
 }
 
 pub(super) fn import(

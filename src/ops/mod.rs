@@ -259,38 +259,17 @@ pub(crate) fn for_each_until<T: Send>(
     halt: &(dyn Fn() -> bool + Sync),
     work: impl Fn(&str) -> Result<T, Error> + Sync,
 ) -> Vec<Result<T, Error>> {
-    let workers = jobs().min(ids.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T, Error>>>> =
-        ids.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(id) = ids.get(i) else { break };
-                if halt() {
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(Err(Error::NotStarted));
-                    }
-                    continue;
-                }
-                let result = work(id);
-                done(id, result.is_ok());
-                if let Ok(mut slot) = results[i].lock() {
-                    *slot = Some(result);
-                }
-            });
+    crate::pool::map(ids, jobs(), |id| {
+        if halt() {
+            return Err(Error::NotStarted);
         }
-    });
-    results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(Error::Input("a worker thread failed".into())))
-        })
-        .collect()
+        let result = work(id);
+        done(id, result.is_ok());
+        result
+    })
+    .into_iter()
+    .map(|result| result.unwrap_or_else(|| Err(Error::Input("a worker thread failed".into()))))
+    .collect()
 }
 
 /// A read-only first pass over `ids` on the pool: like [`for_each`], but

@@ -89,8 +89,7 @@ pub struct Vault {
     retries: u32,
     /// Who the token is, once a lookup gave a lasting answer (see
     /// `annotate`).
-    operator: std::sync::OnceLock<String>,
-    looking_up: std::sync::Mutex<()>,
+    operator: std::sync::Mutex<Option<String>>,
     limiter: limiter::Limiter,
     retried: AtomicU64,
     rate_limited: AtomicU64,
@@ -257,8 +256,7 @@ impl Vault {
             credentials: config::credentials_of(&config.addr).map(|c| Zeroizing::new(c.to_owned())),
             namespace: config.namespace.clone(),
             retries: config.retries,
-            operator: std::sync::OnceLock::new(),
-            looking_up: std::sync::Mutex::new(()),
+            operator: std::sync::Mutex::new(None),
             limiter: limiter::Limiter::new(MAX_IN_FLIGHT),
             retried: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -840,21 +838,18 @@ impl Store for Vault {
     }
 
     fn operator(&self) -> String {
-        if let Some(known) = self.operator.get() {
-            return known.clone();
-        }
-        // One lookup at a time: the devices of a fleet run that start
+        // Held across the lookup: the devices of a fleet run that start
         // together wait for the first answer rather than each asking.
-        let _one = self
-            .looking_up
+        let mut known = self
+            .operator
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(known) = self.operator.get() {
-            return known.clone();
+        if let Some(name) = known.as_ref() {
+            return name.clone();
         }
         let (name, lasting) = self.lookup_operator();
         if lasting {
-            let _ = self.operator.set(name.clone());
+            *known = Some(name.clone());
         }
         name
     }
