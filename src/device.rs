@@ -1,9 +1,10 @@
 //! Devices: `devices/<id>.toml`, their names and overlay addresses, and the
 //! rendering of a device's rumor spec from `templates/device.spec.toml.j2`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -363,7 +364,8 @@ fn render_spec(
     let text = fleet
         .read_text(template)?
         .ok_or_else(|| Error::io(&path, &std::io::Error::from(std::io::ErrorKind::NotFound)))?;
-    let rendered = render_text(&text, template, context)?;
+    let env = fleet.specs.environment(template, &text)?;
+    let rendered = render(&env, template, context)?;
     let mut spec = spec::parse(&rendered, Format::Toml, &format!("{template} (rendered)"))?;
     crate::engine::load_templates(&mut spec, &fleet.dir)?;
     Ok((spec, rendered))
@@ -398,6 +400,21 @@ pub(crate) fn shared_spec(fleet: &Fleet) -> Result<Spec, Error> {
 /// a TOML value (a JSON string is a valid TOML basic string), so a device
 /// field cannot break out of the spec.
 pub fn render_text(text: &str, name: &str, context: &serde_json::Value) -> Result<String, Error> {
+    render(&spec_environment(name, text)?, name, context)
+}
+
+fn render(
+    env: &minijinja::Environment<'static>,
+    name: &str,
+    context: &serde_json::Value,
+) -> Result<String, Error> {
+    env.get_template(name)
+        .and_then(|t| t.render(context))
+        .map_err(|e| template_error(name, &e))
+}
+
+/// An environment holding the spec template `text`, compiled, as `name`.
+fn spec_environment(name: &str, text: &str) -> Result<minijinja::Environment<'static>, Error> {
     let mut env = crate::template::environment();
     env.add_filter(
         "toml",
@@ -420,8 +437,35 @@ pub fn render_text(text: &str, name: &str, context: &serde_json::Value) -> Resul
                 })
         },
     );
-    env.render_named_str(name, text, context)
-        .map_err(|e| template_error(name, &e))
+    env.add_template_owned(name.to_owned(), text.to_owned())
+        .map_err(|e| template_error(name, &e))?;
+    Ok(env)
+}
+
+/// The spec templates a fleet command has compiled, by name, with the text
+/// each was compiled from: its devices render the same template, so it is
+/// compiled once, and again only if the file's text changed.
+#[derive(Default)]
+pub(crate) struct SpecTemplates(
+    Mutex<HashMap<String, (String, Arc<minijinja::Environment<'static>>)>>,
+);
+
+impl SpecTemplates {
+    fn environment(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<Arc<minijinja::Environment<'static>>, Error> {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, env)) = known.get(name) {
+            if seen == text {
+                return Ok(Arc::clone(env));
+            }
+        }
+        let env = Arc::new(spec_environment(name, text)?);
+        known.insert(name.to_owned(), (text.to_owned(), Arc::clone(&env)));
+        Ok(env)
+    }
 }
 
 fn template_error(name: &str, e: &minijinja::Error) -> Error {
@@ -433,6 +477,41 @@ fn template_error(name: &str, e: &minijinja::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_template_is_compiled_once_per_text() {
+        let specs = SpecTemplates::default();
+        let cx = json!({ "device": { "id": "a\"b" } });
+        let first = specs
+            .environment("t.j2", "id = {{ device.id | toml }}\n")
+            .unwrap();
+        let again = specs
+            .environment("t.j2", "id = {{ device.id | toml }}\n")
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(render(&again, "t.j2", &cx).unwrap(), "id = \"a\\\"b\"\n");
+        // The file changed under the run: the new text is what renders.
+        let changed = specs
+            .environment("t.j2", "name = {{ device.id | toml }}\n")
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_eq!(
+            render(&changed, "t.j2", &cx).unwrap(),
+            "name = \"a\\\"b\"\n"
+        );
+        // A template that does not compile is an error naming it, not cached.
+        let bad = specs
+            .environment("t.j2", "{% if %}")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(bad.to_string().contains("t.j2"), "{bad}");
+        assert!(Arc::ptr_eq(
+            &changed,
+            &specs
+                .environment("t.j2", "name = {{ device.id | toml }}\n")
+                .unwrap()
+        ));
+    }
 
     #[test]
     fn ids() {

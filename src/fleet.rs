@@ -364,6 +364,8 @@ pub(crate) struct Fleet {
     pub dir: PathBuf,
     /// Its settings.
     pub settings: Settings,
+    /// The spec templates compiled so far.
+    pub(crate) specs: crate::device::SpecTemplates,
 }
 
 impl Fleet {
@@ -386,6 +388,7 @@ impl Fleet {
         let fleet = Fleet {
             dir: dir.to_path_buf(),
             settings,
+            specs: Default::default(),
         };
         fleet.check()?;
         Ok(fleet)
