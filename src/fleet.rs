@@ -759,6 +759,10 @@ impl<S: Store> Store for Memo<S> {
         self.inner.operator()
     }
 
+    fn operator_unknown(&self) -> bool {
+        self.inner.operator_unknown()
+    }
+
     fn remove(&self, path: &str) -> Result<(), StoreError> {
         if self.is_memoized(path) {
             if let Ok(mut cell) = self.cell.lock() {

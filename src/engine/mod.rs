@@ -402,10 +402,13 @@ pub(crate) fn run(
             // timestamped version (a token lookup on Vault, once per run):
             // found out beside the generations, once the imports showed
             // the store answers, so no write waits for it and a store
-            // that does not answer gets no request more.
+            // that does not answer gets no request more. Only while it is
+            // unknown: the devices after the first need no thread for it.
             if looks_up_operator(spec, options) {
                 if let Ok(store) = store.get() {
-                    scope.spawn(move || store.operator());
+                    if store.operator_unknown() {
+                        scope.spawn(move || store.operator());
+                    }
                 }
             }
             let mut early: HashMap<usize, Early<'_>> = HashMap::new();

@@ -155,6 +155,13 @@ pub trait Store: Send + Sync {
     /// the Vault token's display name (and entity id). Never a secret.
     fn operator(&self) -> String;
 
+    /// Whether [`Store::operator`] would still ask the store, so that it is
+    /// worth asking ahead of the first write. False once the answer is
+    /// known or being asked for, and for a store that knows it offline.
+    fn operator_unknown(&self) -> bool {
+        false
+    }
+
     /// The names directly under a logical path, sorted; sub-folders end in
     /// `/`, as `vault kv list` shows them.
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
@@ -189,6 +196,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn operator(&self) -> String {
         (**self).operator()
+    }
+    fn operator_unknown(&self) -> bool {
+        (**self).operator_unknown()
     }
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(path)

@@ -837,6 +837,15 @@ impl Store for Vault {
         self.annotate(path, &provenance.clone().with_operator(self))
     }
 
+    fn operator_unknown(&self) -> bool {
+        // A lookup in flight holds the lock, and its answer is shared.
+        match self.operator.try_lock() {
+            Ok(known) => known.is_none(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+            Err(std::sync::TryLockError::Poisoned(known)) => known.into_inner().is_none(),
+        }
+    }
+
     fn operator(&self) -> String {
         // Held across the lookup: the devices of a fleet run that start
         // together wait for the first answer rather than each asking.
