@@ -763,6 +763,12 @@ impl<S: Store> Store for Memo<S> {
         self.inner.operator_unknown()
     }
 
+    fn holds(&self, path: &str) -> bool {
+        // A read in flight holds the lock: not in memory yet.
+        (self.is_memoized(path) && matches!(self.cell.try_lock(), Ok(cell) if cell.is_some()))
+            || self.inner.holds(path)
+    }
+
     fn remove(&self, path: &str) -> Result<(), StoreError> {
         if self.is_memoized(path) {
             if let Ok(mut cell) = self.cell.lock() {
@@ -776,6 +782,28 @@ impl<S: Store> Store for Memo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memo_holds_its_path_once_read_and_until_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = age::x25519::Identity::generate();
+        let store = LocalStore::open(
+            dir.path().join("store"),
+            vec![admin.to_public().into()],
+            vec![admin.into()],
+            None,
+        )
+        .unwrap();
+        let shared = "secret/fleet/shared/current";
+        let memo = Memo::new(store, shared.to_owned());
+        assert!(!memo.holds(shared), "not read yet");
+        assert!(memo.read(shared).unwrap().is_none());
+        assert!(memo.holds(shared));
+        assert!(memo.holds("/secret/fleet/shared/current/"));
+        assert!(!memo.holds("secret/fleet/devices/a/current"));
+        let _ = memo.write(shared, &Data::new(), None);
+        assert!(!memo.holds(shared), "a write drops what was held");
+    }
 
     #[test]
     fn settings_parse_kind_and_overlay() {

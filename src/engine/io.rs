@@ -141,8 +141,10 @@ impl Prefetched {
 /// How many reads [`prefetch`] has in flight at once.
 const PREFETCH_THREADS: usize = 8;
 
-/// Reads the store paths of `imports` at once, when there are two store
-/// imports or more (a single one gains nothing).
+/// Reads the store paths of `imports` at once, when two or more of them
+/// need a request (a single one gains nothing; a path the store holds in
+/// memory, such as a fleet run's shared set after its first read, needs
+/// none).
 pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
     let named: Vec<String> = imports
         .iter()
@@ -155,9 +157,12 @@ pub(super) fn prefetch(imports: &[Entry], store: &LazyStore) -> Prefetched {
     let Ok(store) = store.get() else {
         return Prefetched::default();
     };
-    let mut paths = named;
+    let mut paths: Vec<String> = named.into_iter().filter(|p| !store.holds(p)).collect();
     paths.sort();
     paths.dedup();
+    if paths.len() < 2 {
+        return Prefetched::default();
+    }
     let reads = crate::pool::map(&paths, PREFETCH_THREADS, |path| {
         store
             .read(path)

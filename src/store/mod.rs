@@ -162,6 +162,12 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// Whether a read of `path` would be answered from memory, without a
+    /// request: nothing to read ahead of its import.
+    fn holds(&self, _path: &str) -> bool {
+        false
+    }
+
     /// The names directly under a logical path, sorted; sub-folders end in
     /// `/`, as `vault kv list` shows them.
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError>;
@@ -199,6 +205,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn operator_unknown(&self) -> bool {
         (**self).operator_unknown()
+    }
+    fn holds(&self, path: &str) -> bool {
+        (**self).holds(path)
     }
     fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(path)
