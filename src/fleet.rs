@@ -278,7 +278,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         Error::Input(format!(
             "{}{line}: {}",
             path.display(),
-            e.message().trim().lines().collect::<Vec<_>>().join("; ")
+            crate::spec::toml_message(text, &e)
         ))
     })
 }

@@ -203,6 +203,27 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// A TOML parse error's message on one line. The parser says "duplicate
+/// key" and points at it; the key is named from the text it points at.
+pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let key = e
+        .span()
+        .and_then(|s| text.get(s))
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 100 && !k.contains('\n'));
+    match key {
+        Some(key) if message == "duplicate key" => format!("duplicate key `{key}`"),
+        _ => message,
+    }
+}
+
 /// Parses spec text in `format`; `origin` names it in messages. Every
 /// entry's kind is resolved and its arguments checked against the kind's
 /// declaration, the same for `rumor run` and device specs.
@@ -231,15 +252,7 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Spec, SpecError
         }
         Format::Toml => toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            syntax(
-                line,
-                e.message()
-                    .trim()
-                    .lines()
-                    .map(str::trim)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
+            syntax(line, toml_message(text, &e))
         })?,
     };
     from_value(&value, origin)

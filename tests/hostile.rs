@@ -84,7 +84,7 @@ const SPECS: &[(&str, &str)] = &[
         "generations: must be a list of entries",
     ),
     ("toml-invalid-utf8.toml", "is not UTF-8 text"),
-    ("toml-deep.toml", "recursion limit exceeded"),
+    ("toml-deep.toml", "max recursion depth met"),
     (
         "unknown-generator.json",
         "generations[0]: unknown generator \"frobnicate\"; known: copy",
