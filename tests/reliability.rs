@@ -289,8 +289,13 @@ fn stale_temps_are_removed() {
     for p in &planted {
         fs::write(p, "half a file").unwrap();
     }
+    // A run killed while writing to the local store leaves its mark there,
+    // made before its first temp file; the next run sweeps and clears it.
+    let marker = fleet.dir().join("store/.writing");
+    fs::write(&marker, "").unwrap();
     fleet.run(&["new", "t1"]);
     assert_no_temps(&fleet);
+    assert!(!marker.exists(), "the mark is cleared after the sweep");
     fleet.run(&["check"]);
 }
 

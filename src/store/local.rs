@@ -90,14 +90,21 @@ impl LocalStore {
     /// `lock` again before dropping it is an error.
     ///
     /// Holding the lock, it removes the temp files a killed run left: every
-    /// write happens under this lock, so no live writer can own one.
+    /// write happens under this lock, so no live writer can own one. A run
+    /// that writes marks the store first and unmarks it when done, so the
+    /// store is walked only after a run that did not finish.
     pub fn lock(&self) -> Result<LockGuard, StoreError> {
         let guard = self
             .locks
             .guard()
             .map_err(|e| self.io_error("", self.locks.path(), &e))?;
-        self.remove_temps(&self.dir)
-            .map_err(|e| self.io_error("", &self.dir, &e))?;
+        if self.locks.marked_by_another() {
+            self.remove_temps(&self.dir)
+                .map_err(|e| self.io_error("", &self.dir, &e))?;
+            self.locks
+                .clear_mark()
+                .map_err(|e| self.io_error("", self.locks.marker(), &e))?;
+        }
         Ok(guard)
     }
 
@@ -265,9 +272,29 @@ impl LocalStore {
             crate::fsutil::ReadError::Io(e) => self.io_error(path, &file, &e),
             e => refused(e),
         })?;
+        self.locks
+            .mark()
+            .map_err(|e| self.io_error(path, self.locks.marker(), &e))?;
         crate::fsutil::write_at(&dir, &self.dir.join(parent), &name, &bytes, 0o600)
             .map_err(|e| self.io_error(path, &file, &e))?;
         Ok(())
+    }
+
+    /// Writes the store key `name`, `key` or a new one (a temp file and a
+    /// rename, like an entry), under the lock and with the store marked.
+    fn save_key(&self, name: &str, key: Option<&SigningKey>) -> io::Result<SigningKey> {
+        self.locks.with(
+            |e| e,
+            || {
+                self.locks.mark()?;
+                match key {
+                    Some(key) => {
+                        signer::save(&self.dir, &self.recipients, name, key).map(|()| key.clone())
+                    }
+                    None => signer::create(&self.dir, &self.recipients, name),
+                }
+            },
+        )
     }
 
     /// Makes the store key of a new store, encrypted to the admins, and
@@ -281,7 +308,8 @@ impl LocalStore {
         {
             return Err(self.unsigned(""));
         }
-        let key = signer::create(&self.dir, &self.recipients, signer::CURRENT)
+        let key = self
+            .save_key(signer::CURRENT, None)
             .map_err(|e| self.io_error("", &self.dir, &e))?;
         Ok(format_pin(&key.verifying_key()))
     }
@@ -300,11 +328,8 @@ impl LocalStore {
             // An interrupted rekey's key, sealed again: the admin set may
             // have changed since, and the key must end up readable by
             // exactly the admins this run encrypts to.
-            Ok(Some(key)) => {
-                signer::save(&self.dir, &self.recipients, signer::NEXT, &key).map_err(io)?;
-                key
-            }
-            Ok(None) => signer::create(&self.dir, &self.recipients, signer::NEXT).map_err(io)?,
+            Ok(Some(key)) => self.save_key(signer::NEXT, Some(&key)).map_err(io)?,
+            Ok(None) => self.save_key(signer::NEXT, None).map_err(io)?,
             Err(why) => return Err(self.forged("", why)),
         };
         let next_pin = next.verifying_key();
@@ -589,6 +614,51 @@ impl fmt::Debug for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_run_that_did_not_finish_its_writes_makes_the_next_lock_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let admin = age::x25519::Identity::generate();
+        let open = |pin| {
+            LocalStore::open(
+                &root,
+                vec![admin.to_public().into()],
+                vec![admin.clone().into()],
+                pin,
+            )
+            .unwrap()
+        };
+        let pin = open(None).create_signer().unwrap();
+        let store = open(parse_pin(&pin));
+        let marker = root.join(".writing");
+        assert!(!marker.exists(), "making the store key leaves no mark");
+        let data: Data = [("k".to_owned(), zeroize::Zeroizing::new("v".to_owned()))].into();
+        {
+            let _guard = store.lock().unwrap();
+            Store::write(&store, "kv/a/current", &data, None).unwrap();
+            assert!(marker.exists(), "marked while its writes are under way");
+        }
+        assert!(!marker.exists(), "unmarked once they are done");
+        // A write without the guard takes the lock, marks and unmarks.
+        Store::write(&store, "kv/b/current", &data, None).unwrap();
+        assert!(!marker.exists());
+
+        // A temp file without the mark is not looked for: no walk.
+        let temp = root.join("kv/a/.current.age.pid1-x.rumor-tmp");
+        std::fs::write(&temp, "half a file").unwrap();
+        drop(store.lock().unwrap());
+        assert!(temp.exists());
+        // A killed run leaves its mark: the next lock sweeps and clears it.
+        std::fs::write(&marker, "").unwrap();
+        drop(store.lock().unwrap());
+        assert!(!temp.exists(), "the killed run's temp file is swept");
+        assert!(!marker.exists(), "and its mark cleared");
+        assert_eq!(
+            Store::read(&store, "kv/a/current").unwrap().unwrap().data,
+            data
+        );
+    }
 
     #[test]
     fn path_segments() {

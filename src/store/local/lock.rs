@@ -5,6 +5,12 @@
 //! through a [`LockGuard`] would block on itself if a write opened the file
 //! again. The shared state records that the guard is held, and writes then
 //! rely on it instead of locking twice.
+//!
+//! Writing marks the store: `<dir>/.writing` exists, synced, before this
+//! process makes its first temp file there, and is removed once its writes
+//! under the lock are done. A killed run leaves the marker behind, and the
+//! next one to take the lock sweeps the store for its temp files; the
+//! runs in between only look for the marker instead of walking the store.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -17,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(super) struct Locks {
     file: PathBuf,
     held: Arc<Mutex<bool>>,
+    marker: Arc<Marker>,
 }
 
 /// Holds the store's exclusive lock until dropped, so that two runs on one
@@ -24,6 +31,14 @@ pub(super) struct Locks {
 pub struct LockGuard {
     held: Arc<Mutex<bool>>,
     file: Option<File>,
+    marker: Arc<Marker>,
+}
+
+/// The store's `.writing` marker, and whether this process made it (and
+/// has not removed it since).
+struct Marker {
+    path: PathBuf,
+    made: Mutex<bool>,
 }
 
 impl Locks {
@@ -32,6 +47,53 @@ impl Locks {
         Locks {
             file: dir.join(".lock"),
             held: Arc::new(Mutex::new(false)),
+            marker: Arc::new(Marker {
+                path: dir.join(".writing"),
+                made: Mutex::new(false),
+            }),
+        }
+    }
+
+    /// Marks the store as being written, before this process's first temp
+    /// file in it: the marker is synced, with its directory, before this
+    /// returns, and other threads wait until it is.
+    pub(super) fn mark(&self) -> io::Result<()> {
+        let mut made = lock_ignoring_poison(&self.marker.made);
+        if !*made {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&self.marker.path)?;
+            file.sync_all()?;
+            if let Some(dir) = self.marker.path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            *made = true;
+        }
+        Ok(())
+    }
+
+    /// The marker file, for messages.
+    pub(super) fn marker(&self) -> &Path {
+        &self.marker.path
+    }
+
+    /// Whether the store is marked by a run that did not finish its writes
+    /// (not this one); only meaningful with the lock held. Whatever sits at
+    /// the marker's name but a directory counts: at worst it costs a sweep.
+    pub(super) fn marked_by_another(&self) -> bool {
+        !*lock_ignoring_poison(&self.marker.made)
+            && std::fs::symlink_metadata(&self.marker.path).is_ok_and(|m| !m.is_dir())
+    }
+
+    /// Removes a killed run's marker, once its temp files are swept.
+    pub(super) fn clear_mark(&self) -> io::Result<()> {
+        match std::fs::remove_file(&self.marker.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
         }
     }
 
@@ -54,6 +116,7 @@ impl Locks {
         Ok(LockGuard {
             held: Arc::clone(&self.held),
             file: Some(file),
+            marker: Arc::clone(&self.marker),
         })
     }
 
@@ -71,6 +134,9 @@ impl Locks {
             Some(self.open_locked().map_err(lock_error)?)
         };
         let result = f();
+        if _file.is_some() {
+            self.marker.unmark();
+        }
         drop(held);
         result
     }
@@ -88,15 +154,31 @@ impl Locks {
     }
 }
 
+impl Marker {
+    /// Removes the marker this process made. Called with the lock held,
+    /// after the writes under it: each either renamed its temp file into
+    /// place or removed it when it failed.
+    fn unmark(&self) {
+        let mut made = lock_ignoring_poison(&self.made);
+        if *made {
+            // Left behind, it only costs the next run a sweep.
+            let _ = std::fs::remove_file(&self.path);
+            *made = false;
+        }
+    }
+}
+
 /// A panic elsewhere must not turn every later write into another panic;
 /// the flag it guards is always consistent.
-fn lock_ignoring_poison(m: &Mutex<bool>) -> MutexGuard<'_, bool> {
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         let mut held = lock_ignoring_poison(&self.held);
+        // The writes are done: a later run need not sweep for temp files.
+        self.marker.unmark();
         // Closing the file releases the flock; do it before others may write.
         drop(self.file.take());
         *held = false;
