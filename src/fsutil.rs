@@ -16,7 +16,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 
 mod confined;
 pub(crate) use confined::{
-    dir_beneath, is_plain_relative, read_beneath, read_regular, ReadError, MAX_READ,
+    dir_beneath, is_plain_relative, read_beneath, read_regular, regular_stat, ReadError, MAX_READ,
 };
 
 /// The suffix of rumor's temp files, so a scan can tell them apart.

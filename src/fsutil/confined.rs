@@ -126,9 +126,9 @@ fn walk_no_symlinks(
     )
 }
 
-/// Reads a regular file from an open descriptor, within `limit` bytes.
-fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let stat = rustix::fs::fstat(&fd).map_err(|e| ReadError::Io(e.into()))?;
+/// The status of an open descriptor, refused unless it is a regular file.
+pub(crate) fn regular_stat(fd: &OwnedFd) -> Result<rustix::fs::Stat, ReadError> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| ReadError::Io(e.into()))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
     if kind != FileType::RegularFile {
         let what = match kind {
@@ -142,6 +142,12 @@ fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
         };
         return Err(ReadError::Refused(format!("is {what}, not a regular file")));
     }
+    Ok(stat)
+}
+
+/// Reads a regular file from an open descriptor, within `limit` bytes.
+fn read_regular_fd(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let stat = regular_stat(&fd)?;
     let too_big = || ReadError::Refused(format!("is larger than {} MiB", limit >> 20));
     if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > limit {
         return Err(too_big());

@@ -661,6 +661,64 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_at_the_marker_is_refused_not_waited_on_and_the_lock_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let admin = age::x25519::Identity::generate();
+        let open = |pin| {
+            LocalStore::open(
+                &root,
+                vec![admin.to_public().into()],
+                vec![admin.clone().into()],
+                pin,
+            )
+            .unwrap()
+        };
+        let pin = open(None).create_signer().unwrap();
+        let marker = root.join(".writing");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&marker)
+            .status()
+            .unwrap()
+            .success());
+        let data: Data = [("k".to_owned(), zeroize::Zeroizing::new("v".to_owned()))].into();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (write_root, write_admin, write_data, write_pin) =
+            (root.clone(), admin.clone(), data.clone(), pin.clone());
+        std::thread::spawn(move || {
+            let store = LocalStore::open(
+                &write_root,
+                vec![write_admin.to_public().into()],
+                vec![write_admin.into()],
+                parse_pin(&write_pin),
+            )
+            .unwrap();
+            let _ = tx.send(
+                Store::write(&store, "kv/a/current", &write_data, None).map_err(|e| e.to_string()),
+            );
+        });
+        let Ok(result) = rx.recv_timeout(std::time::Duration::from_secs(20)) else {
+            let _ = std::fs::OpenOptions::new().read(true).open(&marker);
+            panic!("a write waited on a FIFO at the marker");
+        };
+        let message = result.unwrap_err();
+        assert!(
+            message.contains(".writing") && message.contains("FIFO"),
+            "{message}"
+        );
+        assert!(!root.join("kv/a/current.age").exists(), "nothing written");
+        // Taking the lock counts it as a killed run's mark and clears it.
+        let store = open(parse_pin(&pin));
+        drop(store.lock().unwrap());
+        assert!(std::fs::symlink_metadata(&marker).is_err(), "cleared");
+        Store::write(&store, "kv/a/current", &data, None).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&marker).is_err(),
+            "unmarked after"
+        );
+    }
+
+    #[test]
     fn path_segments() {
         assert_eq!(segments("/kv/a/b-1.x_y/"), Some(vec!["kv", "a", "b-1.x_y"]));
         for bad in ["kv/../x", "kv//x", "kv/.lock", "kv/a b", "kv/ä", "", "kv/."] {

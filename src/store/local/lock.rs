@@ -19,6 +19,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rustix::fs::{Mode, OFlags};
+
 /// The lock file and whether this process holds it through a guard.
 pub(super) struct Locks {
     file: PathBuf,
@@ -34,9 +36,13 @@ pub struct LockGuard {
     marker: Arc<Marker>,
 }
 
+/// The marker's name in the store's directory.
+const MARKER: &str = ".writing";
+
 /// The store's `.writing` marker, and whether this process made it (and
 /// has not removed it since).
 struct Marker {
+    dir: PathBuf,
     path: PathBuf,
     made: Mutex<bool>,
 }
@@ -48,7 +54,8 @@ impl Locks {
             file: dir.join(".lock"),
             held: Arc::new(Mutex::new(false)),
             marker: Arc::new(Marker {
-                path: dir.join(".writing"),
+                dir: dir.to_path_buf(),
+                path: dir.join(MARKER),
                 made: Mutex::new(false),
             }),
         }
@@ -56,21 +63,29 @@ impl Locks {
 
     /// Marks the store as being written, before this process's first temp
     /// file in it: the marker is synced, with its directory, before this
-    /// returns, and other threads wait until it is.
+    /// returns, and other threads wait until it is. Whatever else sits at
+    /// its name (a symlink, a FIFO: the store may come from git) is refused
+    /// without being followed or waited on.
     pub(super) fn mark(&self) -> io::Result<()> {
         let mut made = lock_ignoring_poison(&self.marker.made);
         if !*made {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(&self.marker.path)?;
-            file.sync_all()?;
-            if let Some(dir) = self.marker.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+            let refused = |e: crate::fsutil::ReadError| match e {
+                crate::fsutil::ReadError::Io(e) => e,
+                e => io::Error::other(e.reason()),
+            };
+            let dir = crate::fsutil::dir_beneath(&self.marker.dir, Path::new(""), 0o700)
+                .map_err(refused)?;
+            // Read-write and non-blocking: opening a FIFO neither waits for
+            // a reader nor fails before it can be named as one.
+            let flags = OFlags::CREATE
+                | OFlags::RDWR
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(&dir, MARKER, flags, Mode::from_raw_mode(0o600))?;
+            crate::fsutil::regular_stat(&fd).map_err(refused)?;
+            rustix::fs::fsync(&fd)?;
+            rustix::fs::fsync(&dir)?;
             *made = true;
         }
         Ok(())
