@@ -615,25 +615,38 @@ impl fmt::Debug for LocalStore {
 mod tests {
     use super::*;
 
+    /// The store in `root` as `admin` reads it, pinned to `pin` if given.
+    fn open_as(root: &Path, admin: &age::x25519::Identity, pin: Option<&str>) -> LocalStore {
+        LocalStore::open(
+            root,
+            vec![admin.to_public().into()],
+            vec![admin.clone().into()],
+            pin.and_then(parse_pin),
+        )
+        .unwrap()
+    }
+
+    /// A new store in `root` for one admin, its store key made: the admin
+    /// and the pin.
+    fn one_admin_store(root: &Path) -> (age::x25519::Identity, String) {
+        let admin = age::x25519::Identity::generate();
+        let pin = open_as(root, &admin, None).create_signer().unwrap();
+        (admin, pin)
+    }
+
+    fn entry() -> Data {
+        [("k".to_owned(), zeroize::Zeroizing::new("v".to_owned()))].into()
+    }
+
     #[test]
     fn only_a_run_that_did_not_finish_its_writes_makes_the_next_lock_sweep() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
-        let admin = age::x25519::Identity::generate();
-        let open = |pin| {
-            LocalStore::open(
-                &root,
-                vec![admin.to_public().into()],
-                vec![admin.clone().into()],
-                pin,
-            )
-            .unwrap()
-        };
-        let pin = open(None).create_signer().unwrap();
-        let store = open(parse_pin(&pin));
+        let (admin, pin) = one_admin_store(&root);
+        let store = open_as(&root, &admin, Some(&pin));
         let marker = root.join(".writing");
         assert!(!marker.exists(), "making the store key leaves no mark");
-        let data: Data = [("k".to_owned(), zeroize::Zeroizing::new("v".to_owned()))].into();
+        let data = entry();
         {
             let _guard = store.lock().unwrap();
             Store::write(&store, "kv/a/current", &data, None).unwrap();
@@ -664,37 +677,18 @@ mod tests {
     fn a_fifo_at_the_marker_is_refused_not_waited_on_and_the_lock_clears_it() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
-        let admin = age::x25519::Identity::generate();
-        let open = |pin| {
-            LocalStore::open(
-                &root,
-                vec![admin.to_public().into()],
-                vec![admin.clone().into()],
-                pin,
-            )
-            .unwrap()
-        };
-        let pin = open(None).create_signer().unwrap();
+        let (admin, pin) = one_admin_store(&root);
         let marker = root.join(".writing");
         assert!(std::process::Command::new("mkfifo")
             .arg(&marker)
             .status()
             .unwrap()
             .success());
-        let data: Data = [("k".to_owned(), zeroize::Zeroizing::new("v".to_owned()))].into();
         let (tx, rx) = std::sync::mpsc::channel();
-        let (write_root, write_admin, write_data, write_pin) =
-            (root.clone(), admin.clone(), data.clone(), pin.clone());
+        let store = open_as(&root, &admin, Some(&pin));
         std::thread::spawn(move || {
-            let store = LocalStore::open(
-                &write_root,
-                vec![write_admin.to_public().into()],
-                vec![write_admin.into()],
-                parse_pin(&write_pin),
-            )
-            .unwrap();
             let _ = tx.send(
-                Store::write(&store, "kv/a/current", &write_data, None).map_err(|e| e.to_string()),
+                Store::write(&store, "kv/a/current", &entry(), None).map_err(|e| e.to_string()),
             );
         });
         let Ok(result) = rx.recv_timeout(std::time::Duration::from_secs(20)) else {
@@ -708,10 +702,10 @@ mod tests {
         );
         assert!(!root.join("kv/a/current.age").exists(), "nothing written");
         // Taking the lock counts it as a killed run's mark and clears it.
-        let store = open(parse_pin(&pin));
+        let store = open_as(&root, &admin, Some(&pin));
         drop(store.lock().unwrap());
         assert!(std::fs::symlink_metadata(&marker).is_err(), "cleared");
-        Store::write(&store, "kv/a/current", &data, None).unwrap();
+        Store::write(&store, "kv/a/current", &entry(), None).unwrap();
         assert!(
             std::fs::symlink_metadata(&marker).is_err(),
             "unmarked after"
