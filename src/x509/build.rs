@@ -294,7 +294,70 @@ mod tests {
         }
         assert!(next_serial(Some("xyz"), &mut rng).is_err());
         let (random, text) = next_serial(None, &mut rng).unwrap();
-        assert!(random.len() <= 20 && random[0] & 0x80 == 0);
+        assert!(random[0] != 0 && der_octets(&random) <= 20, "{random:02x?}");
         assert_eq!(text.trim().len() % 2, 0);
+    }
+
+    /// The octets of a serial's DER INTEGER content: its magnitude, and a
+    /// zero octet before it when its top bit is set (else it reads as
+    /// negative).
+    fn der_octets(magnitude: &[u8]) -> usize {
+        magnitude.len() + usize::from(magnitude[0] >> 7)
+    }
+
+    /// Gives these bytes, over and over.
+    struct Fixed(Vec<u8>);
+
+    impl rand_core::RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            rand_core::impls::next_u32_via_fill(self)
+        }
+        fn next_u64(&mut self) -> u64 {
+            rand_core::impls::next_u64_via_fill(self)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for (d, s) in dest.iter_mut().zip(self.0.iter().cycle()) {
+                *d = *s;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for Fixed {}
+
+    #[test]
+    fn a_random_serial_whose_first_octet_is_zero_still_fits_rfc_5280() {
+        // The first octet loses its top bit (0x80 → 0) and is dropped, so
+        // the magnitude is 19 octets with its top bit set: DER adds a zero
+        // octet before it, and the serial is 20 octets on the wire. One
+        // draw in 256 looks like this.
+        let mut draw = vec![0xff; 20];
+        draw[0] = 0x80;
+        let (serial, text) = next_serial(None, &mut Fixed(draw)).unwrap();
+        assert_eq!(serial.len(), 19);
+        assert_eq!(serial[0], 0xff);
+        assert_eq!(der_octets(&serial), 20);
+        assert_eq!(text, format!("{}\n", "FF".repeat(19)));
+        // As the certificate carries it: rcgen writes the zero octet, and
+        // the parsed serial is the same positive number.
+        let key =
+            PrivateKey::generate(super::super::key::KeyType::P256, &mut rand::rngs::OsRng).unwrap();
+        let mut subject = Subject::new();
+        subject.push("CN", "serial").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let template = Template {
+            subject,
+            serial: serial.clone(),
+            not_before: now,
+            not_after: now + time::Duration::days(1),
+            extensions: Vec::new(),
+        };
+        let pem = pem::parse(self_signed(&template, &key).unwrap()).unwrap();
+        let (_, cert) = X509Certificate::from_der(pem.contents()).unwrap();
+        assert_eq!(cert.raw_serial(), [&[0u8][..], &serial].concat());
+        assert_eq!(cert.serial.to_bytes_be(), serial);
     }
 }
